@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install -q -c constraints.txt
+
+.PHONY: demo test test-all bench sysdeps clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.full: $(VENV)/.core
+	$(PIP) -e '.[keras,speech,export,serve,baselines,dev]'
+	touch $@
+
+# System packages (espeak-ng for the speech corpus). Installs as root; otherwise says what to install.
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+demo: $(VENV)/.core
+	$(BIN)/rnnkit demo
+
+test: $(VENV)/.full sysdeps
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2
+
+test-all: $(VENV)/.full sysdeps
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2 -m ''
+
+bench: $(VENV)/.full
+	KERAS_BACKEND=torch $(BIN)/rnnkit bench
+
+clean:
+	rm -rf $(VENV) runs

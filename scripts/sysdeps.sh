@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the system packages rnnkit needs (espeak-ng: the offline speech corpus builder).
+set -u
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${need[@]}" >/dev/null; }) \
+    || echo "rnnkit: could not install ${need[*]}; speech tests will be skipped. Install it with: sudo apt-get install ${need[*]}" >&2
+else
+  echo "rnnkit: missing system packages: ${need[*]}. Install them with: sudo apt-get install ${need[*]} (speech tests are skipped until then)" >&2
+fi
+exit 0
