@@ -1,0 +1,1 @@
+"""Metrics, one module per task family (forecast, text, classify, speech)."""
