@@ -1,0 +1,279 @@
+"""Labelled sequences for classification: reading, validation, stratified splits.
+
+Three on-disk formats (DESIGN §3):
+- CSV with a sequence column and a label column (text, or numbers separated by spaces
+  for a univariate numeric series);
+- a folder of one UTF-8 text file per class (``<class>.txt``), one example per line;
+- ``.npz`` with ``X (n, time, features)`` (or ``(n, time)``), ``y (n,)`` and optional
+  ``lengths (n,)``; also a UEA ``.ts`` / ``.ts.gz`` file.
+
+Everything ends in a ``SequenceData``: token sequences keep their raw strings (the model
+tokenises), numeric ones a padded float array with lengths. Problems raise a one-line
+``UserError`` naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+TEXT_COLUMNS = ("sequence", "text", "name", "x")
+LABEL_COLUMNS = ("label", "class", "y", "target")
+
+
+@dataclass
+class SequenceData:
+    """A batch of examples, token or numeric.
+
+    kind "tokens": ``texts`` (n raw strings). kind "numeric": ``values`` (n, T, F) float32,
+    zero-padded, and ``lengths`` (n,). ``labels``: (n,) strings or None (unlabelled).
+    """
+
+    kind: str
+    texts: Optional[list[str]] = None
+    values: Optional[np.ndarray] = None
+    lengths: Optional[np.ndarray] = None
+    labels: Optional[list[str]] = None
+    source: str = "<memory>"
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts) if self.kind == "tokens" else int(self.values.shape[0])
+
+    def subset(self, idx: Sequence[int]) -> "SequenceData":
+        idx = list(idx)
+        return SequenceData(
+            kind=self.kind,
+            texts=[self.texts[i] for i in idx] if self.texts is not None else None,
+            values=self.values[idx] if self.values is not None else None,
+            lengths=self.lengths[idx] if self.lengths is not None else None,
+            labels=[self.labels[i] for i in idx] if self.labels is not None else None,
+            source=self.source,
+            ids=[self.ids[i] for i in idx] if self.ids else [],
+        )
+
+
+# ----------------------------------------------------------------------------- building
+def from_arrays(X, y=None, lengths=None, source: str = "<memory>") -> SequenceData:
+    """In-memory input: a list of strings, an array (n, T, F) / (n, T), or a list of (T_i, F) arrays."""
+    labels = None if y is None else [str(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)]
+    if isinstance(X, SequenceData):
+        return X
+    if isinstance(X, (list, tuple)) and X and all(isinstance(s, str) for s in X):
+        data = SequenceData(kind="tokens", texts=list(X), labels=labels, source=source)
+    elif isinstance(X, (list, tuple)) and X and all(isinstance(s, np.ndarray) for s in X):
+        data = _from_ragged(list(X), labels, source)
+    else:
+        data = _from_padded(np.asarray(X), labels, lengths, source)
+    _check_sizes(data)
+    return data
+
+
+def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
+    arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    feats = {a.shape[1] for a in arrays if a.ndim == 2}
+    if len(feats) != 1 or any(a.ndim != 2 for a in arrays):
+        raise UserError(f"{source}: every sequence must be (time, features) with the same features, got {sorted(feats)}")
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    if lengths.min() < 1:
+        raise UserError(f"{source}: sequence {int(lengths.argmin())} is empty")
+    values = np.zeros((len(arrays), int(lengths.max()), feats.pop()), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        values[i, : len(a)] = a
+    data = SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
+    _check_finite(data)
+    return data
+
+
+def _from_padded(X: np.ndarray, labels, lengths, source: str) -> SequenceData:
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise UserError(f"{source}: X must be numeric (n, time, features), got dtype {X.dtype}")
+    if X.ndim == 2:
+        X = X[:, :, None]  # (n, time) -> one feature
+    if X.ndim != 3:
+        raise UserError(f"{source}: X must have shape (n, time, features), got {X.shape}")
+    n, T = X.shape[0], X.shape[1]
+    if n == 0 or T == 0 or X.shape[2] == 0:
+        raise UserError(f"{source}: X is empty, shape {X.shape}")
+    if lengths is None:
+        lengths = np.full(n, T, dtype=np.int64)
+    else:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+            raise UserError(f"{source}: lengths must be integers of shape ({n},), got {lengths.shape} {lengths.dtype}")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise UserError(f"{source}: lengths must lie in [1, {T}], got {lengths.min()}..{lengths.max()}")
+    data = SequenceData(kind="numeric", values=X.astype(np.float32), lengths=lengths.astype(np.int64),
+                        labels=labels, source=source)
+    _check_finite(data)
+    return data
+
+
+def _check_finite(data: SequenceData) -> None:
+    """NaN/inf inside a sequence's real steps is an error (padding after the length is ignored)."""
+    steps = np.arange(data.values.shape[1])[None, :] < data.lengths[:, None]  # (n, T)
+    bad = ~np.isfinite(data.values) & steps[:, :, None]
+    if bad.any():
+        i, t, f = (int(v[0]) for v in np.nonzero(bad))
+        raise UserError(f"{data.source}: non-finite value (NaN/inf) in example {i}, step {t}, feature {f}")
+
+
+def _check_sizes(data: SequenceData) -> None:
+    if len(data) == 0:
+        raise UserError(f"{data.source}: no examples")
+    if data.labels is not None and len(data.labels) != len(data):
+        raise UserError(f"{data.source}: {len(data)} sequences but {len(data.labels)} labels")
+
+
+# ----------------------------------------------------------------------------- files
+def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label_col: Optional[str] = None,
+                   labelled: bool = True) -> SequenceData:
+    """Read CSV, a class folder, ``.npz`` or a UEA ``.ts(.gz)`` file. ``labelled=False``: labels optional."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_class_folder(path)
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        return read_npz(path, labelled)
+    if name.endswith(".ts") or name.endswith(".ts.gz"):
+        from rnnkit.data.uea import read_ts
+
+        ts = read_ts(path)
+        return SequenceData(kind="numeric", values=ts.X, lengths=ts.lengths, labels=[str(v) for v in ts.y], source=str(path))
+    if name.endswith(".csv") or name.endswith(".tsv"):
+        return read_csv(path, text_col, label_col, labelled)
+    raise UserError(f"{path}: unknown format; give a .csv, .npz, .ts file or a folder of <class>.txt files")
+
+
+def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labelled: bool = True) -> SequenceData:
+    """CSV: one example per row. Columns default to the first of sequence/text/name/x and label/class/y/target."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{path}: cannot parse as CSV ({str(exc).splitlines()[0]})") from None
+    cols = list(df.columns)
+    text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
+    label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
+    labels = None
+    if labelled or label_present:
+        label_col = _pick_column(path, cols, label_col, LABEL_COLUMNS, "label", "--label-col")
+        labels = [s.strip() for s in df[label_col].tolist()]
+        empty = [i for i, s in enumerate(labels) if not s]
+        if empty:
+            raise UserError(f"{path}: row {empty[0] + 2} has an empty label in column {label_col!r}")
+    texts = df[text_col].tolist()
+    if not texts:
+        raise UserError(f"{path}: no rows")
+    empty = [i for i, s in enumerate(texts) if not s.strip()]
+    if empty:
+        raise UserError(f"{path}: row {empty[0] + 2} has an empty sequence in column {text_col!r}")
+    numbers = _as_numbers(texts)
+    if numbers is not None:
+        return _from_ragged(numbers, labels, str(path))
+    return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
+
+
+def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: Sequence[str], what: str, flag: str) -> str:
+    if wanted is not None:
+        if wanted not in cols:
+            raise UserError(f"{path}: no {what} column {wanted!r}; columns are {', '.join(cols)}")
+        return wanted
+    for c in defaults:
+        if c in cols:
+            return c
+    raise UserError(f"{path}: no {what} column (looked for {', '.join(defaults)}); name it with {flag}; columns are {', '.join(cols)}")
+
+
+def _as_numbers(texts: list[str]) -> Optional[list[np.ndarray]]:
+    """Rows like '0.1 0.5 -2' -> univariate series (T, 1); None if any row is not all numbers."""
+    out = []
+    for s in texts:
+        parts = s.replace(",", " ").split()
+        try:
+            out.append(np.array([float(p) for p in parts], dtype=np.float32)[:, None])
+        except ValueError:
+            return None
+    return out
+
+
+def read_class_folder(path: Path) -> SequenceData:
+    """Folder of ``<class>.txt`` files, one example per non-empty line."""
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt")
+    if not files:
+        raise UserError(f"{path}: no <class>.txt files in the folder")
+    texts, labels = [], []
+    for f in files:
+        try:
+            lines = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except UnicodeDecodeError:
+            raise UserError(f"{f}: not UTF-8 text") from None
+        if not lines:
+            raise UserError(f"{f}: class {f.stem!r} has no examples (empty file)")
+        texts += lines
+        labels += [f.stem] * len(lines)
+    return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
+
+
+def read_npz(path: Path, labelled: bool = True) -> SequenceData:
+    """``X (n, time, features)``, ``y (n,)``, optional ``lengths (n,)``; no pickled objects."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise UserError(f"{path}: cannot read .npz without pickle ({exc}); store numbers/strings, not objects") from None
+    except Exception as exc:  # zipfile.BadZipFile, OSError: a broken file
+        raise UserError(f"{path}: not a valid .npz file ({type(exc).__name__})") from None
+    if "X" not in arrays:
+        raise UserError(f"{path}: no array 'X' (found {', '.join(arrays) or 'nothing'})")
+    if labelled and "y" not in arrays:
+        raise UserError(f"{path}: no array 'y' with the labels (found {', '.join(arrays)})")
+    y = arrays.get("y")
+    if y is not None:
+        if y.ndim != 1:
+            raise UserError(f"{path}: y must have shape (n,), got {y.shape}")
+        if y.shape[0] != arrays["X"].shape[0]:
+            raise UserError(f"{path}: X has {arrays['X'].shape[0]} examples but y has {y.shape[0]}")
+        y = [str(v) for v in y.tolist()]
+    data = _from_padded(arrays["X"], y, arrays.get("lengths"), str(path))
+    return data
+
+
+# ----------------------------------------------------------------------------- labels
+def check_labels(labels: Optional[list[str]], source: str, min_per_class: int = 2) -> list[str]:
+    """Classes for training, sorted. Needs >= 2 classes, each with >= ``min_per_class`` examples."""
+    if labels is None:
+        raise UserError(f"{source}: labels are needed for training")
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise UserError(f"{source}: need at least 2 classes to train, found {len(counts)} ({', '.join(counts)})")
+    rare = sorted(c for c, k in counts.items() if k < min_per_class)
+    if rare:
+        raise UserError(f"{source}: class {rare[0]!r} has {counts[rare[0]]} example(s); every class needs at least "
+                        f"{min_per_class} (to train and to validate)")
+    return sorted(counts)
+
+
+def stratified_split(labels: Sequence[str], val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): each class keeps >= 1 training example and, when val_fraction > 0,
+    gives round(fraction * count) (at least 1) to validation."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train, val = [], []
+    for c in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        k = 0 if val_fraction == 0 else min(len(idx) - 1, max(1, int(round(val_fraction * len(idx)))))
+        val.extend(idx[:k].tolist())
+        train.extend(idx[k:].tolist())
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)

@@ -1,0 +1,119 @@
+"""UEA / UCR time-series archive: the `.ts` reader and the shipped multivariate datasets.
+
+The `.ts` format (sktime/aeon's) is a header of ``@key value`` lines then ``@data``;
+each data line is one case: dimensions separated by ``:``, values by ``,``, the class
+label last. Dimensions of one case share a length; cases may differ (``@equalLength false``).
+
+Shipped (official train/test splits, see ``datasets/uea/LICENSE.txt``):
+``BasicMotions`` (6 dims, length 100, 4 classes) and ``JapaneseVowels`` (12 dims,
+lengths 7-29, 9 classes).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+DATA_DIR = Path(__file__).parent / "datasets" / "uea"
+SHIPPED = ("BasicMotions", "JapaneseVowels")
+
+
+@dataclass
+class TSData:
+    """One split of a `.ts` file.
+
+    X: (n, T_max, F) float32, zero-padded after each case's length;
+    lengths: (n,) int64; y: (n,) str labels; class_labels: the header's label order.
+    """
+
+    X: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray
+    class_labels: list[str]
+    name: str
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_ts(path: Union[str, Path]) -> TSData:
+    """Read a (optionally gzipped) `.ts` classification file; missing values ('?') are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such .ts file")
+    header: dict[str, str] = {}
+    cases: list[np.ndarray] = []
+    labels: list[str] = []
+    in_data = False
+    with _open_text(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if not in_data:
+                if not line.startswith("@"):
+                    raise UserError(f"{path}:{lineno}: expected a '@key value' header line before @data")
+                key, _, value = line[1:].partition(" ")
+                key = key.lower()
+                if key == "data":
+                    in_data = True
+                else:
+                    header[key] = value.strip()
+                continue
+            cases.append(_parse_case(line, path, lineno, labels))
+    if not in_data:
+        raise UserError(f"{path}: no @data section")
+    if not cases:
+        raise UserError(f"{path}: no cases after @data")
+    if header.get("classlabel", "false").split()[0].lower() != "true":
+        raise UserError(f"{path}: not a classification file (@classLabel is not true)")
+    class_labels = header["classlabel"].split()[1:]
+    unknown = sorted(set(labels) - set(class_labels))
+    if class_labels and unknown:
+        raise UserError(f"{path}: labels {unknown[:5]} are not in the header's @classLabel list")
+    dims = {c.shape[1] for c in cases}
+    if len(dims) != 1:
+        raise UserError(f"{path}: cases have different numbers of dimensions {sorted(dims)}")
+    lengths = np.array([c.shape[0] for c in cases], dtype=np.int64)
+    X = np.zeros((len(cases), int(lengths.max()), dims.pop()), dtype=np.float32)
+    for i, c in enumerate(cases):
+        X[i, : c.shape[0]] = c
+    name = header.get("problemname", path.name.split("_")[0])
+    return TSData(X=X, lengths=lengths, y=np.array(labels), class_labels=class_labels or sorted(set(labels)), name=name)
+
+
+def _parse_case(line: str, path: Path, lineno: int, labels: list[str]) -> np.ndarray:
+    """One data line -> (T, F) array; appends the label."""
+    *dims, label = line.split(":")
+    if not dims:
+        raise UserError(f"{path}:{lineno}: a case needs at least one dimension and a label")
+    series = []
+    for d, text in enumerate(dims):
+        if "?" in text or "NaN" in text or "nan" in text:
+            raise UserError(f"{path}:{lineno}: missing value in dimension {d}; fill or drop it first")
+        try:
+            series.append(np.array([float(v) for v in text.split(",")], dtype=np.float32))
+        except ValueError:
+            raise UserError(f"{path}:{lineno}: dimension {d} has a non-numeric value") from None
+    if len({len(s) for s in series}) != 1:
+        raise UserError(f"{path}:{lineno}: the dimensions of one case have different lengths")
+    labels.append(label.strip())
+    return np.stack(series, axis=1)
+
+
+def load_uea(name: str, split: str) -> TSData:
+    """A shipped UEA dataset, ``split`` in {'train', 'test'} (the official split)."""
+    if name not in SHIPPED:
+        raise UserError(f"unknown UEA dataset {name!r}; shipped: {', '.join(SHIPPED)}")
+    if split not in ("train", "test"):
+        raise UserError(f"split must be 'train' or 'test', got {split!r}")
+    return read_ts(DATA_DIR / f"{name}_{split.upper()}.ts.gz")

@@ -1,0 +1,115 @@
+"""The sequence classifier network: input encoder -> recurrent core -> masked pooling -> linear head.
+
+Shapes: tokens ``x: (batch, time)`` int64 or numeric ``x: (batch, time, features)`` float;
+``lengths: (batch,)``; output logits ``(batch, n_classes)``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.nn import I2HCell, Recurrent
+from rnnkit.nn.registry import cell_names, make_layer
+
+POOLINGS = ("last", "mean", "attention")
+
+
+@dataclass
+class ClassifierNetConfig:
+    """Architecture (saved in config.json). ``cell`` is any registry name or ``i2h``."""
+
+    n_classes: int
+    input_kind: str = "tokens"  # "tokens" | "numeric"
+    vocab_size: int = 0  # tokens: embedding rows (0 = padding, 1 = unknown)
+    n_features: int = 0  # numeric: features per step
+    embed_dim: int = 32
+    cell: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    pooling: str = "last"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_net_config(cfg: ClassifierNetConfig) -> None:
+    """Raise ValueError for an impossible architecture (callers turn it into a UserError)."""
+    if cfg.pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
+    names = cell_names() + ["i2h"]
+    if cfg.cell not in names:
+        raise ValueError(f"unknown cell {cfg.cell!r}; choose one of {', '.join(names)}")
+    if cfg.input_kind not in ("tokens", "numeric"):
+        raise ValueError(f"input_kind must be 'tokens' or 'numeric', got {cfg.input_kind!r}")
+    if cfg.hidden_size < 1 or cfg.num_layers < 1 or cfg.n_classes < 2:
+        raise ValueError("hidden_size and num_layers must be >= 1 and n_classes >= 2")
+
+
+class MaskedPool(nn.Module):
+    """Pool ``y: (B, T, D*H)`` over real steps into ``(B, D*H)``.
+
+    last: forward half at each sequence's last real step, backward half at step 0 (where the
+    backward direction has read the whole sequence); mean: average over real steps;
+    attention: softmax over real steps of a learned score ``v . tanh(W y_t)``.
+    """
+
+    def __init__(self, kind: str, size: int, directions: int):
+        super().__init__()
+        self.kind, self.directions = kind, directions
+        if kind == "attention":
+            self.proj = nn.Linear(size, size)
+            self.score = nn.Linear(size, 1, bias=False)
+
+    def forward(self, y: Tensor, lengths: Tensor) -> Tensor:
+        B, T, S = y.shape
+        mask = torch.arange(T, device=y.device)[None, :] < lengths.to(y.device)[:, None]  # (B, T)
+        if self.kind == "last":
+            half = S // self.directions
+            fwd = y[torch.arange(B, device=y.device), lengths.to(y.device) - 1, :half]
+            return fwd if self.directions == 1 else torch.cat([fwd, y[:, 0, half:]], dim=-1)
+        if self.kind == "mean":
+            m = mask.unsqueeze(-1).to(y.dtype)
+            return (y * m).sum(1) / m.sum(1).clamp_min(1.0)
+        scores = self.score(torch.tanh(self.proj(y))).squeeze(-1)  # (B, T)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1).unsqueeze(-1)  # (B, T, 1)
+        return (weights * y).sum(1)
+
+
+class ClassifierNet(nn.Module):
+    """Embedding (tokens) or identity (numeric, already normalised) -> RNN -> pool -> Linear."""
+
+    def __init__(self, cfg: ClassifierNetConfig):
+        super().__init__()
+        check_net_config(cfg)
+        self.cfg = cfg
+        if cfg.input_kind == "tokens":
+            self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+            in_size = cfg.embed_dim
+        else:
+            self.embed = None
+            in_size = cfg.n_features
+        D = 2 if cfg.bidirectional else 1
+        if cfg.cell == "i2h":
+            # The tutorial's i2h/i2o cell; its i2o output (size hidden) feeds the pooling + head.
+            H = cfg.hidden_size
+            self.rnn = Recurrent(lambda i: I2HCell(i, H, H), input_size=in_size, num_layers=cfg.num_layers,
+                                 bidirectional=cfg.bidirectional, dropout=cfg.dropout, batch_first=True)
+        else:
+            self.rnn = make_layer(cfg.cell, in_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                                  dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+                                  bidirectional=cfg.bidirectional, batch_first=True)
+        self.pool = MaskedPool(cfg.pooling, D * cfg.hidden_size, D)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(D * cfg.hidden_size, cfg.n_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: (B, T) token ids or (B, T, F) floats; lengths: (B,) -> logits (B, n_classes)."""
+        h = self.embed(x) if self.embed is not None else x
+        out = self.rnn(h, lengths=lengths.cpu())
+        y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
+        return self.head(self.drop(self.pool(y, lengths)))
