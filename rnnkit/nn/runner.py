@@ -49,8 +49,9 @@ def run_cell(
         steps = torch.arange(xp.shape[0], device=xp.device).unsqueeze(1)
         alive_all = (steps < lengths.to(xp.device).unsqueeze(0)).unsqueeze(-1)  # (T, B, 1) bool
     outs = []
-    for t in range(xp.shape[0]):
-        y_t, new = step(xp[t], state)
+    # unbind, not xp[t]: the backward of each xp[t] would allocate a full (T, B, F) zero grad.
+    for t, x_t in enumerate(xp.unbind(0)):
+        y_t, new = step(x_t, state)
         if alive_all is not None:
             alive = alive_all[t]
             new = tuple(torch.where(alive, n, s) for n, s in zip(new, state))
