@@ -1,0 +1,106 @@
+"""Read audio files into 16 kHz mono float32 waveforms, with clear errors for bad input.
+
+WAV/FLAC/OGG are read with ``soundfile`` (libsndfile); headerless ``.raw`` files are read
+as 16 kHz 16-bit little-endian mono (the CMU Sphinx convention). Any other sample rate is
+resampled with ``soxr`` (a real band-limited resampler, not linear interpolation).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class AudioLimits:
+    """What counts as unusable audio."""
+
+    max_seconds: float = 3600.0      # longer files are refused: they would not fit a sane memory budget
+    max_bytes: int = 2 * 1024 ** 3   # checked before decoding, so a huge file is refused cheaply
+    silence_peak: float = 1e-4       # peak amplitude below this (about -80 dBFS) is treated as silence
+
+
+def _need(module: str):
+    try:
+        return __import__(module)
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise UserError(f"speech needs the '{module}' package: pip install 'rnnkit[speech]'") from exc
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling. wave: (samples,) float32 -> (samples * sr_out / sr_in,)."""
+    if sr_in == sr_out:
+        return wave.astype(np.float32, copy=False)
+    soxr = _need("soxr")
+    return soxr.resample(wave.astype(np.float32, copy=False), sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
+               limits: AudioLimits | None = None, allow_silent: bool = False) -> np.ndarray:
+    """Load any supported audio file as mono float32 in [-1, 1] at ``sample_rate``.
+
+    Returns wave: (samples,). Raises UserError (naming the file) when it is missing,
+    unreadable, empty, silent (unless ``allow_silent``) or too large.
+    """
+    limits = limits or AudioLimits()
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"audio file not found: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise UserError(f"audio file is empty (0 bytes): {p}")
+    if size > limits.max_bytes:
+        raise UserError(f"audio file too large ({size / 1e6:.0f} MB > {limits.max_bytes / 1e6:.0f} MB): {p}")
+    if p.suffix.lower() in (".raw", ".pcm"):
+        wave, sr = np.fromfile(p, dtype="<i2").astype(np.float32) / 32768.0, SAMPLE_RATE
+    else:
+        sf = _need("soundfile")
+        try:
+            info = sf.info(str(p))
+            if info.frames > limits.max_seconds * info.samplerate:
+                raise UserError(f"audio file too long ({info.frames / info.samplerate:.0f} s > "
+                                f"{limits.max_seconds:.0f} s): {p}")
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        except UserError:
+            raise
+        except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
+            raise UserError(f"cannot read audio file {p}: {str(exc).splitlines()[0]}") from None
+        wave = data.mean(axis=1)  # mono: average the channels
+    if wave.size == 0:
+        raise UserError(f"audio file has no samples: {p}")
+    if wave.size > limits.max_seconds * sr:
+        raise UserError(f"audio file too long ({wave.size / sr:.0f} s > {limits.max_seconds:.0f} s): {p}")
+    if not np.all(np.isfinite(wave)):
+        raise UserError(f"audio file contains NaN or infinite samples: {p}")
+    if not allow_silent and float(np.abs(wave).max()) < limits.silence_peak:
+        raise UserError(f"audio file is silent (peak amplitude < {limits.silence_peak:g}): {p}")
+    return resample(wave, int(sr), sample_rate)
+
+
+def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM WAV (or FLAC by suffix) atomically: temp file in the same folder, then rename."""
+    sf = _need("soundfile")
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp{p.suffix}")
+    fmt = "FLAC" if p.suffix.lower() == ".flac" else "WAV"
+    sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
+    os.replace(tmp, p)
+
+
+def duration_seconds(path: str | os.PathLike) -> float:
+    """Duration from the header only (no decoding)."""
+    p = Path(path)
+    if p.suffix.lower() in (".raw", ".pcm"):
+        return p.stat().st_size / 2 / SAMPLE_RATE
+    sf = _need("soundfile")
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:
+        raise UserError(f"cannot read audio file {p}: {str(exc).splitlines()[0]}") from None
+    return info.frames / info.samplerate

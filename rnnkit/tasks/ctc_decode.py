@@ -1,0 +1,147 @@
+"""CTC decoding over characters: greedy, and prefix beam search with an optional word-list LM.
+
+Index 0 is the CTC blank. A ``CharVocab`` maps the remaining indices to characters; the space
+character separates words, which is where the word LM adds its score.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BLANK = 0
+DEFAULT_CHARS = " 'abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class CharVocab:
+    """Characters of the transcripts; index 0 is reserved for the CTC blank."""
+
+    chars: str = DEFAULT_CHARS
+
+    def __len__(self) -> int:
+        return len(self.chars) + 1
+
+    def normalize(self, text: str) -> str:
+        """Lower-case, map unknown characters to spaces, squeeze spaces."""
+        allowed = set(self.chars)
+        text = "".join(c if c in allowed else " " for c in text.lower())
+        return re.sub(r" +", " ", text).strip()
+
+    def encode(self, text: str) -> list[int]:
+        index = {c: i + 1 for i, c in enumerate(self.chars)}
+        return [index[c] for c in self.normalize(text)]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i - 1] for i in ids if 0 < i <= len(self.chars))
+
+    def to_json(self) -> dict:
+        return {"blank": BLANK, "chars": self.chars}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CharVocab":
+        return cls(chars=data["chars"])
+
+
+def greedy_decode(log_probs: np.ndarray, vocab: CharVocab) -> str:
+    """Best path: argmax per frame, merge repeats, drop blanks. log_probs: (time, vocab)."""
+    best = np.asarray(log_probs).argmax(axis=-1)
+    ids = [int(c) for i, c in enumerate(best) if c != BLANK and (i == 0 or c != best[i - 1])]
+    return re.sub(r" +", " ", vocab.decode(ids)).strip()
+
+
+@dataclass
+class WordLM:
+    """Unigram word-list language model: log P(word), with a penalty for words not in the list.
+
+    Used by beam search when a word is completed (at a space or at the end).
+    """
+
+    logp: dict[str, float] = field(default_factory=dict)
+    oov_logp: float = -12.0
+
+    @classmethod
+    def from_words(cls, words, oov_logp: float = -12.0) -> "WordLM":
+        counts: dict[str, int] = defaultdict(int)
+        for w in words:
+            if w:
+                counts[w] += 1
+        total = sum(counts.values()) or 1
+        return cls({w: math.log(c / total) for w, c in counts.items()}, oov_logp)
+
+    def score(self, word: str) -> float:
+        return self.logp.get(word, self.oov_logp)
+
+
+
+def _lse(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: WordLM | None = None,
+                alpha: float = 0.5, beta: float = 1.0, prune: float = -12.0) -> str:
+    """CTC prefix beam search (Hannun et al. 2014).
+
+    log_probs: (time, vocab) log-softmax outputs. With ``lm``, each completed word adds
+    ``alpha * log P(word) + beta`` (beta rewards words so the LM does not favour deleting them).
+    Characters whose frame log-probability is below ``prune`` are skipped (speed).
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    space = vocab.chars.index(" ") + 1 if " " in vocab.chars else -1
+    # prefix (tuple of ids) -> (log p ending in blank, log p ending in non-blank, lm score)
+    beams: dict[tuple, list[float]] = {(): [0.0, -math.inf, 0.0]}
+
+    def word_bonus(prefix: tuple) -> float:
+        if lm is None:
+            return 0.0
+        word = vocab.decode(prefix).split(" ")[-1]
+        return alpha * lm.score(word) + beta if word else 0.0
+
+    for t in range(lp.shape[0]):
+        nxt: dict[tuple, list[float]] = defaultdict(lambda: [-math.inf, -math.inf, 0.0])
+        candidates = [c for c in range(lp.shape[1]) if lp[t, c] > prune] or [int(lp[t].argmax())]
+        for prefix, (pb, pnb, lm_score) in beams.items():
+            total = _lse(pb, pnb)
+            for c in candidates:
+                p = lp[t, c]
+                if c == BLANK:
+                    entry = nxt[prefix]
+                    entry[0] = _lse(entry[0], total + p)
+                    entry[2] = lm_score
+                    continue
+                last = prefix[-1] if prefix else None
+                if c == space and (not prefix or last == space):
+                    # a leading or doubled space adds nothing: treat it like staying on the prefix
+                    entry = nxt[prefix]
+                    entry[1] = _lse(entry[1], total + p)
+                    entry[2] = lm_score
+                    continue
+                new = prefix + (c,)
+                entry = nxt[new]
+                new_lm = lm_score + (word_bonus(prefix) if c == space else 0.0)
+                entry[2] = new_lm
+                if c == last:
+                    entry[1] = _lse(entry[1], pb + p)       # repeat needs a blank in between
+                    same = nxt[prefix]
+                    same[1] = _lse(same[1], pnb + p)        # collapsed repeat stays on the prefix
+                    same[2] = lm_score
+                else:
+                    entry[1] = _lse(entry[1], total + p)
+        ranked = sorted(nxt.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]) + kv[1][2], reverse=True)
+        beams = dict(ranked[:beam])
+
+    def final(kv) -> float:
+        prefix, (pb, pnb, lm_score) = kv
+        end = word_bonus(prefix) if prefix and prefix[-1] != space else 0.0
+        return _lse(pb, pnb) + lm_score + end
+
+    best = max(beams.items(), key=final)[0]
+    return re.sub(r" +", " ", vocab.decode(best)).strip()
