@@ -1,0 +1,207 @@
+"""Benchmark: rnnkit.nn layers vs torch.nn vs Keras 3 (torch backend), and the generic runner.
+
+Main table (one run, interleaved repeats, medians): LSTM/GRU/RNN at batch 64, 100 steps,
+32 inputs, 256 hidden, float32, one thread; training = forward + backward of ``y.sum()``
+(no optimizer step, same for every library), inference = forward under ``torch.no_grad``.
+Generic runner: ``rnnkit.nn.LSTM(fused=False)`` and ``Recurrent(LSTMCell)`` vs a plain
+Python loop over ``torch.nn.LSTMCell``. Full mode adds an LSTM shape sweep (batch, time,
+hidden varied one at a time) of rnnkit vs torch.nn with achieved GFLOP/s.
+
+    python bench/layers.py [--quick]        # or: rnnkit bench [--quick]
+
+Writes ``bench/results/layers.json`` (``layers.quick.json`` with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import (log, machine_info, markdown_table, matmul_peak_gflops, setup,  # noqa: E402
+                          summary, time_interleaved, write_results)
+
+import rnnkit.nn as rnn  # noqa: E402
+
+B, T, I, H = 64, 100, 32, 256
+KINDS = ("LSTM", "GRU", "RNN")
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def _train_fn(forward: Callable[[], torch.Tensor], params: list[torch.Tensor]) -> Callable[[], None]:
+    def run() -> None:
+        for p in params:
+            p.grad = None
+        forward().sum().backward()
+    return run
+
+
+def _infer_fn(forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad():
+            forward()
+    return run
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _keras_layer(kind: str, x: torch.Tensor):
+    """A Keras 3 layer on the torch backend, built for x; None if keras is unavailable."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "torch":
+        return None
+    cls = {"LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU, "RNN": keras.layers.SimpleRNN}[kind]
+    layer = cls(H, return_sequences=True)
+    layer.build(tuple(x.shape))
+    return layer
+
+
+def _library_cases(kind: str, x: torch.Tensor, with_keras: bool) -> dict[str, tuple[Callable, Callable]]:
+    """name -> (train fn, inference fn) for torch.nn, rnnkit and Keras."""
+    torch.manual_seed(0)
+    ref = getattr(nn, kind)(I, H, batch_first=True)
+    ours = getattr(rnn, kind)(I, H, batch_first=True)
+    ours.load_state_dict(ref.state_dict())
+    xg = x.clone().requires_grad_(True)
+    cases = {
+        "torch.nn": (_train_fn(lambda: ref(xg)[0], list(ref.parameters()) + [xg]), _infer_fn(lambda: ref(x)[0])),
+        "rnnkit": (_train_fn(lambda: ours(xg)[0], list(ours.parameters()) + [xg]), _infer_fn(lambda: ours(x)[0])),
+    }
+    k = _keras_layer(kind, x) if with_keras else None
+    if k is not None:
+        kparams = [w.value for w in k.weights] + [xg]
+        cases["keras"] = (_train_fn(lambda: k(xg, training=True), kparams), _infer_fn(lambda: k(x, training=False)))
+    return cases
+
+
+def _generic_cases(x: torch.Tensor) -> dict[str, tuple[Callable, Callable]]:
+    """LSTM through the generic runner vs a hand-written loop over torch.nn.LSTMCell."""
+    torch.manual_seed(0)
+    fused_off = rnn.LSTM(I, H, batch_first=True, fused=False)
+    rec = rnn.Recurrent(rnn.LSTMCell(I, H), batch_first=True)
+    cell = nn.LSTMCell(I, H)
+    xg = x.clone().requires_grad_(True)
+
+    def loop(inp: torch.Tensor) -> torch.Tensor:
+        h = c = inp.new_zeros(inp.shape[0], H)
+        ys = []
+        for t in range(inp.shape[1]):
+            h, c = cell(inp[:, t], (h, c))
+            ys.append(h)
+        return torch.stack(ys, 1)
+
+    return {
+        "LSTMCell loop": (_train_fn(lambda: loop(xg), list(cell.parameters()) + [xg]), _infer_fn(lambda: loop(x))),
+        "rnnkit LSTM fused=False": (_train_fn(lambda: fused_off(xg)[0], list(fused_off.parameters()) + [xg]),
+                                    _infer_fn(lambda: fused_off(x)[0])),
+        "rnnkit Recurrent(LSTMCell)": (_train_fn(lambda: rec(xg)[0], list(rec.parameters()) + [xg]),
+                                       _infer_fn(lambda: rec(x)[0])),
+    }
+
+
+def _measure(cases: dict[str, tuple[Callable, Callable]], repeats: int) -> dict[str, dict[str, dict]]:
+    """Interleave every (case, mode) in one round-robin; return case -> mode -> summary."""
+    flat = {f"{name}|{mode}": fns[i] for name, fns in cases.items() for i, mode in enumerate(("train", "infer"))}
+    times = time_interleaved(flat, repeats=repeats, warmup=1)
+    out: dict[str, dict[str, dict]] = {}
+    for key, ts in times.items():
+        name, mode = key.split("|")
+        out.setdefault(name, {})[mode] = summary(ts)
+    return out
+
+
+def lstm_flops(b: int, t: int, i: int, h: int, gates: int = 4) -> float:
+    """Forward FLOPs of one layer: 2 * gates * H * (I + H) multiply-adds per step and sample."""
+    return 2.0 * gates * b * h * (i + h) * t
+
+
+def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
+    """LSTM rnnkit vs torch.nn at shapes around the main one (one axis varied at a time)."""
+    shapes = [(1, 100, 256), (16, 100, 256), (64, 50, 256), (64, 200, 256), (64, 1000, 256), (64, 100, 64), (64, 100, 1024)]
+    rows = []
+    for b, t, h in shapes:
+        torch.manual_seed(0)
+        x = torch.randn(b, t, I)
+        ref, ours = nn.LSTM(I, h, batch_first=True), rnn.LSTM(I, h, batch_first=True)
+        ours.load_state_dict(ref.state_dict())
+        xg = x.clone().requires_grad_(True)
+        cases = {
+            "torch.nn": (_train_fn(lambda: ref(xg)[0], list(ref.parameters()) + [xg]), _infer_fn(lambda: ref(x)[0])),
+            "rnnkit": (_train_fn(lambda: ours(xg)[0], list(ours.parameters()) + [xg]), _infer_fn(lambda: ours(x)[0])),
+        }
+        log(f"  sweep B={b} T={t} H={h}")
+        res = _measure(cases, repeats)
+        flops = lstm_flops(b, t, I, h)
+        for mode, mult in (("train", 3.0), ("infer", 1.0)):  # backward ~ 2x forward FLOPs
+            r, o = res["rnnkit"][mode]["median_s"], res["torch.nn"][mode]["median_s"]
+            rows.append({"batch": b, "time": t, "hidden": h, "mode": mode, "rnnkit_ms": 1e3 * r, "torch_ms": 1e3 * o,
+                         "speed_ratio": o / r, "rnnkit_gflops": mult * flops / r / 1e9,
+                         "pct_of_peak": 100 * mult * flops / r / 1e9 / peak})
+    return rows
+
+
+def main(quick: bool = False) -> dict[str, Any]:
+    """Run the layer benchmark; returns (and writes) the results with a Markdown table."""
+    setup(threads=1)
+    repeats = 3 if quick else 9
+    info = machine_info()
+    log(f"layers bench: B={B} T={T} I={I} H={H}, {repeats} interleaved repeats, {torch.get_num_threads()} thread")
+    x = torch.randn(B, T, I)
+    results: dict[str, Any] = {"machine": info, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
+                               "repeats": repeats, "quick": quick, "layers": {}}
+    rows = []
+    for kind in KINDS:
+        log(f"  {kind}: torch.nn, rnnkit, keras")
+        res = _measure(_library_cases(kind, x, with_keras=True), repeats)
+        results["layers"][kind] = res
+        for mode in ("train", "infer"):
+            t_torch, t_ours = res["torch.nn"][mode]["median_s"], res["rnnkit"][mode]["median_s"]
+            t_keras = res["keras"][mode]["median_s"] if "keras" in res else float("nan")
+            rows.append([kind, mode, 1e3 * t_torch, 1e3 * t_ours, 1e3 * t_keras, t_torch / t_ours, t_keras / t_ours])
+    log("  generic runner vs LSTMCell loop")
+    gen = _measure(_generic_cases(x), repeats)
+    results["generic"] = gen
+    gen_rows = []
+    for mode in ("train", "infer"):
+        base = gen["LSTMCell loop"][mode]["median_s"]
+        fused = results["layers"]["LSTM"]["torch.nn"][mode]["median_s"]
+        for name in gen:
+            t = gen[name][mode]["median_s"]
+            gen_rows.append([name, mode, 1e3 * t, base / t, t / fused])
+    results["load_avg_1m_end"] = machine_info().get("load_avg_1m")
+    table = markdown_table(
+        ["layer", "mode", "torch.nn ms", "rnnkit ms", "Keras ms", "rnnkit speed vs torch.nn", "rnnkit speed vs Keras"], rows)
+    table += "\n\n" + markdown_table(
+        ["generic path (LSTM)", "mode", "ms", "speed vs LSTMCell loop", "time / fused torch.nn.LSTM"], gen_rows)
+    if not quick:
+        peak = matmul_peak_gflops()
+        results["matmul_peak_gflops"] = peak
+        log(f"  LSTM shape sweep (fp32 GEMM peak {peak:.1f} GFLOP/s)")
+        sweep = _sweep(3, peak)
+        results["sweep"] = sweep
+        table += "\n\n" + markdown_table(
+            ["batch", "time", "hidden", "mode", "torch.nn ms", "rnnkit ms", "rnnkit speed vs torch.nn", "rnnkit GFLOP/s",
+             f"% of GEMM peak ({peak:.0f} GFLOP/s)"],
+            [[r["batch"], r["time"], r["hidden"], r["mode"], r["torch_ms"], r["rnnkit_ms"], r["speed_ratio"],
+              r["rnnkit_gflops"], r["pct_of_peak"]] for r in sweep])
+    results["table"] = table
+    path = write_results("layers", results, quick=quick)
+    log(f"  wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 repeats, no shape sweep")
+    print(main(quick=ap.parse_args().quick)["table"])
