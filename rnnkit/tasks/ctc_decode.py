@@ -72,6 +72,11 @@ class WordLM:
         total = sum(counts.values()) or 1
         return cls({w: math.log(c / total) for w, c in counts.items()}, oov_logp)
 
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], oov_logp: float = -12.0) -> "WordLM":
+        total = sum(counts.values()) or 1
+        return cls({w: math.log(c / total) for w, c in counts.items() if c > 0}, oov_logp)
+
     def score(self, word: str) -> float:
         return self.logp.get(word, self.oov_logp)
 

@@ -1,0 +1,131 @@
+"""`rnnkit speech synth|train|transcribe|evaluate`: parse flags, call rnnkit.tasks.speech."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("speech", help="speech to text: synthesize a corpus, train, transcribe, evaluate")
+    ss = p.add_subparsers(dest="speech_command", metavar="COMMAND")
+
+    s = ss.add_parser("synth", help="build a labelled corpus offline with espeak-ng + augmentation")
+    s.add_argument("--out", required=True, help="output folder (wav/, train.jsonl, test.jsonl, all.jsonl)")
+    s.add_argument("--text", help="extra UTF-8 text file, one utterance per line (added to training)")
+    s.add_argument("--voices", type=int, default=None, help="number of training voice variants to use (default all)")
+    s.add_argument("--digits", type=int, default=600, help="digit-string utterances")
+    s.add_argument("--numbers", type=int, default=200, help="number utterances")
+    s.add_argument("--words", type=int, default=300, help="command-word utterances")
+    s.add_argument("--sentences", type=int, default=400, help="short-sentence utterances")
+    s.add_argument("--test", type=int, default=300, help="utterances by held-out voices (test.jsonl)")
+    s.add_argument("--no-augment", action="store_true", help="clean synthesis only")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth)
+
+    t = ss.add_parser("train", help="train a CTC recogniser")
+    t.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
+    t.add_argument("--val", help="validation manifest or folder (early stopping)")
+    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--cell", default="gru", help="recurrent cell: lstm|gru|rnn|mingru")
+    t.add_argument("--hidden", type=int, default=192)
+    t.add_argument("--layers", type=int, default=3)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--batch-frames", type=int, default=16000, help="padded frames per batch (100 = 1 s)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
+    t.add_argument("--device", default="cpu", help="cpu|cuda|auto")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    t.set_defaults(func=_train)
+
+    r = ss.add_parser("transcribe", help="print one transcript per audio file, then the real-time factor")
+    r.add_argument("--model", required=True)
+    r.add_argument("files", nargs="+", help="audio files (wav/flac/ogg, any sample rate)")
+    _decode_flags(r)
+    r.set_defaults(func=_transcribe)
+
+    e = ss.add_parser("evaluate", help="WER and CER with per-utterance errors")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
+    e.add_argument("--json", help="also write the full report (per utterance) to this JSON file")
+    _decode_flags(e)
+    e.set_defaults(func=_evaluate)
+    p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
+
+
+def _decode_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=int, default=None, help="beam width (1 = greedy; default from the model)")
+    p.add_argument("--no-lm", action="store_true", help="beam search without the word list")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from rnnkit.data.speech_synth import SynthConfig, build_corpus
+    from rnnkit.errors import UserError
+
+    cfg = SynthConfig(n_digits=args.digits, n_numbers=args.numbers, n_words=args.words,
+                      n_sentences=args.sentences, n_test=args.test, seed=args.seed)
+    if args.voices is not None:
+        if args.voices < 1:
+            raise UserError("--voices must be at least 1")
+        cfg.train_variants = cfg.train_variants[: args.voices]
+    if args.no_augment:
+        cfg.p_augment = cfg.p_augment_test = 0.0
+    if args.text:
+        path = Path(args.text)
+        if not path.is_file():
+            raise UserError(f"text file not found: {path}")
+        cfg.extra_texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    summary = build_corpus(args.out, cfg)
+    print(json.dumps(summary))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.speech import SpeechRecognizer
+
+    asr = SpeechRecognizer(cell=args.cell, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
+                           lr=args.lr, batch_frames=args.batch_frames, seed=args.seed,
+                           max_time=args.max_time, device=args.device)
+    asr.fit(args.data, val_data=args.val, out_dir=str(Path(args.out) / "train_state"), resume=args.resume)
+    asr.save(args.out)
+    h = asr.history
+    print(json.dumps({"model": args.out, "epochs": h.epochs, "best_val_loss": h.best_val_loss,
+                      "stop_reason": h.stop_reason}))
+    return 0
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from rnnkit.data.audio import SAMPLE_RATE, load_audio
+    from rnnkit.tasks.speech import SpeechRecognizer
+
+    asr = SpeechRecognizer.load(args.model)
+    audio_s = compute_s = 0.0
+    for f in args.files:
+        wave = load_audio(f)
+        start = time.perf_counter()
+        text = asr.transcribe_wave(wave, beam=args.beam, use_lm=not args.no_lm)
+        compute_s += time.perf_counter() - start
+        audio_s += wave.size / SAMPLE_RATE
+        print(f"{f}\t{text}", flush=True)
+    print(f"real-time factor {compute_s / max(audio_s, 1e-9):.4f} ({audio_s:.1f} s of audio in {compute_s:.2f} s)",
+          file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.speech import SpeechRecognizer
+    from rnnkit.train.checkpoint import atomic_write_json
+
+    asr = SpeechRecognizer.load(args.model)
+    report = asr.evaluate(args.data, beam=args.beam, use_lm=not args.no_lm)
+    for u in report["utterances"]:
+        if u["wer"] > 0:
+            print(f"WER {u['wer']:.2f}  {u['audio']}\n  ref: {u['reference']}\n  hyp: {u['hypothesis']}")
+    print(f"utterances {report['n']}  WER {report['wer']:.4f}  CER {report['cer']:.4f}  "
+          f"real-time factor {report['rtf']:.4f}")
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0

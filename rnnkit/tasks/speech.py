@@ -1,0 +1,231 @@
+"""Speech to text: ``SpeechRecognizer`` (log-mel -> conv + bidirectional RNN -> CTC characters).
+
+>>> asr = SpeechRecognizer(cell="gru", hidden=192).fit("corpus/train.jsonl", val_data="corpus/test.jsonl")
+>>> asr.transcribe("hello.wav"), asr.evaluate("corpus/test.jsonl")["wer"]
+>>> asr.save("model/"); SpeechRecognizer.load("model/")
+
+Training runs on the shared ``Trainer`` (CTC loss, SpecAugment on training batches only).
+Decoding: greedy, or prefix beam search scored with a unigram word list collected from the
+training transcripts. Long files are cut into chunks at quiet points and decoded piece by piece.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.audio import SAMPLE_RATE, load_audio
+from rnnkit.data.features import FbankConfig, SpecAugmentConfig, features, spec_augment
+from rnnkit.errors import UserError
+from rnnkit.tasks.ctc_decode import CharVocab, WordLM, beam_search, greedy_decode
+from rnnkit.tasks.speech_data import FeatureSet, Utterance, read_dataset
+from rnnkit.tasks.speech_model import SpeechModel, SpeechModelConfig
+
+TASK = "speech"
+Data = Union[str, Path, list]
+
+
+@dataclass
+class SpeechConfig:
+    """Hyper-parameters of ``SpeechRecognizer``: architecture, training and decoding."""
+
+    cell: str = "gru"
+    hidden: int = 192
+    layers: int = 3
+    conv_channels: int = 32
+    dropout: float = 0.1
+    epochs: int = 30
+    lr: float = 2e-3
+    batch_frames: int = 16000           # padded feature frames per batch (100 frames = 1 s)
+    specaugment: bool = True
+    patience: int = 6
+    seed: int = 0
+    max_time: Optional[float] = None
+    device: str = "cpu"
+    progress: bool = True
+    beam: int = 8                       # 0 or 1 = greedy decoding
+    lm_weight: float = 0.8              # alpha: weight of the word-list log-probability
+    word_bonus: float = 1.5             # beta: reward per completed word
+    chunk_seconds: float = 20.0         # long files are decoded in chunks of about this length
+
+
+def _utterances(data: Data) -> list[Utterance]:
+    if isinstance(data, (str, Path)):
+        return read_dataset(data)
+    return [u if isinstance(u, Utterance) else Utterance(Path(u[0]), u[1]) for u in data]
+
+
+class SpeechRecognizer:
+    """Character CTC speech recogniser on rnnkit's recurrent layers."""
+
+    def __init__(self, config: Optional[SpeechConfig] = None, **kwargs) -> None:
+        names = {f.name for f in fields(SpeechConfig)}
+        bad = sorted(set(kwargs) - names)
+        if bad:
+            raise UserError(f"unknown SpeechRecognizer option(s): {', '.join(bad)}")
+        self.config = config or SpeechConfig(**kwargs)
+        self.vocab = CharVocab()
+        self.fbank = FbankConfig()
+        self.lm: Optional[WordLM] = None
+        self.word_counts: dict[str, int] = {}
+        self.model: Optional[SpeechModel] = None
+        self.history = None
+
+    # ------------------------------------------------------------------ training
+    def _build(self) -> SpeechModel:
+        c = self.config
+        mcfg = SpeechModelConfig(n_mels=self.fbank.n_mels, vocab_size=len(self.vocab), cell=c.cell,
+                                 hidden=c.hidden, layers=c.layers, conv_channels=c.conv_channels,
+                                 dropout=c.dropout)
+        return SpeechModel(mcfg)
+
+    def fit(self, data: Data, val_data: Optional[Data] = None, out_dir: Optional[str] = None,
+            resume: bool = False, epochs: Optional[int] = None) -> "SpeechRecognizer":
+        """Train on a manifest / folder / list of (audio path, text). Returns self."""
+        from rnnkit.train import TrainConfig, Trainer, seed_everything
+
+        c = self.config
+        seed_everything(c.seed)
+        train = FeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress)
+        val = FeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress) if val_data else None
+        self.word_counts = {}
+        for text in train.texts:
+            for w in text.split():
+                self.word_counts[w] = self.word_counts.get(w, 0) + 1
+        self.lm = WordLM.from_counts(self.word_counts)
+        self.model = self._build()
+        aug = SpecAugmentConfig() if c.specaugment else None
+
+        def loss_fn(model, batch, state):
+            x, lengths, targets, target_lengths = batch
+            if model.training and aug is not None:
+                x = spec_augment(x, lengths, aug)
+            log_probs, out_lengths = model(x, lengths)
+            loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
+                              blank=0, reduction="mean", zero_infinity=True)
+            return loss, None
+
+        tcfg = TrainConfig(epochs=epochs or c.epochs, lr=c.lr, optimizer="adamw", weight_decay=1e-4,
+                           grad_clip=5.0, schedule="cosine", warmup_steps=50, min_lr_ratio=0.05,
+                           patience=c.patience if val is not None else None, seed=c.seed,
+                           max_time=c.max_time, device=c.device, progress=c.progress,
+                           out_dir=out_dir, resume=resume)
+        trainer = Trainer(self.model, tcfg, loss_fn, model_config=self._config_dict(), extras=self._extras())
+        val_batches = val.batches(c.batch_frames) if val is not None else None
+        self.history = trainer.fit(lambda epoch: train.batches(c.batch_frames, shuffle=True, seed=c.seed + epoch),
+                                   val_batches)
+        self.model.to("cpu").eval()
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _require_model(self) -> SpeechModel:
+        if self.model is None:
+            raise UserError("this SpeechRecognizer is not trained: call fit() or load a model folder")
+        return self.model
+
+    @torch.no_grad()
+    def log_probs(self, wave: np.ndarray) -> np.ndarray:
+        """Frame log-probabilities of one waveform (samples,) at 16 kHz -> (time/4, vocab)."""
+        model = self._require_model().eval()
+        feats = features(wave, self.fbank)
+        if feats.shape[0] < 4:
+            return np.zeros((0, len(self.vocab)), dtype=np.float32)
+        lp, _ = model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+        return lp[0].numpy()
+
+    def decode(self, log_probs: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
+        beam = self.config.beam if beam is None else beam
+        if beam <= 1:
+            return greedy_decode(log_probs, self.vocab)
+        lm = self.lm if use_lm else None
+        return beam_search(log_probs, self.vocab, beam=beam, lm=lm, alpha=self.config.lm_weight,
+                           beta=self.config.word_bonus)
+
+    def transcribe_wave(self, wave: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
+        """Transcript of a 16 kHz waveform; long audio is split at quiet points into chunks."""
+        pieces = [self.decode(self.log_probs(chunk), beam, use_lm)
+                  for chunk in split_long(wave, self.config.chunk_seconds)]
+        return " ".join(p for p in pieces if p)
+
+    def transcribe(self, path: Union[str, Path], beam: Optional[int] = None, use_lm: bool = True) -> str:
+        return self.transcribe_wave(load_audio(path), beam, use_lm)
+
+    def predict(self, paths: list, beam: Optional[int] = None, use_lm: bool = True) -> list[str]:
+        return [self.transcribe(p, beam, use_lm) for p in paths]
+
+    def evaluate(self, data: Data, beam: Optional[int] = None, use_lm: bool = True) -> dict:
+        """WER/CER over a dataset, per-utterance errors, and the real-time factor of inference."""
+        from rnnkit.metrics.speech import cer, per_utterance, wer
+
+        utts = _utterances(data)
+        refs, hyps, audio_s, compute_s = [], [], 0.0, 0.0
+        for u in utts:
+            wave = load_audio(u.audio)
+            start = time.perf_counter()
+            hyps.append(self.transcribe_wave(wave, beam, use_lm))
+            compute_s += time.perf_counter() - start
+            audio_s += wave.size / SAMPLE_RATE
+            refs.append(self.vocab.normalize(u.text))
+        return {"wer": wer(refs, hyps), "cer": cer(refs, hyps), "n": len(utts),
+                "rtf": compute_s / max(audio_s, 1e-9), "audio_seconds": audio_s,
+                "utterances": [dict(audio=str(u.audio), **asdict(e)) for u, e in zip(utts, per_utterance(refs, hyps))]}
+
+    # ------------------------------------------------------------------ model folder
+    def _config_dict(self) -> dict:
+        mcfg = self.model.cfg.to_dict() if self.model is not None else {}
+        return {"task": TASK, "model": mcfg, "fbank": asdict(self.fbank), "speech": asdict(self.config)}
+
+    def _extras(self) -> dict:
+        return {"vocab": self.vocab.to_json(), "words": self.word_counts}
+
+    def save(self, dir: Union[str, Path]) -> Path:
+        from rnnkit.train.checkpoint import save_model
+
+        model = self._require_model()
+        return save_model(dir, model, self._config_dict(), self._extras())
+
+    @classmethod
+    def load(cls, dir: Union[str, Path], device: str = "cpu") -> "SpeechRecognizer":
+        from rnnkit.train.checkpoint import load_model, load_state_into
+
+        config, state, extras = load_model(dir)
+        if config.get("task") != TASK:
+            raise UserError(f"{dir}: not a speech model (task {config.get('task')!r})")
+        try:
+            known = {f.name for f in fields(SpeechConfig)}
+            self = cls(SpeechConfig(**{k: v for k, v in config["speech"].items() if k in known}))
+            self.fbank = FbankConfig(**config["fbank"])
+            self.vocab = CharVocab.from_json(extras["vocab"])
+            mcfg = SpeechModelConfig(**config["model"])
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{dir}: config.json / vocab.json do not describe a speech model ({exc})") from None
+        self.word_counts = {str(k): int(v) for k, v in extras.get("words", {}).items()}
+        if self.word_counts:
+            self.lm = WordLM.from_counts(self.word_counts)
+        self.model = SpeechModel(mcfg)
+        load_state_into(self.model, state, where=f"{dir}/model.safetensors")
+        self.model.eval()
+        return self
+
+
+def split_long(wave: np.ndarray, chunk_seconds: float = 20.0, search_seconds: float = 2.0) -> list[np.ndarray]:
+    """Cut wave (samples,) into pieces of about ``chunk_seconds``, each cut at the quietest 10 ms
+    within ``search_seconds`` before the nominal boundary (so words are rarely split)."""
+    size, hop = int(chunk_seconds * SAMPLE_RATE), SAMPLE_RATE // 100
+    if wave.size <= size * 1.25:
+        return [wave]
+    pieces, start = [], 0
+    while wave.size - start > size * 1.25:
+        lo = start + size - int(search_seconds * SAMPLE_RATE)
+        window = wave[lo: start + size]
+        frames = window[: window.size // hop * hop].reshape(-1, hop)
+        cut = lo + int(np.argmin((frames ** 2).mean(axis=1))) * hop + hop // 2
+        pieces.append(wave[start:cut])
+        start = cut
+    pieces.append(wave[start:])
+    return pieces

@@ -1,0 +1,67 @@
+"""Acoustic model: convolutional subsampling + bidirectional recurrent encoder + CTC head.
+
+DeepSpeech 2 in miniature: two stride-2 convolutions shrink time by 4 (so the recurrent part
+runs 25 steps per second of audio), a bidirectional GRU/LSTM/RNN/minGRU stack built through
+``rnnkit.nn.registry.make_layer`` reads the whole utterance, and a linear layer scores the
+characters plus the CTC blank (index 0) at every step.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.nn.registry import make_layer
+
+
+@dataclass
+class SpeechModelConfig:
+    """Architecture (saved in config.json)."""
+
+    n_mels: int = 80
+    vocab_size: int = 29          # blank + characters
+    cell: str = "gru"
+    hidden: int = 192
+    layers: int = 3
+    conv_channels: int = 32
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def subsampled_lengths(lengths: Tensor) -> Tensor:
+    """Frames after two convolutions (kernel 3, stride 2, padding 1): L -> ceil(L/2) -> ceil(L/4)."""
+    return ((lengths - 1) // 2 + 1 - 1) // 2 + 1
+
+
+class SpeechModel(nn.Module):
+    """feats (batch, time, n_mels), lengths (batch,) -> log-probs (batch, time/4, vocab), out lengths."""
+
+    def __init__(self, cfg: SpeechModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.conv_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
+        )
+        freq = (((cfg.n_mels - 1) // 2 + 1) - 1) // 2 + 1
+        self.proj = nn.Linear(c * freq, cfg.hidden)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = make_layer(cfg.cell, cfg.hidden, cfg.hidden, num_layers=cfg.layers,
+                              dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=True,
+                              batch_first=True)
+        self.head = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.conv(feats.unsqueeze(1))                     # (B, C, T/4, F/4)
+        b, c, t, f = x.shape
+        x = self.proj(x.permute(0, 2, 1, 3).reshape(b, t, c * f))
+        x = self.dropout(torch.relu(x))
+        out_lengths = subsampled_lengths(lengths).clamp(min=1, max=t)
+        # padded frames must not leak into the backward direction: pass the true lengths
+        y, _ = self.rnn(x, lengths=out_lengths.cpu())
+        y = self.head(self.dropout(y))
+        return y.log_softmax(dim=-1), out_lengths
