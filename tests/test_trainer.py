@@ -279,3 +279,21 @@ def test_progress_bar_on_stderr_only_when_enabled(capsys):
     Trainer(SineNet(), cfg(epochs=1, progress=True), seq_loss).fit(train, val)
     out = capsys.readouterr()
     assert "epoch 1/1" in out.err and "val_loss" in out.err and out.out == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_resume_and_model_returns_home(tmp_path):
+    def run(out, **kw):
+        seed_everything(0)
+        model = SineNet("lstm", dropout=0.3)  # dropout on the GPU: the CUDA RNG must be restored too
+        train, val = loaders(shuffle=True)
+        c = cfg(epochs=3, device="cuda", out_dir=str(out), checkpoint_every=4, patience=None, **kw)
+        h = Trainer(model, c, seq_loss).fit(train, val)
+        assert next(model.parameters()).device.type == "cpu"  # fit leaves the model where it found it
+        return weights(model), h
+
+    full, hf = run(tmp_path / "a")
+    assert hf.rows[-1]["val_loss"] < hf.rows[0]["val_loss"]
+    run(tmp_path / "b", max_steps=7)
+    resumed, _ = run(tmp_path / "b", resume=True)
+    assert same(full, resumed, atol=1e-6)

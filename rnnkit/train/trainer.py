@@ -165,12 +165,15 @@ class Trainer:
         reason = "epochs"
         try:
             while self.epoch < cfg.epochs and reason == "epochs":
+                if cfg.max_steps is not None and self.step >= cfg.max_steps:  # e.g. resumed a finished run
+                    reason = "max_steps"
+                    break
                 reason = self._train_epoch(train_data, n_epoch, bar)
                 if reason == "epochs" or (n_epoch and self.pos >= n_epoch):
                     self._end_epoch(val_data, bar)
                     if self.stopper.should_stop:
                         reason = "early_stopping"
-                elif reason != "epochs":  # stopped mid-epoch: checkpoint, then judge the final weights
+                else:  # stopped mid-epoch: checkpoint, then judge the final weights
                     self._save_checkpoint()
                     self._final_partial(val_data, bar)
         finally:
