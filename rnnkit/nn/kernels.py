@@ -1,0 +1,246 @@
+"""Small C kernels for the sequential parts that torch has no fused op for.
+
+The time loop of a minGRU/minLSTM scan is memory-bound: per element it reads the gate
+pre-activations once and writes the state once. In plain torch ops every gate formula is
+its own pass over the whole (batch, time, hidden) tensor, and a per-step Python loop pays
+~5 us of dispatch per op. These kernels do the whole forward (gates + recurrence) in one
+pass and the whole backward (carried gradient + gate derivatives) in one reverse pass.
+
+They are plain C (no torch headers), so building takes about a second with the system C
+compiler, and they are called through ``ctypes`` on tensor data pointers. ctypes releases
+the GIL, so the batch is split over Python threads when torch may use several threads.
+Built once per source/compiler-flags/CPU into ``$RNNKIT_CACHE`` (default
+``~/.cache/rnnkit``) with an atomic rename, so parallel test workers do not race.
+If there is no C compiler (or ``RNNKIT_NO_KERNELS=1``), ``available()`` is False and
+callers fall back to pure-torch code with the same maths.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+# One macro body instantiated for float and double. Gates are stored side by side in the
+# last dimension of ``k`` ([z | h~] for minGRU, [f | i | h~] for minLSTM); ``sb``/``st``
+# are the element strides of batch and time, so batch-first and time-major inputs both
+# work without a copy. ``out``/``gout``/``gk`` are contiguous (batch, time, ...).
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+typedef int64_t I64;
+typedef REAL T;
+#define R restrict
+/* exp of -|x| only: never overflows, so -ffast-math (no inf) is safe */
+static inline T sig(T x) { T e = EXP(-FABS(x)), s = (T)1 / ((T)1 + e); return x >= 0 ? s : e * s; }
+static inline T sp(T x) { return FMAX(x, (T)0) + LOG1P(EXP(-FABS(x))); }  /* softplus */
+/* g(x) = x + 0.5 for x >= 0 else sigmoid(x) (positive, continuous); dg its derivative.
+   Both branches are computed so that the loops vectorise. */
+static inline T gfun(T x, T* dg) {
+    T s = sig(x);
+    *dg = x >= 0 ? (T)1 : s * (1 - s);
+    return x >= 0 ? x + (T)0.5 : s;
+}
+static void gru_row(I64 H, const T* R kz, const T* R kh, const T* R hp, T* R o) {
+    #pragma omp simd
+    for (I64 j = 0; j < H; j++) {
+        T z = sig(kz[j]), dg, ht = gfun(kh[j], &dg);
+        o[j] = hp[j] + z * (ht - hp[j]);
+    }
+}
+static void gru_row_bwd(I64 H, const T* R kz, const T* R kh, const T* R hp, const T* R go,
+                        T* R gz, T* R gh, T* R carry) {
+    #pragma omp simd
+    for (I64 j = 0; j < H; j++) {
+        T z = sig(kz[j]), dg, ht = gfun(kh[j], &dg);
+        T g = go[j] + carry[j];
+        gz[j] = g * (ht - hp[j]) * z * (1 - z);
+        gh[j] = g * z * dg;
+        carry[j] = g * (1 - z);
+    }
+}
+/* minLSTM: d = softplus(-kf) - softplus(-ki) = log(i/f); a = f/(f+i) = sig(-d), b = sig(d) */
+static void lstm_row(I64 H, const T* R kf, const T* R ki, const T* R kh, const T* R hp, T* R o) {
+    #pragma omp simd
+    for (I64 j = 0; j < H; j++) {
+        T d = sp(-kf[j]) - sp(-ki[j]), dg, ht = gfun(kh[j], &dg);
+        o[j] = sig(-d) * hp[j] + sig(d) * ht;
+    }
+}
+static void lstm_row_bwd(I64 H, const T* R kf, const T* R ki, const T* R kh, const T* R hp,
+                         const T* R go, T* R gf, T* R gi, T* R gh, T* R carry) {
+    #pragma omp simd
+    for (I64 j = 0; j < H; j++) {
+        T d = sp(-kf[j]) - sp(-ki[j]);
+        T a = sig(-d), b = sig(d), dg, ht = gfun(kh[j], &dg);
+        T g = go[j] + carry[j];
+        T gd = g * (ht - hp[j]) * a * b;
+        gf[j] = -gd * (1 - sig(kf[j]));
+        gi[j] = gd * (1 - sig(ki[j]));
+        gh[j] = g * b * dg;
+        carry[j] = g * a;
+    }
+}
+/* k: gate blocks side by side in the last dim, element strides sb (batch), st (time);
+   h0 (B, H), out/gout (B, T, H) and gk (B, T, G*H) contiguous. Batches [b0, b1). */
+void mingru_fwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0, T* out) {
+    for (I64 b = b0; b < b1; b++) {
+        const T* hp = h0 + b * H;
+        for (I64 t = 0; t < n; t++) {
+            const T* kz = k + b * sb + t * st;
+            T* o = out + (b * n + t) * H;
+            gru_row(H, kz, kz + H, hp, o);
+            hp = o;
+        }
+    }
+}
+void mingru_bwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0,
+                const T* out, const T* gout, T* gk, T* gh0) {
+    for (I64 b = b0; b < b1; b++) {
+        T* carry = gh0 + b * H;
+        for (I64 j = 0; j < H; j++) carry[j] = 0;
+        for (I64 t = n - 1; t >= 0; t--) {
+            const T* kz = k + b * sb + t * st;
+            const T* hp = t ? out + (b * n + t - 1) * H : h0 + b * H;
+            T* gz = gk + (b * n + t) * 2 * H;
+            gru_row_bwd(H, kz, kz + H, hp, gout + (b * n + t) * H, gz, gz + H, carry);
+        }
+    }
+}
+void minlstm_fwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0, T* out) {
+    for (I64 b = b0; b < b1; b++) {
+        const T* hp = h0 + b * H;
+        for (I64 t = 0; t < n; t++) {
+            const T* kf = k + b * sb + t * st;
+            T* o = out + (b * n + t) * H;
+            lstm_row(H, kf, kf + H, kf + 2 * H, hp, o);
+            hp = o;
+        }
+    }
+}
+void minlstm_bwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0,
+                 const T* out, const T* gout, T* gk, T* gh0) {
+    for (I64 b = b0; b < b1; b++) {
+        T* carry = gh0 + b * H;
+        for (I64 j = 0; j < H; j++) carry[j] = 0;
+        for (I64 t = n - 1; t >= 0; t--) {
+            const T* kf = k + b * sb + t * st;
+            const T* hp = t ? out + (b * n + t - 1) * H : h0 + b * H;
+            T* gf = gk + (b * n + t) * 3 * H;
+            lstm_row_bwd(H, kf, kf + H, kf + 2 * H, hp, gout + (b * n + t) * H, gf, gf + H, gf + 2 * H, carry);
+        }
+    }
+}
+"""
+# The source is written once for a generic REAL and compiled once per dtype.
+_VARIANTS = {
+    "f32": ["-DREAL=float", "-DEXP=expf", "-DLOG1P=log1pf", "-DFABS=fabsf", "-DFMAX=fmaxf"],
+    "f64": ["-DREAL=double", "-DEXP=exp", "-DLOG1P=log1p", "-DFABS=fabs", "-DFMAX=fmax"],
+}
+
+# -ffast-math lets gcc call the vectorised exp/log1p of glibc's libmvec (the kernels only
+# take exp of non-positive numbers, so no inf arises); -fopenmp-simd honours the ``omp simd`` pragmas without linking an OpenMP runtime.
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
+_LOCK = threading.Lock()
+_LIBS: dict[str, ctypes.CDLL] = {}
+_TRIED = False
+_POOL: Optional[ThreadPoolExecutor] = None
+KINDS = {"mingru": 2, "minlstm": 3}  # gate blocks per cell
+_CTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _cpu_key() -> str:
+    try:
+        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return ""
+
+
+def _build_one(cc: str, variant: str, cache: Path) -> ctypes.CDLL:
+    flags = [*_FLAGS, *_VARIANTS[variant]]
+    key = hashlib.sha256("\n".join([_SOURCE, cc, *flags, _cpu_key()]).encode()).hexdigest()[:16]
+    lib_path = cache / f"scan_{variant}_{key}.so"
+    if not lib_path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            src, obj = Path(tmp) / "scan.c", Path(tmp) / "scan.so"
+            src.write_text(_SOURCE)
+            subprocess.run([cc, *flags, str(src), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
+            os.replace(obj, lib_path)  # atomic: a parallel builder wins or loses whole
+    lib = ctypes.CDLL(str(lib_path))
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    for cell in KINDS:
+        getattr(lib, f"{cell}_fwd").argtypes = [i64] * 4 + [ptr, i64, i64, ptr, ptr]
+        getattr(lib, f"{cell}_bwd").argtypes = [i64] * 4 + [ptr, i64, i64] + [ptr] * 5
+    return lib
+
+
+def _build() -> dict[str, ctypes.CDLL]:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc or os.environ.get("RNNKIT_NO_KERNELS") == "1" or sys.platform == "win32":
+        return {}
+    cache = Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
+    try:
+        return {v: _build_one(cc, v, cache) for v in _VARIANTS}
+    except (OSError, subprocess.SubprocessError, AttributeError):
+        return {}
+
+
+def available() -> bool:
+    """True if the compiled kernels can be used (built on first call, ~1 s)."""
+    global _LIBS, _TRIED
+    with _LOCK:
+        if not _TRIED:
+            _LIBS, _TRIED = _build(), True
+    return bool(_LIBS)
+
+
+def supports(t: Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype in _CTYPES and t.stride(-1) == 1 and available()
+
+
+def _split(fn, B: int, T: int, H: int, *args) -> None:
+    """Run ``fn(b0, b1, T, H, *args)`` over batch ranges, on threads when torch may use
+    several and the work is big enough to pay for the hand-off (~50 us)."""
+    global _POOL
+    n = min(torch.get_num_threads(), B) if B * T * H >= 1 << 18 else 1
+    if n <= 1:
+        fn(0, B, T, H, *args)
+        return
+    if _POOL is None or _POOL._max_workers < n:
+        _POOL = ThreadPoolExecutor(max_workers=n)
+    bounds = [B * i // n for i in range(n + 1)]
+    list(_POOL.map(lambda i: fn(bounds[i], bounds[i + 1], T, H, *args), range(n)))
+
+
+def scan_forward(kind: str, k: Tensor, h0: Tensor) -> Tensor:
+    """k: (B, T, G*H) with unit inner stride; h0: (B, H) -> h: (B, T, H) contiguous."""
+    B, T, GH = k.shape
+    H = GH // KINDS[kind]
+    h0 = h0.contiguous()
+    out = k.new_empty(B, T, H)
+    fn = getattr(_LIBS[_CTYPES[k.dtype]], f"{kind}_fwd")
+    _split(fn, B, T, H, k.data_ptr(), k.stride(0), k.stride(1), h0.data_ptr(), out.data_ptr())
+    return out
+
+
+def scan_backward(kind: str, k: Tensor, h0: Tensor, out: Tensor, gout: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of ``scan_forward`` w.r.t. k (contiguous (B, T, G*H)) and h0 (B, H)."""
+    B, T, GH = k.shape
+    H = GH // KINDS[kind]
+    h0, gout = h0.contiguous(), gout.contiguous()
+    gk, gh0 = k.new_empty(B, T, GH), k.new_empty(B, H)
+    fn = getattr(_LIBS[_CTYPES[k.dtype]], f"{kind}_bwd")
+    _split(fn, B, T, H, k.data_ptr(), k.stride(0), k.stride(1), h0.data_ptr(), out.data_ptr(),
+           gout.data_ptr(), gk.data_ptr(), gh0.data_ptr())
+    return gk, gh0
