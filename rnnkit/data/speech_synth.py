@@ -190,8 +190,34 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, progress: bool = True) -> dict:
-    """Synthesize the corpus into ``out_dir`` (wav/ + train/test/all.jsonl). Returns a summary dict."""
+def _progress(it, total: int, on: bool):
+    if not on:
+        return it
+    from tqdm import tqdm
+    return tqdm(it, total=total, desc="synth", unit="utt", file=sys.stderr)
+
+
+def _synth_one(spec: dict) -> dict:
+    """Speak and (maybe) augment one utterance; write its WAV; return its manifest row."""
+    rng = np.random.default_rng(spec["seed"])
+    wave = speak(spec["text"], spec["voice"], spec["rate"], spec["pitch"], spec["espeak"])
+    applied: list[str] = []
+    if spec["augment"]:
+        wave, applied = augment(wave, rng)
+    else:
+        wave = wave / (np.abs(wave).max() + 1e-9) * 0.7
+    name = f"wav/{spec['split']}_{spec['i']:06d}.wav"
+    save_audio(Path(spec["out"]) / name, wave)
+    return {"audio": name, "text": spec["text"], "duration": round(wave.size / SAMPLE_RATE, 3),
+            "voice": spec["voice"], "kind": spec["kind"], "rate": spec["rate"], "pitch": spec["pitch"],
+            "augment": applied}
+
+
+def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, progress: bool = True,
+                 workers: int = 1) -> dict:
+    """Synthesize the corpus into ``out_dir`` (wav/ + train/test/all.jsonl). Returns a summary dict.
+
+    ``workers`` > 1 runs espeak-ng and the augmentation in that many processes."""
     cfg = cfg or SynthConfig()
     espeak = require_espeak()
     if not cfg.test_variants and cfg.n_test:
@@ -206,27 +232,23 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     test_texts = make_texts(rng, round(cfg.n_digits * scale), round(cfg.n_numbers * scale),
                             round(cfg.n_words * scale), cfg.n_test - round(cfg.n_digits * scale)
                             - round(cfg.n_numbers * scale) - round(cfg.n_words * scale))
-    rows: dict[str, list[dict]] = {"train": [], "test": []}
     jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
-    try:
-        from tqdm import tqdm
-        bar = tqdm(jobs, desc="synth", unit="utt", disable=not progress, file=sys.stderr)
-    except ModuleNotFoundError:  # pragma: no cover
-        bar = jobs
-    for i, (split, kind, text, variants, p_aug) in enumerate(bar):
-        voice = f"{rng.choice(cfg.accents)}+{rng.choice(variants)}"
-        rate, pitch = int(rng.integers(*cfg.rate)), int(rng.integers(*cfg.pitch))
-        wave = speak(text, voice, rate, pitch, espeak)
-        applied: list[str] = []
-        if rng.random() < p_aug:
-            wave, applied = augment(wave, rng)
-        else:
-            wave = wave / (np.abs(wave).max() + 1e-9) * 0.7
-        name = f"wav/{split}_{i:06d}.wav"
-        save_audio(out / name, wave)
-        rows[split].append({"audio": name, "text": text, "duration": round(wave.size / SAMPLE_RATE, 3),
-                            "voice": voice, "kind": kind, "rate": rate, "pitch": pitch, "augment": applied})
+    # draw every random choice up front, so the corpus is the same for any number of workers
+    specs = [dict(split=split, kind=kind, text=text, i=i, out=str(out), espeak=espeak,
+                  voice=f"{rng.choice(cfg.accents)}+{rng.choice(variants)}",
+                  rate=int(rng.integers(*cfg.rate)), pitch=int(rng.integers(*cfg.pitch)),
+                  augment=bool(rng.random() < p_aug), seed=int(rng.integers(2**31)))
+             for i, (split, kind, text, variants, p_aug) in enumerate(jobs)]
+    if workers > 1:
+        from multiprocessing import get_context
+        with get_context("spawn").Pool(workers) as pool:
+            made = list(_progress(pool.imap(_synth_one, specs, chunksize=8), len(specs), progress))
+    else:
+        made = list(_progress(map(_synth_one, specs), len(specs), progress))
+    rows: dict[str, list[dict]] = {"train": [], "test": []}
+    for spec, row in zip(specs, made):
+        rows[spec["split"]].append(row)
     _write_jsonl(out / "train.jsonl", rows["train"])
     _write_jsonl(out / "test.jsonl", rows["test"])
     _write_jsonl(out / "all.jsonl", rows["train"] + rows["test"])
