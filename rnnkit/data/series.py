@@ -1,0 +1,271 @@
+"""Time series from CSV or pandas: load, validate, infer frequency, pad into windows.
+
+A *series set* is one or more series in long format (neuralforecast's ``unique_id, ds, y``):
+an optional id column, an optional time column (dates or integers) and a numeric target,
+plus optional covariates. Past covariates are only known up to the forecast origin;
+future covariates (calendar, prices set in advance...) are known over the horizon too.
+
+Every problem with the input becomes a one-line ``UserError`` naming the column and line:
+missing columns, non-numeric values, missing values, duplicate timestamps. Gaps in dated
+series are reported on stderr (not silently filled).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.errors import UserError
+
+# Seasonal period per pandas frequency prefix (M4 / Monash conventions).
+_SEASON = {"Y": 1, "A": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24, "min": 60, "T": 60}
+
+
+@dataclass
+class Series:
+    """One series. y: (n,), past: (n, P) past covariates, future: (n, F) known-future covariates."""
+
+    id: str
+    times: np.ndarray
+    y: np.ndarray
+    past: np.ndarray
+    future: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class SeriesSet:
+    """Series sharing one schema and one frequency (``freq`` is None for integer times)."""
+
+    series: list[Series]
+    target: str
+    time_col: Optional[str] = None
+    id_col: Optional[str] = None
+    past_cols: list[str] = field(default_factory=list)
+    future_cols: list[str] = field(default_factory=list)
+    freq: Optional[str] = None
+    step: int = 1  # integer time step when freq is None
+    # Known-future covariate rows after the last observed target (predict with future covariates).
+    horizon_future: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def season(self) -> int:
+        return season_of(self.freq)
+
+    def future_times(self, s: Series, h: int) -> np.ndarray:
+        """The h time stamps after the end of series s."""
+        last = s.times[-1]
+        if self.freq is None:
+            return np.asarray(last + self.step * np.arange(1, h + 1), dtype=np.int64)
+        return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=self.freq)[1:].values
+
+    def schema(self) -> dict:
+        return {"target": self.target, "time_col": self.time_col, "id_col": self.id_col,
+                "past_cols": list(self.past_cols), "future_cols": list(self.future_cols),
+                "freq": self.freq, "step": self.step}
+
+
+def season_of(freq: Optional[str]) -> int:
+    """Seasonal period implied by a pandas frequency alias ('MS' -> 12, 'QS-JAN' -> 4, None -> 1)."""
+    if not freq:
+        return 1
+    head = freq.lstrip("0123456789").split("-")[0]
+    for key in sorted(_SEASON, key=len, reverse=True):
+        if head.startswith(key):
+            return _SEASON[key]
+    return 1
+
+
+def read_csv(path: Union[str, Path]) -> pd.DataFrame:
+    """Read a CSV with a user-facing error for missing/empty/unparsable files."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"data file not found: {p}")
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {p} as CSV: {str(exc).splitlines()[0]}") from None
+    if df.empty:
+        raise UserError(f"{p} has no data rows")
+    return df
+
+
+def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
+    for c in cols:
+        if c not in df.columns:
+            have = ", ".join(map(str, df.columns[:12]))
+            raise UserError(f"column {c!r} not found in {where} (columns: {have})")
+
+
+def _numeric(df: pd.DataFrame, col: str, where: str, allow_nan_rows: Optional[np.ndarray] = None) -> np.ndarray:
+    """Column as float64; non-numeric cells and missing values are errors (line = CSV line)."""
+    raw = df[col]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = num.isna() & raw.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"column {col!r} in {where} has non-numeric value {raw.iloc[i]!r} at line {i + 2}")
+    values = num.to_numpy(dtype=np.float64)
+    nan = ~np.isfinite(values)
+    if allow_nan_rows is not None:
+        nan &= ~allow_nan_rows
+    if nan.any():
+        idx = np.flatnonzero(nan)
+        raise UserError(f"column {col!r} in {where} has {len(idx)} missing/non-finite value(s), first at line "
+                        f"{idx[0] + 2}; fill or drop them first (rnnkit does not drop them silently)")
+    return values
+
+
+def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
+    """Integers stay integers; anything else must parse as dates."""
+    if pd.api.types.is_integer_dtype(col):
+        return col.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(col):
+        if col.isna().any():
+            raise UserError(f"time column {name!r} in {where} has missing values, first at line "
+                            f"{int(np.flatnonzero(col.isna().to_numpy())[0]) + 2}")
+        if np.all(np.mod(col.to_numpy(), 1) == 0):
+            return col.to_numpy().astype(np.int64)
+        raise UserError(f"time column {name!r} in {where} has non-integer numbers; use dates or integers")
+    try:
+        t = pd.to_datetime(col, errors="raise", format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"time column {name!r} in {where} is neither integers nor dates: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if t.isna().any():
+        i = int(np.flatnonzero(t.isna().to_numpy())[0])
+        raise UserError(f"time column {name!r} in {where} has a missing time at line {i + 2}")
+    return t.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if t.dt.tz is not None else \
+        t.to_numpy(dtype="datetime64[ns]")
+
+
+def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
+    """A pandas frequency for dated series: ``pd.infer_freq`` where regular, else the typical step."""
+    for t in sorted(times_list, key=len, reverse=True):
+        if len(t) >= 3:
+            f = pd.infer_freq(pd.DatetimeIndex(t))
+            if f:
+                return f
+    # Irregular (gaps): use the median spacing to pick a calendar frequency.
+    diffs = np.concatenate([np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1])
+    if len(diffs) == 0:
+        return None
+    days = float(np.median(diffs)) / 86400.0
+    first = pd.Timestamp(times_list[0][0])
+    for lo, hi, start, end in [(360, 370, "YS", "YE"), (88, 93, "QS", "QE"), (27, 32, "MS", "ME")]:
+        if lo <= days <= hi:
+            return start if first.is_month_start else end
+    if 6.5 <= days <= 7.5:
+        return "W-" + first.day_name()[:3].upper()
+    if 0.9 <= days <= 1.1:
+        weekdays = np.concatenate([pd.DatetimeIndex(t).dayofweek for t in times_list])
+        return "B" if weekdays.max() <= 4 else "D"
+    return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=float(np.median(diffs)))).freqstr
+
+
+def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
+    """Count missing time steps in a series; return the count (caller reports)."""
+    if len(s) < 2:
+        return 0
+    if freq is None:
+        return int(((np.diff(s.times) // step) - 1).clip(min=0).sum())
+    full = pd.date_range(pd.Timestamp(s.times[0]), pd.Timestamp(s.times[-1]), freq=freq)
+    return max(0, len(full) - len(s))
+
+
+def load_series(
+    data: Union[str, Path, pd.DataFrame],
+    target: str,
+    time_col: Optional[str] = None,
+    id_col: Optional[str] = None,
+    past_cols: Sequence[str] = (),
+    future_cols: Sequence[str] = (),
+    allow_future_rows: bool = False,
+    quiet: bool = False,
+) -> SeriesSet:
+    """Validate a long table and split it into series sorted by time.
+
+    allow_future_rows: rows after a series' last target value may have an empty target
+    (they carry known-future covariates for ``predict``); they go to ``horizon_future``.
+    """
+    where = str(data) if not isinstance(data, pd.DataFrame) else "the data frame"
+    df = read_csv(data) if not isinstance(data, pd.DataFrame) else data.reset_index(drop=True)
+    if df.empty:
+        raise UserError(f"{where} has no rows")
+    past_cols, future_cols = list(past_cols), list(future_cols)
+    _check_columns(df, [target] + [c for c in (time_col, id_col) if c] + past_cols + future_cols, where)
+    if target in past_cols + future_cols or (time_col and time_col == target):
+        raise UserError(f"target {target!r} cannot also be the time column or a covariate")
+    ids = df[id_col].astype(str).to_numpy() if id_col else np.full(len(df), "series")
+    # Trailing empty-target rows are allowed only when they are future-covariate rows.
+    tail = np.zeros(len(df), dtype=bool)
+    if allow_future_rows and future_cols:
+        raw = pd.to_numeric(df[target], errors="coerce").to_numpy()
+        for sid in pd.unique(ids):
+            rows = np.flatnonzero(ids == sid)
+            observed = rows[np.isfinite(raw[rows])]
+            last = observed.max() if len(observed) else -1
+            tail[rows[rows > last]] = True
+    y = _numeric(df, target, where, allow_nan_rows=tail)
+    past = np.stack([_numeric(df, c, where, allow_nan_rows=tail) for c in past_cols], 1) if past_cols \
+        else np.zeros((len(df), 0))
+    fut = np.stack([_numeric(df, c, where) for c in future_cols], 1) if future_cols else np.zeros((len(df), 0))
+    times = _parse_times(df[time_col], time_col, where) if time_col else None
+
+    out: list[Series] = []
+    horizon_future: dict[str, np.ndarray] = {}
+    for sid in pd.unique(ids):
+        rows = np.flatnonzero(ids == sid)
+        t = times[rows] if times is not None else np.arange(len(rows), dtype=np.int64)
+        order = np.argsort(t, kind="stable")
+        rows, t = rows[order], t[order]
+        dup = np.flatnonzero(t[1:] == t[:-1])
+        if len(dup):
+            a, b = rows[dup[0]], rows[dup[0] + 1]
+            raise UserError(f"duplicate timestamp {pd.Timestamp(t[dup[0]]) if times is not None and t.dtype.kind == 'M' else t[dup[0]]}"
+                            f" in series {sid!r} (lines {min(a, b) + 2} and {max(a, b) + 2})")
+        obs = ~tail[rows]
+        if not obs.any():
+            raise UserError(f"series {sid!r} has no observed {target!r} values")
+        if tail[rows].any():
+            horizon_future[sid] = fut[rows[~obs]]
+        r = rows[obs]
+        out.append(Series(id=str(sid), times=t[obs], y=y[r], past=past[r], future=fut[r]))
+
+    ss = SeriesSet(out, target, time_col, id_col, past_cols, future_cols, horizon_future=horizon_future)
+    if times is not None and times.dtype.kind == "M":
+        ss.freq = infer_freq([s.times for s in out])
+    elif times is not None:
+        diffs = np.concatenate([np.diff(s.times) for s in out if len(s) > 1]) if any(len(s) > 1 for s in out) else []
+        ss.step = int(np.gcd.reduce(diffs.astype(np.int64))) if len(diffs) else 1
+    gaps = {s.id: _report_gaps(s, ss.freq, ss.step) for s in out}
+    n_gap = sum(gaps.values())
+    if n_gap and not quiet:
+        worst = max(gaps, key=gaps.get)
+        print(f"rnnkit: warning: {n_gap} missing time step(s) in {sum(g > 0 for g in gaps.values())} series "
+              f"(frequency {ss.freq or ss.step}; most in {worst!r}: {gaps[worst]}); values are used in order, "
+              f"gaps are not filled", file=sys.stderr)
+    return ss
+
+
+def check_lengths(ss: SeriesSet, horizon: int, need: int = 1) -> None:
+    """Every series needs more points than the horizon (``need`` extra folds for backtests)."""
+    if horizon <= 0:
+        raise UserError(f"horizon must be a positive integer, got {horizon}")
+    for s in ss.series:
+        if len(s) < horizon * need + 1:
+            raise UserError(f"series {s.id!r} has {len(s)} points; it needs at least {horizon * need + 1} "
+                            f"for horizon {horizon}" + (f" and {need} fold(s)" if need > 1 else ""))
+
+
+def truncate(ss: SeriesSet, cut: dict[str, int]) -> SeriesSet:
+    """A copy where series ``id`` keeps its first ``cut[id]`` points (backtest origins)."""
+    new = [Series(s.id, s.times[:cut[s.id]], s.y[:cut[s.id]], s.past[:cut[s.id]], s.future[:cut[s.id]])
+           for s in ss.series if s.id in cut]
+    return SeriesSet(new, ss.target, ss.time_col, ss.id_col, ss.past_cols, ss.future_cols, ss.freq, ss.step)

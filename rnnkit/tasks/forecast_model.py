@@ -1,0 +1,154 @@
+"""The forecasting network: scale per window, run a recurrent encoder, emit all horizon
+quantiles at once (direct multi-output head, as MQ-RNN), plus a linear "highway" on the
+scaled history (as LSTNet) so level and trend extrapolate even far outside the training range.
+
+Shapes: y_ctx, m_ctx (B, L); x_ctx (B, L, C) covariates (past then known-future);
+f_hor (B, H, F) known-future covariates over the horizon; output (B, H, Q).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.nn.registry import make_layer
+
+DEFAULT_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass
+class NetConfig:
+    """Architecture of one ensemble member (all members share it)."""
+
+    context: int
+    horizon: int
+    n_past: int = 0
+    n_future: int = 0
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    cell: str = "gru"
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+    highway: bool = True
+    ensemble: int = 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["quantiles"] = list(self.quantiles)
+        return d
+
+
+def masked_stats(x: Tensor, m: Tensor, dim: int = 1) -> tuple[Tensor, Tensor]:
+    """Mean and std of x over ``dim`` where m == 1; x, m broadcastable. Keeps dim."""
+    cnt = m.sum(dim, keepdim=True).clamp(min=1.0)
+    mean = (x * m).sum(dim, keepdim=True) / cnt
+    var = (((x - mean) * m) ** 2).sum(dim, keepdim=True) / cnt
+    return mean, var.sqrt()
+
+
+def window_scale(y: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-window location and scale of the target, y, m: (B, L) -> (B, 1) each.
+
+    The floor (1 % of the mean level, then 1e-8) keeps flat or one-point histories finite;
+    scaling per window is what keeps a series in the thousands, or a trend far beyond the
+    training range, inside the cells' working range.
+    """
+    loc, std = masked_stats(y, m)
+    level = (y.abs() * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)
+    return loc, torch.maximum(std, 0.01 * level).clamp(min=1e-8)
+
+
+class ForecastNet(nn.Module):
+    """One member: recurrent encoder + MLP head (+ linear highway), in scaled units."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        Q, H, F = len(cfg.quantiles), cfg.horizon, cfg.n_future
+        self.rnn = make_layer(cfg.cell, 2 + cfg.n_past + F, cfg.hidden, num_layers=cfg.layers,
+                              dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(cfg.hidden + H * F, cfg.hidden), nn.ReLU(),
+                                  nn.Linear(cfg.hidden, H * Q))
+        self.highway = nn.Linear(cfg.context, H * Q) if cfg.highway else None
+        if self.highway is not None:  # start from "no linear part": the RNN learns first
+            nn.init.zeros_(self.highway.weight)
+            nn.init.zeros_(self.highway.bias)
+
+    def forward(self, y_s: Tensor, m: Tensor, x_s: Tensor, f_s: Tensor) -> Tensor:
+        """Scaled inputs -> scaled quantiles. y_s, m: (B, L); x_s: (B, L, C); f_s: (B, H, F) -> (B, H, Q)."""
+        B = y_s.shape[0]
+        inp = torch.cat([y_s.unsqueeze(-1), m.unsqueeze(-1), x_s], dim=-1)
+        out = self.rnn(inp)
+        seq = out[0] if isinstance(out, tuple) else out
+        h = torch.cat([seq[:, -1], f_s.reshape(B, -1)], dim=-1)
+        q = self.head(h)
+        if self.highway is not None:
+            q = q + self.highway(y_s * m)
+        return q.view(B, self.cfg.horizon, len(self.cfg.quantiles))
+
+
+class ForecastModel(nn.Module):
+    """Ensemble of ``cfg.ensemble`` members sharing the per-window scaling.
+
+    ``forward`` returns scaled quantiles per member (B, E, H, Q) plus loc, scale (B, 1) for
+    the loss; ``predict`` returns quantiles in data units, averaged over members (B, H, Q).
+    """
+
+    def __init__(self, cfg: NetConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        members = []
+        for k in range(cfg.ensemble):  # distinct, reproducible initialisations
+            torch.manual_seed(seed + 1000 * k)
+            members.append(ForecastNet(cfg))
+        self.members = nn.ModuleList(members)
+
+    def scale_inputs(self, b: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        y, m, x, f = b["y_ctx"], b["m_ctx"], b["x_ctx"], b["f_hor"]
+        loc, scale = window_scale(y, m)
+        y_s = (y - loc) / scale * m
+        if x.shape[-1]:  # each covariate standardised on its own context window
+            mu, sd = masked_stats(x, m.unsqueeze(-1))
+            sd = sd.clamp(min=1e-6)
+            x = (x - mu) / sd * m.unsqueeze(-1)
+            F = f.shape[-1]
+            if F:
+                f = (f - mu[:, :, -F:]) / sd[:, :, -F:]
+        return y_s, x, f, loc, scale
+
+    def forward(self, b: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        y_s, x_s, f_s, loc, scale = self.scale_inputs(b)
+        q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s) for net in self.members], dim=1)
+        return q, loc, scale
+
+    @torch.no_grad()
+    def predict(self, b: dict[str, Tensor]) -> Tensor:
+        """Quantiles in data units, (B, H, Q), sorted along Q (no crossing)."""
+        q, loc, scale = self.forward(b)
+        q = q.mean(dim=1)  # quantile averaging across members
+        q = q * scale.unsqueeze(-1) + loc.unsqueeze(-1)
+        return q.sort(dim=-1).values
+
+
+def pinball_loss(q_pred: Tensor, y: Tensor, m: Tensor, levels: Tensor) -> Tensor:
+    """Mean pinball (quantile) loss. q_pred (B, E, H, Q); y, m (B, H); levels (Q,)."""
+    diff = y[:, None, :, None] - q_pred
+    loss = torch.maximum(levels * diff, (levels - 1) * diff)
+    w = m[:, None, :, None].expand_as(loss)
+    return (loss * w).sum() / w.sum().clamp(min=1.0)
+
+
+def forecast_loss(model: ForecastModel, b: dict[str, Tensor]) -> Tensor:
+    """Pinball loss in scaled units, so every series weighs the same whatever its magnitude."""
+    q, loc, scale = model(b)
+    y_s = (b["y_hor"] - loc) / scale
+    levels = torch.tensor(model.cfg.quantiles, dtype=q.dtype, device=q.device)
+    return pinball_loss(q, y_s, b["m_hor"], levels) * q.shape[1]  # sum over members: each gets a full gradient
+
+
+def config_from_dict(d: dict) -> NetConfig:
+    d = dict(d)
+    d["quantiles"] = tuple(d["quantiles"])
+    return NetConfig(**{k: v for k, v in d.items() if k in NetConfig.__dataclass_fields__})
+
