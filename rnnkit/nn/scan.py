@@ -77,8 +77,8 @@ def log_coeffs(kind: str, k: Tensor) -> tuple[Tensor, Tensor]:
 def scan_sequential(kind: str, k: Tensor, h0: Tensor) -> Tensor:
     a, b = coeffs(kind, k)
     h, outs = h0, []
-    for t in range(k.shape[1]):
-        h = a[:, t] * h + b[:, t]
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
+        h = a_t * h + b_t
         outs.append(h)
     return torch.stack(outs, dim=1)
 
@@ -109,19 +109,20 @@ def scan_chunked(kind: str, k: Tensor, h0: Tensor, chunk: int = 32) -> Tensor:
     if pad:  # a=1, b=0 leaves the state unchanged on padded steps
         a = torch.cat([a, a.new_ones(B, pad, H)], dim=1)
         b = torch.cat([b, b.new_zeros(B, pad, H)], dim=1)
-    a, b = a.view(B, n, chunk, H), b.view(B, n, chunk, H)
-    loc, prod, locs, prods = b[:, :, 0], a[:, :, 0], [b[:, :, 0]], [a[:, :, 0]]
+    # unbind, not a[:, :, t]: the backward of each indexing would allocate a full-size grad
+    a_t, b_t = a.view(B, n, chunk, H).unbind(2), b.view(B, n, chunk, H).unbind(2)
+    loc, prod, locs, prods = b_t[0], a_t[0], [b_t[0]], [a_t[0]]
     for t in range(1, chunk):
-        loc = a[:, :, t] * loc + b[:, :, t]
-        prod = prod * a[:, :, t]
+        loc = torch.addcmul(b_t[t], a_t[t], loc)
+        prod = prod * a_t[t]
         locs.append(loc)
         prods.append(prod)
-    local, cum = torch.stack(locs, dim=2), torch.stack(prods, dim=2)  # (B, n, chunk, H)
     carry, carries = h0, []
-    for c in range(n):  # state entering each chunk
+    for last_loc, last_prod in zip(loc.unbind(1), prod.unbind(1)):  # state entering each chunk
         carries.append(carry)
-        carry = local[:, c, -1] + cum[:, c, -1] * carry
-    h = local + cum * torch.stack(carries, dim=1).unsqueeze(2)
+        carry = torch.addcmul(last_loc, last_prod, carry)
+    local, cum = torch.stack(locs, dim=2), torch.stack(prods, dim=2)  # (B, n, chunk, H)
+    h = torch.addcmul(local, cum, torch.stack(carries, dim=1).unsqueeze(2))
     return h.reshape(B, n * chunk, H)[:, :T]
 
 
@@ -219,6 +220,8 @@ class _MinLayer(SequenceLayer):
             for d in range(self.directions):
                 idx = layer * self.directions + d
                 k = F.linear(inp, *self._params(layer, d))  # one matmul for all steps
+                if k.dtype in (torch.bfloat16, torch.float16) and k.device.type == "cpu":
+                    k = k.float()  # autocast: bf16 matmul (AMX), fp32 scan (memory-bound anyway)
                 if d == 1:  # read each sequence backwards from its last real step
                     k = reverse_padded(k.transpose(0, 1), lengths).transpose(0, 1)
                 h = scan(self.kind, k, h0[idx], self.scan)

@@ -1,0 +1,112 @@
+"""Benchmark: minGRU/minLSTM training (parallel scan) vs a sequential torch.nn.GRU.
+
+Shape from issue 8: batch 16, 1024 steps, 256 inputs, 256 hidden ("equal width"), float32,
+one thread. Training = forward + backward of ``(y * G).sum()`` with a fixed random G (a
+dense upstream gradient, as a real head gives), parameter gradients on, input without
+gradient (a first layer). Inference = forward under ``torch.no_grad``. All cases run
+interleaved in one process (bench.common.time_interleaved); ratios are medians vs GRU.
+
+Scans compared: ``fused`` (one C pass forward and one backward, rnnkit.nn.kernels), ``log``
+(the paper's log-space scan in plain torch ops), ``chunked`` (linear space, chunks of 32).
+The bf16 rows run both models under ``torch.autocast("cpu", torch.bfloat16)`` (AMX matmuls
+on CPUs that have them; minGRU scans in fp32).
+
+    python bench/mingru.py [--quick] [--threads N]     # or: rnnkit bench --only mingru
+
+Writes ``bench/results/mingru.json`` (``mingru.quick.json`` with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import (log, machine_info, markdown_table, setup, summary,  # noqa: E402
+                          time_interleaved, write_results)
+
+from rnnkit.nn import kernels  # noqa: E402
+from rnnkit.nn.scan import MinGRU, MinLSTM  # noqa: E402
+
+B, I, H = 16, 256, 256
+
+
+def _cases(T: int) -> dict[str, tuple[nn.Module, str]]:
+    """name -> (model, precision)."""
+    torch.manual_seed(0)
+    cases: dict[str, tuple[nn.Module, str]] = {"torch.nn.GRU": (nn.GRU(I, H, batch_first=True), "fp32")}
+    scans = (["fused"] if kernels.available() else []) + ["chunked", "log"]
+    for s in scans:
+        cases[f"minGRU {s}"] = (MinGRU(I, H, batch_first=True, scan=s), "fp32")
+    if kernels.available():
+        cases["minLSTM fused"] = (MinLSTM(I, H, batch_first=True, scan="fused"), "fp32")
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        cases["torch.nn.GRU bf16"] = (nn.GRU(I, H, batch_first=True), "bf16")
+        cases[f"minGRU {scans[0]} bf16"] = (MinGRU(I, H, batch_first=True, scan=scans[0]), "bf16")
+    return cases
+
+
+def _ctx(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _train(model: nn.Module, precision: str, x: torch.Tensor, G: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        for p in model.parameters():
+            p.grad = None
+        with _ctx(precision):
+            y = model(x)[0]
+        (y.float() * G).sum().backward()
+    return run
+
+
+def _infer(model: nn.Module, precision: str, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad(), _ctx(precision):
+            model(x)
+    return run
+
+
+def main(quick: bool = False, threads: int = 1) -> dict:
+    setup(threads)
+    T = 256 if quick else 1024
+    repeats = 3 if quick else 7
+    x = torch.randn(B, T, I)
+    G = torch.randn(B, T, H)
+    cases = _cases(T)
+    flat: dict[str, Callable[[], None]] = {}
+    for name, (model, prec) in cases.items():
+        flat[f"{name}|train"] = _train(model, prec, x, G)
+        flat[f"{name}|infer"] = _infer(model, prec, x)
+    log(f"mingru bench: B={B} T={T} I={I} H={H}, {len(flat)} cases x {repeats} repeats, {threads} thread(s)")
+    times = time_interleaved(flat, repeats=repeats, warmup=1)
+    res = {k: summary(v) for k, v in times.items()}
+    base_tr, base_inf = res["torch.nn.GRU|train"]["median_s"], res["torch.nn.GRU|infer"]["median_s"]
+    rows = []
+    for name, (_, prec) in cases.items():
+        tr, inf = res[f"{name}|train"], res[f"{name}|infer"]
+        rows.append({"case": name, "precision": prec,
+                     "train_ms": tr["median_s"] * 1e3, "train_speedup_vs_gru": base_tr / tr["median_s"],
+                     "infer_ms": inf["median_s"] * 1e3, "infer_speedup_vs_gru": base_inf / inf["median_s"],
+                     "train_min_ms": tr["min_s"] * 1e3, "train_max_ms": tr["max_s"] * 1e3})
+    table = markdown_table(
+        ["case", "train ms", "train x GRU fp32", "infer ms", "infer x GRU fp32"],
+        [[r["case"], r["train_ms"], r["train_speedup_vs_gru"], r["infer_ms"], r["infer_speedup_vs_gru"]] for r in rows])
+    out = {"area": "mingru", "quick": quick, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
+           "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table}
+    path = write_results("mingru", out, quick=quick)
+    log(f"wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    print(main(a.quick, a.threads)["table"])
