@@ -101,7 +101,7 @@ def test_early_stopping_restores_best_weights():
     assert h.stopped_early and h.stop_reason == "early_stopping"
     assert h.epochs == 3 and len(h.rows) == 3
     assert h.rows[1]["val_loss"] > h.rows[0]["val_loss"]
-    assert h.best_val_loss == pytest.approx(h.rows[0]["val_loss"])
+    assert h.best_val_loss == pytest.approx(h.rows[0]["val_loss"]) and h.best_epoch == 1
     assert torch.equal(model.weight, one.weight)  # the epoch-1 weights came back
 
 

@@ -63,6 +63,7 @@ class TrainConfig:
 class History:
     rows: list[dict] = field(default_factory=list)  # one per epoch: epoch, step, train_loss, val_loss, lr, seconds
     best_val_loss: Optional[float] = None
+    best_epoch: Optional[int] = None                # 1-based epoch of the weights returned (None: last)
     epochs: int = 0                                 # completed epochs
     steps: int = 0
     stopped_early: bool = False
@@ -184,7 +185,8 @@ class Trainer:
             write_metrics_csv(self.out_dir / "metrics.csv", self.rows)
         self.model.to(home)
         best = self.stopper.best if math.isfinite(self.stopper.best) else None
-        return History(rows=list(self.rows), best_val_loss=best, epochs=self.epoch, steps=self.step,
+        best_epoch = self.stopper.best_epoch + 1 if best is not None and self.stopper.best_epoch >= 0 else None
+        return History(rows=list(self.rows), best_val_loss=best, best_epoch=best_epoch, epochs=self.epoch, steps=self.step,
                        stopped_early=reason == "early_stopping", stop_reason=reason)
 
     def _train_epoch(self, train_data: Data, n_epoch: Optional[int], bar: ProgressBar) -> str:
@@ -267,7 +269,8 @@ class Trainer:
         """Stopped mid-epoch (max_steps / max_time): keep the final weights if they beat the best."""
         val = self.evaluate(val_data) if val_data is not None else None
         if val is not None and val < self.stopper.best:
-            self.stopper.best, self.best_state = val, None  # keep the current weights
+            # keep the current weights
+            self.stopper.best, self.stopper.best_epoch, self.best_state = val, self.epoch, None
         row = self._row(val)
         self.rows.append(row)
         bar.end_epoch(row)
