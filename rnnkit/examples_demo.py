@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-from rnnkit.tutorials.count import PLAIN_TUTORIAL, SCALED_TANH, CountConfig, run_count
-from rnnkit.tutorials.names_i2h import I2HConfig, run_i2h
-from rnnkit.tutorials.sine import SineConfig, run_sine
+from rnnkit.tutorials.count import PLAIN_TUTORIAL, SCALED_TANH, CountConfig, CountResult, run_count
+from rnnkit.tutorials.names_i2h import I2HConfig, I2HResult, run_i2h
+from rnnkit.tutorials.sine import SineConfig, SineResult, run_sine
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -35,16 +34,7 @@ def sine_section(out_dir: Path, quick: bool) -> str:
     cfg = SineConfig(epochs=60) if quick else SineConfig()
     _log(f"sine: RNN(1, {cfg.hidden}, relu) + Linear, {cfg.epochs} epochs")
     r = run_sine(cfg)
-    fig = Figure(figsize=(9, 3.2))
-    ax = fig.subplots()
-    ax.axvspan(r.t[r.split], r.t[-1], color="0.9", label="held out (never seen in training)")
-    ax.plot(r.t, r.series, color="k", lw=1.2, label="sin(t)")
-    ax.plot(r.t, r.pred, color="tab:red", lw=1, ls="--", label="one-step prediction")
-    ax.set_xlabel("t")
-    ax.set_title(f"Next value of sin(t): held-out RMSE {r.rmse_holdout:.4f}")
-    ax.legend(loc="lower left", fontsize=8)
-    out_dir = Path(out_dir)
-    _save(fig, out_dir / "sine.png")
+    plot_sine(r, Path(out_dir) / "sine.png")
     return (
         f"An RNN with {cfg.hidden} relu units and a linear readout, trained on windows of "
         f"{cfg.window} values from t = 0 .. {r.t[r.split - 1]:.1f}, predicts the next value of sin(t).\n\n"
@@ -55,32 +45,37 @@ def sine_section(out_dir: Path, quick: bool) -> str:
     )
 
 
+def plot_sine(r: SineResult, path: Path) -> None:
+    """True series vs one-step predictions, held-out stretch shaded."""
+    fig = Figure(figsize=(9, 3.2))
+    ax = fig.subplots()
+    ax.axvspan(r.t[r.split], r.t[-1], color="0.9", label="held out (never seen in training)")
+    ax.plot(r.t, r.series, color="k", lw=1.2, label="sin(t)")
+    ax.plot(r.t, r.pred, color="tab:red", lw=1, ls="--", label="one-step prediction")
+    ax.set_xlabel("t")
+    ax.set_title(f"Next value of sin(t): held-out RMSE {r.rmse_holdout:.4f}")
+    ax.legend(loc="lower left", fontsize=8)
+    _save(fig, path)
+
+
 # ------------------------------------------------------------------------------ count
+COUNT_VARIANTS: list[tuple[str, CountConfig]] = [
+    ("plain tutorial: tanh unit, raw counts, output = state", PLAIN_TUTORIAL),
+    ("tanh unit + built-in scaler + linear readout", SCALED_TANH),
+    ("relu unit, random init (+ scaler, readout)", CountConfig(linear_init=False)),
+    ("**rnnkit: relu unit started linear + scaler + readout**", CountConfig()),
+]
+
+
 def count_section(out_dir: Path, quick: bool) -> str:
-    variants = [
-        ("plain tutorial: tanh unit, raw counts, output = state", PLAIN_TUTORIAL),
-        ("tanh unit + built-in scaler + linear readout", SCALED_TANH),
-        ("relu unit, random init (+ scaler, readout)", CountConfig(linear_init=False)),
-        ("**rnnkit: relu unit started linear + scaler + readout**", CountConfig()),
-    ]
     rows, results = [], []
-    for name, cfg in variants:
+    for name, cfg in COUNT_VARIANTS:
         _log(f"count: {name}")
         r = run_count(cfg)
         results.append((name, r))
         preds = ", ".join(f"{v:.1f}" for v in r.extrap_pred)
         rows.append(f"| {name} | {r.train_mae:.3f} | {preds} | {r.extrap_max_err:.2f} |")
-    fig = Figure(figsize=(7, 3.6))
-    ax = fig.subplots()
-    xs = np.arange(11, 16)
-    ax.plot(xs, xs + 5, "k-o", label="target 16..20")
-    for (name, r), style in zip(results, ["s:", "^--", "v:", "o-"]):
-        ax.plot(xs, r.extrap_pred, style, label=name.replace("*", ""), alpha=0.85)
-    ax.set_xlabel("input (beyond the training range 1..10)")
-    ax.set_ylabel("prediction")
-    ax.set_title("[11..15] -> ? : extrapolation of a one-unit RNN")
-    ax.legend(fontsize=7)
-    _save(fig, Path(out_dir) / "count.png")
+    plot_count(results, Path(out_dir) / "count.png")
     return (
         "One recurrent unit, trained with Adam on MSE for [1..5] → [6..10] and [6..10] → [11..15]; "
         "then asked for [11..15] (answer 16..20, outside everything seen).\n\n"
@@ -95,22 +90,27 @@ def count_section(out_dir: Path, quick: bool) -> str:
     )
 
 
+def plot_count(results: list[tuple[str, CountResult]], path: Path) -> None:
+    """Predictions for [11..15] of each variant against the targets 16..20."""
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    xs = np.arange(11, 16)
+    ax.plot(xs, xs + 5, "k-o", label="target 16..20")
+    for (name, r), style in zip(results, ["s:", "^--", "v:", "o-"]):
+        ax.plot(xs, r.extrap_pred, style, label=name.replace("*", ""), alpha=0.85)
+    ax.set_xlabel("input (beyond the training range 1..10)")
+    ax.set_ylabel("prediction")
+    ax.set_title("[11..15] -> ? : extrapolation of a one-unit RNN")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
 # ------------------------------------------------------------------------------ i2h
 def i2h_section(out_dir: Path, quick: bool) -> str:
     cfg = I2HConfig(epochs=3, train_limit=8000) if quick else I2HConfig()
     _log(f"i2h: I2HCell(hidden={cfg.hidden}, log_softmax) on names, {cfg.epochs} epochs")
     r = run_i2h(cfg)
-    fig = Figure(figsize=(8.5, 8))
-    ax = fig.subplots()
-    norm = r.confusion / np.maximum(r.confusion.sum(1, keepdims=True), 1)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(r.classes)), r.classes, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(r.classes)), r.classes, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"i2h RNN on names, test accuracy {r.test_accuracy:.3f} (majority {r.majority_accuracy:.3f})")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    _save(fig, Path(out_dir) / "i2h_confusion.png")
+    plot_i2h(r, Path(out_dir) / "i2h_confusion.png")
     per_class = np.diag(r.confusion) / np.maximum(r.confusion.sum(1), 1)
     best = sorted(zip(per_class, r.classes), reverse=True)[:3]
     worst = sorted(zip(per_class, r.classes))[:3]
@@ -124,3 +124,18 @@ def i2h_section(out_dir: Path, quick: bool) -> str:
         f"Best classes: {', '.join(f'{c} {a:.2f}' for a, c in best)}; hardest: "
         f"{', '.join(f'{c} {a:.2f}' for a, c in worst)}.\n\n![confusion](i2h_confusion.png)\n"
     )
+
+
+def plot_i2h(r: I2HResult, path: Path) -> None:
+    """Row-normalised confusion matrix on the test split (as in the PyTorch tutorial)."""
+    fig = Figure(figsize=(8.5, 8))
+    ax = fig.subplots()
+    norm = r.confusion / np.maximum(r.confusion.sum(1, keepdims=True), 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(r.classes)), r.classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(r.classes)), r.classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"i2h RNN on names, test accuracy {r.test_accuracy:.3f} (majority {r.majority_accuracy:.3f})")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    _save(fig, path)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.names import Pair, labels, load_names, split_names, to_ascii
 from rnnkit.nn import I2HCell, Recurrent
-from rnnkit.tutorials._fit import fit
+from rnnkit.train import Trainer, TrainConfig
 
 
 @dataclass
@@ -39,6 +39,8 @@ class I2HConfig:
     lr: float = 5e-3
     seed: int = 0
     train_limit: Optional[int] = None  # use only this many training names (quick runs / tests)
+    device: str = "cpu"  # a Python loop over ~10 steps of a 128-unit cell: CPU is fine
+    progress: bool = True
 
 
 class CharVocab:
@@ -131,9 +133,15 @@ def run_i2h(cfg: I2HConfig = I2HConfig()) -> I2HResult:
     vocab = CharVocab([n for n, _ in train])
     torch.manual_seed(cfg.seed)
     model = I2HClassifier(len(vocab), cfg.hidden, len(classes))
-    rng = random.Random(cfg.seed)
-    losses = fit(model, _loss_fn, lambda epoch: _batches(train, vocab, class_index, cfg.batch_size, rng),
-                 epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, schedule="cosine")
+    # Batches drawn from (seed, epoch) alone, so a resumed run would see the same data order.
+    def epoch_batches(epoch: int):
+        return _batches(train, vocab, class_index, cfg.batch_size, random.Random(cfg.seed * 100_003 + epoch))
+
+    # The val split stays unused here: a fixed epoch count and no early stopping keep this the tutorial.
+    tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, schedule="cosine", grad_clip=1.0, patience=None,
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+    history = Trainer(model, tcfg, _loss_fn).fit(epoch_batches)
+    losses = [row["train_loss"] for row in history.rows]
 
     model.eval()
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.synthetic import next_value_windows, sine_series
 from rnnkit.nn import RNN
-from rnnkit.tutorials._fit import fit
+from rnnkit.train import Trainer, TrainConfig
 
 
 @dataclass
@@ -36,6 +36,8 @@ class SineConfig:
     seed: int = 0
     t_end: float = 30.0
     step: float = 0.1
+    device: str = "cpu"  # a 100-unit model on 300 values: a GPU only adds transfer time
+    progress: bool = True
 
 
 class NextValueRNN(nn.Module):
@@ -102,8 +104,11 @@ def run_sine(cfg: SineConfig = SineConfig()) -> SineResult:
     x_tr, y_tr = next_value_windows(s, cfg.window, cfg.window, split)  # every value < split
     torch.manual_seed(cfg.seed)
     model = NextValueRNN(cfg.hidden)
-    losses = fit(model, _loss_fn(cfg.skip), _epoch_batches(x_tr, y_tr, cfg.batch_size, cfg.seed),
-                 epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, schedule="cosine")
+    # No validation data on purpose: the held-out stretch must not steer training (no early stopping).
+    tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, schedule="cosine", grad_clip=1.0, patience=None,
+                       seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+    history = Trainer(model, tcfg, _loss_fn(cfg.skip)).fit(_epoch_batches(x_tr, y_tr, cfg.batch_size, cfg.seed))
+    losses = [row["train_loss"] for row in history.rows]
     pred = one_step_predictions(model, s, cfg.window)
 
     def rmse(lo: int, hi: int) -> float:
