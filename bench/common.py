@@ -59,13 +59,20 @@ def time_interleaved(cases: dict[str, Callable[[], Any]], repeats: int, warmup: 
     return times
 
 
+def paired_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+    """Median over repeats of ``num[r] / den[r]``: each pair ran in the same round, so a slow
+    phase of the shared machine hits both sides of a pair and mostly cancels."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
 def summary(seconds: Sequence[float]) -> dict[str, float]:
     """Median, min, max and count of a list of timings (seconds)."""
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds), "n": len(seconds)}
 
 
-def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """Best fp32 GEMM rate of this process (its thread count): the practical peak."""
+def matmul_peak_gflops(n: int = 1024, repeats: int = 30) -> float:
+    """Best fp32 GEMM rate of this process (its thread count): the practical peak. Best of
+    many, so that one repeat that got the core to itself sets it on a shared machine."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
@@ -96,12 +103,19 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "command": " ".join([_program()] + sys.argv[1:]),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     if hasattr(os, "getloadavg"):
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     return info
+
+
+def _program() -> str:
+    name = Path(sys.argv[0]).name
+    if name in ("__main__.py", "rnnkit"):
+        return "rnnkit"
+    return f"python {Path(sys.argv[0]).resolve().relative_to(ROOT)}" if ROOT in Path(sys.argv[0]).resolve().parents else name
 
 
 def write_results(area: str, data: dict[str, Any], quick: bool = False) -> Path:

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (log, machine_info, markdown_table, matmul_peak_gflops, setup,  # noqa: E402
-                          summary, time_interleaved, write_results)
+from bench.common import (log, machine_info, markdown_table, matmul_peak_gflops, paired_ratio,  # noqa: E402
+                          setup, summary, time_interleaved, write_results)
 
 import rnnkit.nn as rnn  # noqa: E402
 
@@ -117,8 +117,34 @@ def _measure(cases: dict[str, tuple[Callable, Callable]], repeats: int) -> dict[
     out: dict[str, dict[str, dict]] = {}
     for key, ts in times.items():
         name, mode = key.split("|")
-        out.setdefault(name, {})[mode] = summary(ts)
+        out.setdefault(name, {})[mode] = {**summary(ts), "times_s": ts}
     return out
+
+
+def _ratio(res: dict, num: str, den: str, mode: str) -> float:
+    """Speed of ``den`` relative to ``num`` (> 1: den is faster), paired per repeat."""
+    return paired_ratio(res[num][mode]["times_s"], res[den][mode]["times_s"])
+
+
+def _call_overhead(repeats: int, calls: int = 200) -> dict[str, Any]:
+    """Per-call cost at a tiny shape (B=1, T=1, H=8), where the kernel is nearly free:
+    what rnnkit's wrapper (checks, option handling) adds to a torch.nn call, in µs."""
+    torch.manual_seed(0)
+    ref, ours = nn.LSTM(8, 8, batch_first=True), rnn.LSTM(8, 8, batch_first=True)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 1, 8)
+
+    def many(layer: nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            with torch.no_grad():
+                for _ in range(calls):
+                    layer(x)
+        return run
+
+    times = time_interleaved({"torch.nn": many(ref), "rnnkit": many(ours)}, repeats=repeats, warmup=1)
+    per = {k: 1e6 * min(v) / calls for k, v in times.items()}  # best round: least disturbed
+    return {"torch_us_per_call": per["torch.nn"], "rnnkit_us_per_call": per["rnnkit"],
+            "added_us_per_call": per["rnnkit"] - per["torch.nn"]}
 
 
 def lstm_flops(b: int, t: int, i: int, h: int, gates: int = 4) -> float:
@@ -146,7 +172,7 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
         for mode, mult in (("train", 3.0), ("infer", 1.0)):  # backward ~ 2x forward FLOPs
             r, o = res["rnnkit"][mode]["median_s"], res["torch.nn"][mode]["median_s"]
             rows.append({"batch": b, "time": t, "hidden": h, "mode": mode, "rnnkit_ms": 1e3 * r, "torch_ms": 1e3 * o,
-                         "speed_ratio": o / r, "rnnkit_gflops": mult * flops / r / 1e9,
+                         "speed_ratio": _ratio(res, "torch.nn", "rnnkit", mode), "rnnkit_gflops": mult * flops / r / 1e9,
                          "pct_of_peak": 100 * mult * flops / r / 1e9 / peak})
     return rows
 
@@ -154,7 +180,7 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
 def main(quick: bool = False) -> dict[str, Any]:
     """Run the layer benchmark; returns (and writes) the results with a Markdown table."""
     setup(threads=1)
-    repeats = 3 if quick else 9
+    repeats = 3 if quick else 11
     info = machine_info()
     log(f"layers bench: B={B} T={T} I={I} H={H}, {repeats} interleaved repeats, {torch.get_num_threads()} thread")
     x = torch.randn(B, T, I)
@@ -168,22 +194,26 @@ def main(quick: bool = False) -> dict[str, Any]:
         for mode in ("train", "infer"):
             t_torch, t_ours = res["torch.nn"][mode]["median_s"], res["rnnkit"][mode]["median_s"]
             t_keras = res["keras"][mode]["median_s"] if "keras" in res else float("nan")
-            rows.append([kind, mode, 1e3 * t_torch, 1e3 * t_ours, 1e3 * t_keras, t_torch / t_ours, t_keras / t_ours])
+            vs_keras = _ratio(res, "keras", "rnnkit", mode) if "keras" in res else float("nan")
+            rows.append([kind, mode, 1e3 * t_torch, 1e3 * t_ours, 1e3 * t_keras, _ratio(res, "torch.nn", "rnnkit", mode), vs_keras])
     log("  generic runner vs LSTMCell loop")
     gen = _measure(_generic_cases(x), repeats)
     results["generic"] = gen
     gen_rows = []
     for mode in ("train", "infer"):
-        base = gen["LSTMCell loop"][mode]["median_s"]
         fused = results["layers"]["LSTM"]["torch.nn"][mode]["median_s"]
         for name in gen:
             t = gen[name][mode]["median_s"]
-            gen_rows.append([name, mode, 1e3 * t, base / t, t / fused])
+            gen_rows.append([name, mode, 1e3 * t, _ratio(gen, "LSTMCell loop", name, mode), t / fused])
+    log("  per-call overhead at a tiny shape")
+    results["call_overhead"] = over = _call_overhead(repeats)
     results["load_avg_1m_end"] = machine_info().get("load_avg_1m")
     table = markdown_table(
         ["layer", "mode", "torch.nn ms", "rnnkit ms", "Keras ms", "rnnkit speed vs torch.nn", "rnnkit speed vs Keras"], rows)
     table += "\n\n" + markdown_table(
         ["generic path (LSTM)", "mode", "ms", "speed vs LSTMCell loop", "time / fused torch.nn.LSTM"], gen_rows)
+    table += (f"\n\nPer-call overhead (LSTM, B=1, T=1, H=8, no_grad): torch.nn {over['torch_us_per_call']:.1f} µs, "
+              f"rnnkit {over['rnnkit_us_per_call']:.1f} µs (adds {over['added_us_per_call']:.1f} µs per call).")
     if not quick:
         peak = matmul_peak_gflops()
         results["matmul_peak_gflops"] = peak

@@ -16,7 +16,8 @@ keras = pytest.importorskip("keras", reason="keras 3 is not installed (pip insta
 
 from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.nn import Recurrent  # noqa: E402
-from rnnkit.nn.interop import KerasGRUCell, from_keras  # noqa: E402
+from rnnkit.nn import GRU, LSTM, RNN  # noqa: E402
+from rnnkit.nn.interop import KerasGRUCell, from_keras, to_keras  # noqa: E402
 
 # Keras variables trip a numpy-2 copy= DeprecationWarning on every get_weights(); not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -78,8 +79,9 @@ def test_bidirectional_matches_keras(kind, return_sequences):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru_reset_before", "simple_tanh"])
-def test_go_backwards_matches_keras(kind):
-    check(seq(RNN_LAYERS[kind](return_sequences=True, go_backwards=True)), seed=3)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_go_backwards_matches_keras(kind, return_sequences):
+    check(seq(RNN_LAYERS[kind](return_sequences=return_sequences, go_backwards=True)), seed=3)
 
 
 @pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
@@ -166,3 +168,40 @@ def test_unsupported_layers_and_files_raise_user_error(tmp_path):
     a, b = L.GRU(H)(inp), L.LSTM(H)(inp)
     with pytest.raises(UserError, match="chains of layers|one input and one output"):
         from_keras(keras.Model(inp, L.Add()([a, b])))
+
+
+# ------------------------------------------------------------------------------- to_keras
+def test_to_keras_round_trip_of_imported_model():
+    """Keras -> rnnkit -> Keras gives the original outputs (every layer type, merge modes)."""
+    model = seq(
+        L.Bidirectional(L.LSTM(H, return_sequences=True)),
+        L.Bidirectional(L.GRU(H, return_sequences=True, reset_after=False), merge_mode="ave"),
+        L.GRU(H, return_sequences=True, go_backwards=True),
+        L.SimpleRNN(H, activation="relu"),
+        L.Dense(3, activation="softmax"),
+    )
+    randomize(model, 10)
+    x = np.random.default_rng(11).normal(size=(B, T, I)).astype("float32")
+    back = to_keras(from_keras(model))
+    np.testing.assert_allclose(keras_out(back, x), keras_out(model, x), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LSTM(I, H, num_layers=2, bidirectional=True, batch_first=True, return_state=False),
+    lambda: GRU(I, H, num_layers=3, batch_first=True, return_sequences=False, return_state=False),
+    lambda: RNN(I, H, nonlinearity="relu", batch_first=True, go_backwards=True, return_state=False),
+], ids=["lstm_2layer_bidir", "gru_3layer_last", "rnn_relu_backwards"])
+def test_to_keras_of_rnnkit_layers_sums_torch_biases(make):
+    torch.manual_seed(0)
+    layer = make().eval()
+    x = torch.randn(B, T, I)
+    with torch.no_grad():
+        expected = layer(x).numpy()
+    np.testing.assert_allclose(keras_out(to_keras(layer), x.numpy()), expected, atol=TOL, rtol=0)
+
+
+def test_to_keras_refuses_what_keras_cannot_hold():
+    with pytest.raises(UserError, match="proj_size"):
+        to_keras(LSTM(I, H, proj_size=2, batch_first=True))
+    with pytest.raises(UserError, match="batch_first"):
+        to_keras(GRU(I, H))

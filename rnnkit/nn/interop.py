@@ -24,7 +24,7 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -32,49 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
-from rnnkit.nn.cells import Cell, State, _uniform_init, project
+from rnnkit.nn.keras_cells import KerasGRUCell
 from rnnkit.nn.layers import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["from_keras", "KerasGRUCell"]
-
-
-# =============================================================================== the extra cell
-class KerasGRUCell(Cell):
-    """GRU with the reset gate applied before the recurrent matmul (Keras ``reset_after=False``,
-    the original Cho et al. 2014 form). Gates r, z, n like torch; parameters named like torch.
-
-    ``r = σ(x_r + W_hr h + b_hr)``, ``z = σ(x_z + W_hz h + b_hz)``,
-    ``n = tanh(x_n + W_hn (r ⊙ h) + b_hn)``, ``h' = (1 - z) ⊙ n + z ⊙ h``,
-    where ``x_* = W_i* x + b_i*`` is precomputed for all steps by ``project_input``.
-    Shapes: x_t (B, input_size) -> y_t (B, hidden_size); state ((B, hidden_size),).
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.output_size, self.state_sizes = hidden_size, (hidden_size,)
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        _uniform_init(self, hidden_size)
-
-    def project_input(self, x: Tensor) -> Tensor:
-        return project(x, self.weight_ih, self.bias_ih)
-
-    def forward(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
-        h = state[0]
-        H = self.hidden_size
-        b_hh = self.bias_hh
-        # r and z see h directly; only n sees the reset state, so split the recurrent matmul.
-        hp_rz = F.linear(h, self.weight_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H])
-        x_r, x_z, x_n = xp.chunk(3, dim=1)
-        h_r, h_z = hp_rz.chunk(2, dim=1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + F.linear(r * h, self.weight_hh[2 * H:], None if b_hh is None else b_hh[2 * H:]))
-        h = (1 - z) * n + z * h
-        return h, (h,)
+__all__ = ["from_keras", "to_keras", "KerasGRUCell"]
 
 
 # =============================================================================== activations
@@ -334,3 +295,93 @@ def from_keras(model_or_path: Union[str, os.PathLike, Any]) -> nn.Sequential:
         for i, m in enumerate(new):
             modules[_module_name(layer.name if i == 0 else f"{layer.name}_{type(m).__name__.lower()}", used)] = m
     return nn.Sequential(modules).float().eval()
+
+
+# =============================================================================== export
+def _keras_weights(kind: str, m: nn.Module, layer: int, d: int) -> list[np.ndarray]:
+    """torch-named weights of one (layer, direction) -> Keras [kernel, recurrent_kernel, (bias)]."""
+    if isinstance(m, Recurrent):
+        get = lambda n: getattr(m.cells[layer * m.directions + d], n)  # noqa: E731
+    else:
+        get = lambda n: getattr(m, f"{n}_l{layer}{'_reverse' if d else ''}", None)  # noqa: E731
+    np_ = lambda t: t.detach().cpu().float().numpy()  # noqa: E731
+    kernel, rec = np_(get("weight_ih")).T, np_(get("weight_hh")).T
+    b_ih, b_hh = get("bias_ih"), get("bias_hh")
+    if kind == "GRU":  # swapping the first two gate blocks maps r,z,n <-> z,r,h both ways
+        kernel, rec = _zrh_to_rzn(kernel), _zrh_to_rzn(rec)
+    if b_ih is None:
+        return [kernel, rec]
+    if kind == "GRU" and not isinstance(m, Recurrent):  # reset_after: (2, 3H) input and recurrent bias
+        return [kernel, rec, _zrh_to_rzn(np.stack([np_(b_ih), np_(b_hh)]))]
+    # one Keras bias: the recurrent bias adds outside any gate product in these cells, so sum
+    bias = np_(b_ih) + np_(b_hh)
+    return [kernel, rec, _zrh_to_rzn(bias) if kind == "GRU" else bias]
+
+
+def _export_recurrent(m: nn.Module, merge: str, keras: Any) -> list[Any]:
+    if isinstance(m, Recurrent):
+        if not all(isinstance(c, KerasGRUCell) for c in m.cells):
+            raise UserError("to_keras: Recurrent layers export only with KerasGRUCell cells")
+        kind, units, kw = "GRU", m.cells[0].hidden_size, {"reset_after": False, "use_bias": m.cells[0].bias_ih is not None}
+    else:
+        kind = "LSTM" if isinstance(m, LSTM) else "GRU" if isinstance(m, GRU) else "SimpleRNN"
+        units = m.hidden_size
+        kw = {"use_bias": m.bias}
+        if isinstance(m, RNN):
+            kw["activation"] = m.nonlinearity
+        if isinstance(m, LSTM) and m.proj_size:
+            raise UserError("to_keras: Keras LSTM has no proj_size")
+    if not m.batch_first:
+        raise UserError("to_keras: recurrent layers must be batch_first=True (Keras layout)")
+    if m.go_backwards and m.directions == 2:
+        raise UserError("to_keras: go_backwards with bidirectional has no Keras equivalent")
+    cls = getattr(keras.layers, kind)
+    out = []
+    for layer in range(m.num_layers):
+        last = layer == m.num_layers - 1
+        rs = m.return_sequences if last else True
+        if m.directions == 1:
+            k = cls(units, return_sequences=rs, go_backwards=bool(m.go_backwards and layer == 0), **kw)
+            weights = _keras_weights(kind, m, layer, 0)
+        else:
+            k = keras.layers.Bidirectional(cls(units, return_sequences=rs, **kw), merge_mode=merge if last else "concat")
+            weights = _keras_weights(kind, m, layer, 0) + _keras_weights(kind, m, layer, 1)
+        out.append((k, weights))
+    return out
+
+
+def to_keras(module: nn.Module, input_size: Optional[int] = None) -> Any:
+    """Build a Keras 3 ``Sequential`` equal to an rnnkit model: a ``from_keras`` result, a
+    ``torch.nn.Sequential`` of rnnkit recurrent layers (``return_state=False``), ``Linear``,
+    ``Dropout`` and activations, or one rnnkit recurrent layer (its output ``y`` only).
+
+    Input ``(batch, time, input_size)``; ``input_size`` defaults to the first layer's.
+    """
+    keras = _keras()
+    mods = list(module) if isinstance(module, nn.Sequential) else [module]
+    if input_size is None:
+        first = mods[0]
+        input_size = first.input_size if hasattr(first, "input_size") else getattr(first, "in_features", None)
+    pairs: list[tuple[Any, list[np.ndarray]]] = []
+    for i, m in enumerate(mods):
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if isinstance(m, (LSTM, GRU, RNN, Recurrent)):
+            merge = nxt.mode if isinstance(nxt, BidirectionalMerge) else "concat"
+            pairs += _export_recurrent(m, merge, keras)
+        elif isinstance(m, BidirectionalMerge):
+            continue  # folded into the Bidirectional before it
+        elif isinstance(m, nn.Linear):
+            w = [m.weight.detach().cpu().float().numpy().T]
+            w += [m.bias.detach().cpu().float().numpy()] if m.bias is not None else []
+            pairs.append((keras.layers.Dense(m.out_features, use_bias=m.bias is not None), w))
+        elif isinstance(m, Activation):
+            pairs.append((keras.layers.Activation(m.name), []))
+        elif isinstance(m, nn.Dropout):
+            pairs.append((keras.layers.Dropout(m.p), []))
+        else:
+            raise UserError(f"to_keras: {type(m).__name__} has no Keras equivalent here")
+    model = keras.Sequential([keras.Input((None, input_size))] + [k for k, _ in pairs])
+    for k, w in pairs:
+        if w:
+            k.set_weights(w)
+    return model
