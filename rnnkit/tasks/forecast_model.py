@@ -143,7 +143,8 @@ def forecast_loss(model: ForecastModel, b: dict[str, Tensor]) -> Tensor:
     """Pinball loss in scaled units, so every series weighs the same whatever its magnitude."""
     q, loc, scale = model(b)
     y_s = (b["y_hor"] - loc) / scale
-    levels = torch.tensor(model.cfg.quantiles, dtype=q.dtype, device=q.device)
+    cfg = getattr(model, "module", model).cfg  # model may be DDP-wrapped
+    levels = torch.tensor(cfg.quantiles, dtype=q.dtype, device=q.device)
     return pinball_loss(q, y_s, b["m_hor"], levels) * q.shape[1]  # sum over members: each gets a full gradient
 
 

@@ -1,0 +1,269 @@
+"""``rnnkit.Forecaster``: a global RNN forecaster over one or many series, from a table.
+
+    m = Forecaster(horizon=12, cell="lstm").fit(df, target="passengers", time_col="month")
+    pred = m.predict(df, quantiles=(0.1, 0.5, 0.9))   # id, time, step, forecast, q0.1, q0.5, q0.9
+    m.save("model/"); m2 = rnnkit.load("model/")
+
+What the user does not have to do: scale the series (each window is standardised inside the
+model), pick window sizes (from the horizon, the season and the series lengths), pad short
+series (masked), or line up future covariates. Training runs on the shared ``Trainer``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data.series import SeriesSet, check_lengths, load_series
+from rnnkit.data.windows import Panel, default_context
+from rnnkit.errors import UserError
+from rnnkit.tasks.forecast_model import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
+                                         forecast_loss)
+from rnnkit.train import Trainer, TrainConfig, load_model, load_state_into, save_model
+
+DataLike = Union[str, Path, pd.DataFrame]
+
+
+@dataclass
+class ForecastConfig:
+    """Everything ``Forecaster`` needs besides the data. None = chosen from the data."""
+
+    horizon: int
+    cell: str = "lstm"
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+    context: Optional[int] = None        # history length the model reads (auto: ~2-3 horizons / 2 seasons)
+    season: Optional[int] = None         # seasonal period (auto from the date frequency, 1 for integers)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES  # trained levels; predict interpolates between them
+    ensemble: int = 1                    # members with different initialisations, quantiles averaged
+    highway: bool = True                 # linear path on the scaled history (LSTNet-style)
+    epochs: int = 30
+    steps_per_epoch: int = 50            # an epoch is a fixed number of sampled batches
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    device: str = "cpu"
+    max_time: Optional[float] = None
+    progress: bool = True
+    out_dir: Optional[str] = None        # trainer checkpoints + metrics.csv (for --resume)
+    resume: bool = False
+
+
+def _loss(model, batch, state):
+    return forecast_loss(model, batch), None
+
+
+def interpolate_quantiles(q: np.ndarray, levels: Sequence[float], wanted: Sequence[float]) -> np.ndarray:
+    """q: (..., Q) at sorted ``levels`` -> (..., len(wanted)) by linear interpolation."""
+    levels = np.asarray(levels, dtype=np.float64)
+    out = []
+    for p in wanted:
+        if not (levels[0] - 1e-9 <= p <= levels[-1] + 1e-9):
+            raise UserError(f"quantile {p} is outside the trained range {levels[0]}..{levels[-1]}; "
+                            f"train with quantiles covering it")
+        j = int(np.clip(np.searchsorted(levels, p) - 1, 0, len(levels) - 2))
+        w = (p - levels[j]) / (levels[j + 1] - levels[j])
+        out.append((1 - w) * q[..., j] + w * q[..., j + 1])
+    return np.stack(out, axis=-1)
+
+
+def parse_quantiles(text: Optional[str]) -> Optional[tuple[float, ...]]:
+    """'0.1,0.5,0.9' -> (0.1, 0.5, 0.9); UserError on anything else."""
+    if not text:
+        return None
+    try:
+        qs = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--quantiles must be numbers between 0 and 1 separated by commas, got {text!r}") from None
+    if not qs or any(not 0 < v < 1 for v in qs):
+        raise UserError(f"--quantiles must be numbers strictly between 0 and 1, got {text!r}")
+    return qs
+
+
+class Forecaster:
+    """Global quantile RNN forecaster (see module docstring)."""
+
+    def __init__(self, horizon: int = 1, config: Optional[ForecastConfig] = None, **kwargs) -> None:
+        if config is None:
+            config = ForecastConfig(horizon=horizon, **kwargs)
+        if not isinstance(config.horizon, (int, np.integer)) or config.horizon <= 0:
+            raise UserError(f"horizon must be a positive integer, got {config.horizon}")
+        if config.ensemble < 1 or config.epochs < 1 or config.hidden < 1:
+            raise UserError("ensemble, epochs and hidden must be at least 1")
+        self.config = config
+        self.model: Optional[ForecastModel] = None
+        self.schema: dict = {}
+        self.season = 1
+        self.history = None
+        self.train_stats: list[dict] = []
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
+            id_col: Optional[str] = None, covariates: Sequence[str] = (),
+            future_covariates: Sequence[str] = (), strict: bool = True) -> "Forecaster":
+        """Train on a long table (or a loaded ``SeriesSet``).
+
+        covariates: past-observed columns; future_covariates: columns known over the horizon.
+        strict: every series must have more than ``horizon`` points (backtests relax this).
+        """
+        cfg = self.config
+        if isinstance(data, SeriesSet):
+            ss = data
+        else:
+            if target is None:
+                raise UserError("fit needs target= (the column to forecast)")
+            ss = load_series(data, target, time_col, id_col, covariates, future_covariates, quiet=not cfg.progress)
+        if strict:
+            check_lengths(ss, cfg.horizon)
+        self.schema = ss.schema()
+        self.season = cfg.season or ss.season
+        context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
+        net_cfg = NetConfig(context=context, horizon=cfg.horizon, n_past=len(ss.past_cols),
+                            n_future=len(ss.future_cols), quantiles=tuple(sorted(cfg.quantiles)), cell=cfg.cell,
+                            hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, highway=cfg.highway,
+                            ensemble=cfg.ensemble)
+        if 0.5 not in net_cfg.quantiles:
+            raise UserError("the trained quantiles must include 0.5 (the point forecast)")
+        try:
+            self.model = ForecastModel(net_cfg, seed=cfg.seed)
+        except ValueError as exc:  # unknown cell name
+            raise UserError(str(exc)) from None
+        panel = Panel.build(ss, context, cfg.horizon)
+        pairs = panel.cutoffs(min_context=max(2, context // 2))
+        self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
+                            for s in ss.series]
+        bs = min(cfg.batch_size, len(pairs))
+
+        def epoch_batches(epoch: int):
+            rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
+            return [panel.batch(pairs[rng.integers(0, len(pairs), bs)]) for _ in range(cfg.steps_per_epoch)]
+
+        tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, grad_clip=1.0, schedule="cosine", min_lr_ratio=0.05,
+                           patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
+                           progress=cfg.progress, out_dir=cfg.out_dir, resume=cfg.resume)
+        trainer = Trainer(self.model, tcfg, _loss, model_config=self._config_json(), extras=self._extras())
+        self.history = trainer.fit(epoch_batches)
+        self.model.eval()
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _require_model(self) -> ForecastModel:
+        if self.model is None:
+            raise UserError("the forecaster is not trained: call fit() or load a model folder")
+        return self.model
+
+    def load_data(self, data: DataLike, allow_future_rows: bool = True) -> SeriesSet:
+        """Read new data with the training schema (same column names)."""
+        sc = self.schema
+        ss = load_series(data, sc["target"], sc["time_col"], sc["id_col"], sc["past_cols"], sc["future_cols"],
+                         allow_future_rows=allow_future_rows, quiet=not self.config.progress)
+        if ss.freq is None and sc.get("freq"):
+            ss.freq = sc["freq"]  # too short to infer: use the training frequency
+        if ss.freq is None and not sc.get("freq"):
+            ss.step = sc.get("step", ss.step) if all(len(s) < 2 for s in ss.series) else ss.step
+        return ss
+
+    def predict_quantiles(self, ss: SeriesSet) -> np.ndarray:
+        """Trained quantiles for the horizon after each series' end: (S, horizon, Q)."""
+        model = self._require_model()
+        panel = Panel.build(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols))
+        return model.predict(panel.last()).cpu().numpy().astype(np.float64)
+
+    def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the end of every series in ``data`` (seen or unseen in training).
+
+        Only the last ``context`` points of each series are read. Returns a long table
+        ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
+        """
+        model = self._require_model()
+        ss = data if isinstance(data, SeriesSet) else self.load_data(data)
+        q = self.predict_quantiles(ss)
+        levels = model.cfg.quantiles
+        point = interpolate_quantiles(q, levels, [0.5])[..., 0]
+        extra = interpolate_quantiles(q, levels, quantiles) if quantiles else None
+        H = model.cfg.horizon
+        rows = {"id": [], "time": [], "step": [], "forecast": []}
+        for i, s in enumerate(ss.series):
+            rows["id"] += [s.id] * H
+            rows["time"] += list(ss.future_times(s, H))
+            rows["step"] += list(range(1, H + 1))
+            rows["forecast"] += list(point[i])
+        df = pd.DataFrame(rows)
+        for k, p in enumerate(quantiles or ()):
+            df[f"q{p:g}"] = extra[:, :, k].reshape(-1)
+        return df
+
+    def evaluate(self, data: DataLike) -> dict:
+        """Hold out each series' last ``horizon`` points, forecast them, return MASE/sMAPE/RMSE means."""
+        from rnnkit.metrics.forecast import mase, rmse, smape
+
+        ss = self.load_data(data, allow_future_rows=False)
+        H = self._require_model().cfg.horizon
+        check_lengths(ss, H)
+        from rnnkit.data.series import truncate
+
+        cut = truncate(ss, {s.id: len(s) - H for s in ss.series})
+        if ss.future_cols:
+            cut.horizon_future = {s.id: s.future[len(s) - H:] for s in ss.series}
+        q = self.predict_quantiles(cut)
+        point = interpolate_quantiles(q, self.model.cfg.quantiles, [0.5])[..., 0]
+        res = {"mase": [], "smape": [], "rmse": []}
+        for i, s in enumerate(ss.series):
+            y, hist = s.y[-H:], s.y[:-H]
+            res["mase"].append(mase(y, point[i], hist, self.season))
+            res["smape"].append(smape(y, point[i]))
+            res["rmse"].append(rmse(y, point[i]))
+        return {k: float(np.mean(v)) for k, v in res.items()}
+
+    # ------------------------------------------------------------------ persistence
+    def _config_json(self) -> dict:
+        cfg = asdict(self.config)
+        cfg["quantiles"] = list(cfg["quantiles"])
+        train = {k: cfg[k] for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "seed", "season", "context")}
+        return {"task": "forecast", "net": self.model.cfg.to_dict() if self.model else None,
+                "schema": self.schema, "season": self.season, "train": train}
+
+    def _extras(self) -> dict:
+        return {"scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
+                                   "window, std floored at 1% of the mean level); no global statistics needed",
+                           "train_series": self.train_stats[:1000]}}
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Model folder: config.json + model.safetensors + scaler.json."""
+        self._require_model()
+        return save_model(path, self.model, self._config_json(), self._extras())
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "Forecaster":
+        config, state, extras = load_model(path)
+        if config.get("task") != "forecast":
+            raise UserError(f"{path}: a {config.get('task')!r} model, not a forecaster")
+        try:
+            net = config_from_dict(config["net"])
+            train = config["train"]
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{path}/config.json: missing or bad forecaster field {exc}") from None
+        fc = ForecastConfig(horizon=net.horizon, cell=net.cell, hidden=net.hidden, layers=net.layers,
+                            dropout=net.dropout, quantiles=net.quantiles, ensemble=net.ensemble,
+                            highway=net.highway, progress=False,
+                            **{k: train[k] for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "seed",
+                                                     "season", "context") if k in train})
+        self = cls(config=fc)
+        self.schema, self.season = config["schema"], int(config.get("season", 1))
+        self.model = ForecastModel(net, seed=0)
+        load_state_into(self.model, state, where=f"{path}/model.safetensors")
+        self.model.eval()
+        self.train_stats = extras.get("scaler", {}).get("train_series", [])
+        return self
+
+
+def demo_section(out_dir: Path, quick: bool) -> str:
+    """Forecast a real stock series with a quantile band and a backtest vs naive (for ``rnnkit demo``)."""
+    from rnnkit.tasks.forecast_demo import stock_demo
+
+    return stock_demo(Path(out_dir), quick)
+
