@@ -52,6 +52,7 @@ class SpeechConfig:
     lm_weight: float = 0.8              # alpha: weight of the word-list log-probability
     word_bonus: float = 1.5             # beta: reward per completed word
     chunk_seconds: float = 20.0         # long files are decoded in chunks of about this length
+    workers: int = 1                    # threads for feature extraction
 
 
 def _utterances(data: Data) -> list[Utterance]:
@@ -91,8 +92,9 @@ class SpeechRecognizer:
 
         c = self.config
         seed_everything(c.seed)
-        train = FeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress)
-        val = FeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress) if val_data else None
+        train = FeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+        val = (FeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+               if val_data else None)
         self.word_counts = {}
         for text in train.texts:
             for w in text.split():
@@ -111,7 +113,7 @@ class SpeechRecognizer:
             return loss, None
 
         tcfg = TrainConfig(epochs=epochs or c.epochs, lr=c.lr, optimizer="adamw", weight_decay=1e-4,
-                           grad_clip=5.0, schedule="cosine", warmup_steps=50, min_lr_ratio=0.05,
+                           grad_clip=5.0, schedule="cosine", warmup_steps=min(100, len(train) // 20), min_lr_ratio=0.05,
                            patience=c.patience if val is not None else None, seed=c.seed,
                            max_time=c.max_time, device=c.device, progress=c.progress,
                            out_dir=out_dir, resume=resume)

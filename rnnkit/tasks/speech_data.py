@@ -67,16 +67,22 @@ class FeatureSet:
     """Normalised log-mel features and encoded transcripts of a dataset, held in memory (float16)."""
 
     def __init__(self, utterances: list[Utterance], vocab: CharVocab, fbank: FbankConfig | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, workers: int = 1) -> None:
         self.feats: list[Tensor] = []
         self.targets: list[Tensor] = []
         self.texts: list[str] = []
-        iterable = utterances
+        extract = lambda u: features(load_audio(u.audio), fbank)  # noqa: E731
+        if workers > 1:  # decoding and the FFTs release the GIL, so threads help
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(workers) as pool:
+                computed = pool.map(extract, utterances)
+        else:
+            computed = map(extract, utterances)
+        iterable = zip(utterances, computed)
         if progress:
             from tqdm import tqdm
-            iterable = tqdm(utterances, desc="features", unit="utt", file=sys.stderr)
-        for u in iterable:
-            f = features(load_audio(u.audio), fbank)
+            iterable = tqdm(iterable, total=len(utterances), desc="features", unit="utt", file=sys.stderr)
+        for u, f in iterable:
             ids = vocab.encode(u.text)
             if not ids:
                 raise UserError(f"{u.audio}: transcript is empty after normalisation: {u.text!r}")

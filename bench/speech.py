@@ -1,0 +1,197 @@
+"""Speech benchmark: synthesize -> train -> held-out-VOICE WER, real-recording WER, CPU real-time factor.
+
+    python bench/speech.py [--quick] [--corpus DIR] [--model DIR] [--eval-only] [--device cpu|cuda]
+                           [--workers N] [--max-time S] [--scale X]
+
+1. ``rnnkit.data.speech_synth.build_corpus``: espeak-ng corpus; its test split is spoken only by
+   voice variants that never occur in training (``TEST_VARIANTS``).
+2. ``SpeechRecognizer.fit`` on the training split (5% of it, same voices, for early stopping).
+3. WER/CER per kind of text (digits, numbers, words, sentences) on the held-out voices, greedy
+   and beam search + word list; WER on the 12 real human recordings shipped in
+   ``rnnkit/data/datasets/speech_real`` next to pocketsphinx's default English model.
+4. Real-time factor on CPU with one thread (features + network + decoding, audio already loaded).
+
+``--eval-only --model DIR`` skips 1-2 for training and synthesizes a fresh held-out-voice test set
+(new seed) to evaluate a model trained elsewhere (e.g. on a GPU machine).
+Writes ``bench/results/speech.json`` (``speech.quick.json`` with ``--quick``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.common import log, machine_info, markdown_table, write_results  # noqa: E402
+
+
+def _corpus(out: Path, scale: float, n_test: int, seed: int, workers: int) -> dict:
+    from rnnkit.data.speech_synth import SynthConfig, build_corpus
+
+    cfg = SynthConfig(n_digits=int(400 * scale), n_numbers=int(150 * scale), n_words=int(200 * scale),
+                      n_sentences=int(300 * scale), n_test=n_test, seed=seed)
+    if (out / "test.jsonl").is_file():
+        log(f"reusing corpus {out}")
+        return {"reused": str(out)}
+    t0 = time.perf_counter()
+    summary = build_corpus(out, cfg, progress=True, workers=workers)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
+def _split_val(corpus: Path) -> tuple[Path, Path]:
+    """train.jsonl -> train_fit.jsonl (95%) + val.jsonl (5%, same voices; for early stopping only)."""
+    lines = (corpus / "train.jsonl").read_text().splitlines()
+    fit, val = corpus / "train_fit.jsonl", corpus / "val.jsonl"
+    fit.write_text("".join(l + "\n" for i, l in enumerate(lines) if i % 20 != 7))
+    val.write_text("".join(l + "\n" for i, l in enumerate(lines) if i % 20 == 7))
+    return fit, val
+
+
+def _by_kind(asr, manifest: Path, beam: int | None) -> dict:
+    """Decode the test set once; WER/CER for each kind of text and overall."""
+    from rnnkit.metrics.speech import cer, wer
+    from rnnkit.tasks.speech_data import Utterance
+
+    rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
+    rep = asr.evaluate([Utterance(manifest.parent / r["audio"], r["text"]) for r in rows], beam=beam)
+    out = {}
+    for kind in sorted({r["kind"] for r in rows}) + ["all"]:
+        us = [u for r, u in zip(rows, rep["utterances"]) if kind in ("all", r["kind"])]
+        refs, hyps = [u["reference"] for u in us], [u["hypothesis"] for u in us]
+        out[kind] = {"n": len(us), "wer": round(wer(refs, hyps), 4), "cer": round(cer(refs, hyps), 4)}
+    errors = [u for u in rep["utterances"] if u["wer"] > 0][:8]
+    return {"by_kind": out, "examples": [{"ref": u["reference"], "hyp": u["hypothesis"]} for u in errors]}
+
+
+def _rtf(asr, manifest: Path, n: int = 60) -> dict:
+    """CPU real-time factor, one thread, greedy and beam+LM, on the first n test utterances."""
+    import numpy as np
+
+    from rnnkit.data.audio import load_audio
+    from rnnkit.tasks.speech_data import read_dataset
+
+    torch.set_num_threads(1)
+    waves = [load_audio(u.audio) for u in read_dataset(manifest)[:n]]
+    audio = sum(w.size for w in waves) / 16000
+    out = {}
+    for name, beam in (("greedy", 1), ("beam_lm", None)):
+        asr.transcribe_wave(waves[0], beam=beam)  # warm-up
+        t0 = time.perf_counter()
+        for w in waves:
+            asr.transcribe_wave(w, beam=beam)
+        out[name] = round((time.perf_counter() - t0) / audio, 5)
+    long = np.concatenate(waves)[: 16000 * 60]  # a one-minute file, transcribed in chunks
+    t0 = time.perf_counter()
+    asr.transcribe_wave(long)
+    out["one_minute_file"] = round((time.perf_counter() - t0) / (long.size / 16000), 5)
+    out["audio_seconds"] = round(audio, 1)
+    return out
+
+
+def run(quick: bool = False, corpus: Path | None = None, model: Path | None = None, eval_only: bool = False,
+        device: str = "cpu", workers: int = 1, max_time: float | None = None, scale: float | None = None,
+        epochs: int = 40, hidden: int = 256, layers: int = 3) -> dict:
+    from rnnkit.tasks.speech import SpeechRecognizer
+
+    torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
+    scale = scale if scale is not None else (0.5 if quick else 1.0)
+    corpus = corpus or ROOT / "runs" / ("bench_speech_quick" if quick else "bench_speech") / "corpus"
+    model = model or corpus.parent / "model"
+    result: dict = {"machine": machine_info(), "device": device, "quick": quick}
+    t_start = time.perf_counter()
+    if not eval_only:
+        log("synthesizing the corpus")
+        result["corpus"] = _corpus(corpus, scale, 60 if quick else 400, seed=0, workers=workers)
+        fit, val = _split_val(corpus)
+        cfg = dict(hidden=96 if quick else hidden, layers=2 if quick else layers, epochs=epochs,
+                   device=device, workers=workers, max_time=max_time or (90 if quick else None),
+                   batch_frames=16000 if device == "cpu" else 40000)
+        log(f"training {cfg}")
+        t0 = time.perf_counter()
+        asr = SpeechRecognizer(**cfg).fit(fit, val_data=val)
+        asr.save(model)
+        h = asr.history
+        result["training"] = {"config": cfg, "seconds": round(time.perf_counter() - t0, 1), "epochs": h.epochs,
+                              "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason,
+                              "params": sum(p.numel() for p in asr.model.parameters())}
+        test = corpus / "test.jsonl"
+    else:
+        asr = SpeechRecognizer.load(model)
+        test_corpus = corpus.parent / "heldout_eval"
+        log("synthesizing a fresh held-out-voice test set")
+        result["corpus"] = _corpus(test_corpus, 0.0, 60 if quick else 400, seed=12345, workers=workers)
+        test = test_corpus / "test.jsonl"
+    asr.model.to("cpu")
+    log("held-out voices")
+    result["heldout_greedy"] = _by_kind(asr, test, beam=1)
+    result["heldout_beam_lm"] = _by_kind(asr, test, beam=None)
+    log("real recordings")
+    from bench.pocketsphinx_baseline import REAL, score
+
+    try:
+        import pocketsphinx  # noqa: F401
+        has_ps = True
+    except ModuleNotFoundError:
+        has_ps = False
+    result["real"] = score(REAL, model, use_pocketsphinx=has_ps)
+    result["real_greedy"] = score(REAL, model, use_pocketsphinx=False, beam=1)["systems"]["rnnkit"]
+    log("CPU real-time factor")
+    result["rtf_cpu_1thread"] = _rtf(asr, test)
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    result["table"] = _table(result)
+    return result
+
+
+def _table(r: dict) -> str:
+    rows = []
+    for kind, g in r["heldout_greedy"]["by_kind"].items():
+        b = r["heldout_beam_lm"]["by_kind"][kind]
+        rows.append([f"held-out voices: {kind}", g["n"], f"{g['wer']:.3f}", f"{b['wer']:.3f}", f"{b['cer']:.3f}"])
+    real = r["real"]["systems"]
+    rows.append(["real recordings (12): rnnkit", r["real"]["utterances"], f"{r['real_greedy']['wer']:.3f}",
+                 f"{real['rnnkit']['wer']:.3f}", f"{real['rnnkit']['cer']:.3f}"])
+    if "pocketsphinx" in real:
+        rows.append(["real recordings (12): pocketsphinx", r["real"]["utterances"], "-",
+                     f"{real['pocketsphinx']['wer']:.3f}", f"{real['pocketsphinx']['cer']:.3f}"])
+    t = markdown_table(["set", "utterances", "WER greedy", "WER beam+LM", "CER beam+LM"], rows)
+    rtf = r["rtf_cpu_1thread"]
+    return t + (f"\n\nCPU real-time factor (1 thread): greedy {rtf['greedy']:.4f}, beam+LM {rtf['beam_lm']:.4f}, "
+                f"1-minute file in chunks {rtf['one_minute_file']:.4f}")
+
+
+def main(quick: bool = False) -> dict:
+    """`rnnkit bench` protocol."""
+    result = run(quick=quick)
+    write_results("speech", result, quick=quick)
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="speech benchmark")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--corpus", type=Path)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--max-time", type=float)
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    a = ap.parse_args()
+    res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
+              a.hidden, a.layers)
+    path = write_results("speech", res, quick=a.quick)
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1))
+    print(res["table"])
+    print(f"wrote {path}", file=sys.stderr)
