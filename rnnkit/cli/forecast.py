@@ -1,0 +1,148 @@
+"""`rnnkit forecast train|predict|backtest`: parse flags, call ``rnnkit.tasks.forecast``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+
+def _cols(text: str | None) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="CSV file: one series, or many in long format with --id-col")
+    p.add_argument("--target", required=True, help="column to forecast")
+    p.add_argument("--time-col", help="time column: dates (frequency inferred) or integers; default: row order")
+    p.add_argument("--id-col", help="series id column (long format, one global model over all series)")
+    p.add_argument("--covariates", help="past-observed covariate columns, comma separated")
+    p.add_argument("--future-covariates", help="covariates known over the horizon too (predict data must "
+                                               "hold the next H rows with an empty target)")
+    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cell", default="lstm", help="recurrent cell: lstm, gru, rnn, mingru (default lstm)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
+    p.add_argument("--context", type=int, help="history length the model reads (default: from horizon and season)")
+    p.add_argument("--season", type=int, help="seasonal period (default: from the date frequency)")
+    p.add_argument("--ensemble", type=int, default=1, help="members with different seeds, averaged (default 1)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs of 50 sampled batches (default 30)")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--max-time", type=float, help="stop training after this many seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("forecast", help="forecast time series from a CSV (train, predict, backtest)")
+    gs = g.add_subparsers(dest="forecast_command", metavar="ACTION", parser_class=type(g))
+    g.set_defaults(func=lambda a: (g.print_help(sys.stderr), 2)[1])
+
+    t = gs.add_parser("train", help="train a model on a CSV and save it to a folder")
+    _data_flags(t)
+    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
+    _model_flags(t)
+    t.set_defaults(func=_train)
+
+    p = gs.add_parser("predict", help="forecast the horizon after the end of every series in a CSV")
+    p.add_argument("--model", required=True, help="model folder from `rnnkit forecast train`")
+    p.add_argument("--data", required=True, help="CSV with the same columns as the training data")
+    p.add_argument("--out", required=True, help="CSV to write: id, time, step, forecast[, q...]")
+    p.add_argument("--quantiles", help="extra quantile columns, e.g. 0.1,0.5,0.9")
+    p.set_defaults(func=_predict)
+
+    b = gs.add_parser("backtest", help="rolling-origin evaluation vs naive, seasonal naive, ETS and Theta")
+    _data_flags(b)
+    b.add_argument("--folds", type=int, default=3, help="rolling origins (default 3)")
+    b.add_argument("--out", help="folder for scores.csv, summary.csv, summary.md and forecast.png")
+    b.add_argument("--baselines", default="naive,seasonal_naive,ets,theta", help="comma separated")
+    _model_flags(b)
+    b.set_defaults(func=_backtest)
+
+
+def _config(args: argparse.Namespace, out_dir: str | None = None):
+    from rnnkit.tasks.forecast import ForecastConfig
+
+    if args.horizon is None or args.horizon <= 0:
+        raise UserError(f"--horizon must be a positive integer, got {args.horizon}")
+    for flag in ("hidden", "layers", "ensemble", "epochs", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
+    return ForecastConfig(horizon=args.horizon, cell=args.cell, hidden=args.hidden, layers=args.layers,
+                          context=args.context, season=args.season, ensemble=args.ensemble, epochs=args.epochs,
+                          lr=args.lr, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                          max_time=args.max_time, progress=not args.quiet, out_dir=out_dir,
+                          resume=getattr(args, "resume", False))
+
+
+def _load(args: argparse.Namespace, progress: bool):
+    from rnnkit.data.series import load_series
+
+    return load_series(args.data, args.target, args.time_col, args.id_col, _cols(args.covariates),
+                       _cols(args.future_covariates), quiet=not progress)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit.data.series import check_lengths
+    from rnnkit.tasks.forecast import Forecaster
+
+    cfg = _config(args, out_dir=args.out)
+    ss = _load(args, cfg.progress)          # all validation before anything is written
+    check_lengths(ss, cfg.horizon)
+    _check_cell(cfg.cell)
+    fc = Forecaster(config=cfg).fit(ss)
+    fc.save(args.out)
+    print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.model.cfg.context}, "
+          f"season {fc.season})")
+    return 0
+
+
+def _check_cell(cell: str) -> None:
+    from rnnkit.nn.registry import cell_names
+
+    if cell not in cell_names():
+        raise UserError(f"unknown --cell {cell!r}; choose one of {', '.join(cell_names())}")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.forecast import Forecaster, parse_quantiles
+
+    qs = parse_quantiles(args.quantiles)
+    fc = Forecaster.load(args.model)
+    df = fc.predict(args.data, quantiles=qs)
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a CSV file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    print(f"wrote {out} ({len(df)} rows)")
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.backtest import run_backtest, write_outputs
+
+    cfg = _config(args)
+    ss = _load(args, cfg.progress)
+    _check_cell(cfg.cell)
+    res = run_backtest(ss, cfg, folds=args.folds, baselines=_cols(args.baselines))
+    print(f"Backtest: {args.folds} fold(s), horizon {cfg.horizon}, season {res.season}, {len(ss.series)} series")
+    print(res.table())
+    if len(ss.series) > 1:
+        per = res.per_series().pivot(index="id", columns="method", values="mase")
+        print("\nMASE per series (mean over folds):")
+        print(per.round(3).to_string())
+    if args.out:
+        for p in write_outputs(res, Path(args.out), title=args.target):
+            print(f"wrote {p}")
+    return 0
