@@ -12,6 +12,7 @@ series are reported on stderr (not silently filled).
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -149,9 +150,11 @@ def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
     """A pandas frequency for dated series: ``pd.infer_freq`` where regular, else the typical step."""
     for t in sorted(times_list, key=len, reverse=True):
         if len(t) >= 3:
-            f = pd.infer_freq(pd.DatetimeIndex(t))
+            with warnings.catch_warnings():  # pandas 3 warns that this will return an offset object
+                warnings.simplefilter("ignore")
+                f = pd.infer_freq(pd.DatetimeIndex(t))
             if f:
-                return f
+                return f if isinstance(f, str) else f.freqstr
     # Irregular (gaps): use the median spacing to pick a calendar frequency.
     diffs = np.concatenate([np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1])
     if len(diffs) == 0:
