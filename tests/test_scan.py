@@ -10,7 +10,7 @@ from rnnkit.nn.registry import make_layer
 from rnnkit.nn.scan import MinGRU, MinLSTM, scan, scan_sequential
 
 KINDS = {"mingru": 2, "minlstm": 3}
-METHODS = ["fused", "log", "chunked"]
+METHODS = ["fused", "log", "chunked", "script"]
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason="no C compiler for the fused kernels")
 
 

@@ -17,6 +17,7 @@ same maths one step at a time (``step``). Scan implementations (``scan=``):
 * ``"chunked"``: linear space, sequential inside chunks of ``chunk`` steps vectorised over
   all chunks, then a carry across chunks; exact, plain torch ops (autograd), any device.
 * ``"sequential"``: a Python loop over steps: the reference.
+* ``"script"``: the same loop in TorchScript; ONNX export turns it into a Loop over a dynamic T.
 * ``"auto"``: fused where the kernels build (CPU, fp32/fp64), else log on GPU, chunked on CPU.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from rnnkit.nn.layers import SequenceLayer
 from rnnkit.nn.registry import LAYERS
 from rnnkit.nn.runner import reverse_padded
 
-SCANS = ("auto", "fused", "log", "chunked", "sequential")
+SCANS = ("auto", "fused", "log", "chunked", "sequential", "script")
 
 
 # --------------------------------------------------------------------------- gate maths
@@ -81,6 +82,27 @@ def scan_sequential(kind: str, k: Tensor, h0: Tensor) -> Tensor:
         h = a_t * h + b_t
         outs.append(h)
     return torch.stack(outs, dim=1)
+
+
+_SCRIPTED = None
+
+
+def _recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    h = h0
+    outs: list[Tensor] = []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+def scan_script(kind: str, k: Tensor, h0: Tensor) -> Tensor:
+    """The sequential loop compiled by TorchScript (scripted on first use): exportable."""
+    global _SCRIPTED
+    if _SCRIPTED is None:
+        _SCRIPTED = torch.jit.script(_recurrence)
+    a, b = coeffs(kind, k)
+    return _SCRIPTED(a, b, h0)
 
 
 def scan_log(kind: str, k: Tensor, h0: Tensor) -> Tensor:
@@ -151,6 +173,8 @@ def scan_fused(kind: str, k: Tensor, h0: Tensor) -> Tensor:
 
 def scan(kind: str, k: Tensor, h0: Tensor, method: str = "auto") -> Tensor:
     """Run the linear recurrence of ``kind`` over k (B, T, G*H) from h0 (B, H) -> (B, T, H)."""
+    if torch.jit.is_tracing():  # ONNX export / tracing: the C kernel is opaque to the tracer
+        method = "script"
     if method == "auto":
         if kernels.supports(k):
             method = "fused"
@@ -160,7 +184,7 @@ def scan(kind: str, k: Tensor, h0: Tensor, method: str = "auto") -> Tensor:
         if not kernels.supports(k):
             raise RuntimeError("scan='fused' needs the compiled kernels (a C compiler) and a CPU fp32/fp64 tensor")
         return scan_fused(kind, k, h0)
-    fn = {"log": scan_log, "chunked": scan_chunked, "sequential": scan_sequential}.get(method)
+    fn = {"log": scan_log, "chunked": scan_chunked, "sequential": scan_sequential, "script": scan_script}.get(method)
     if fn is None:
         raise ValueError(f"scan must be one of {', '.join(SCANS)}, got {method!r}")
     return fn(kind, k, h0)
