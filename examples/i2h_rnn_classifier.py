@@ -7,7 +7,7 @@ see ``rnnkit/data/datasets/names/``). Differences from the tutorial: padded batc
 ``lengths`` (much faster, same result per name), tanh on the state, and a stratified
 held-out test split scored against the majority-class baseline.
 
-    python examples/i2h_rnn_classifier.py [--epochs N] [--out DIR] [NAME ...]
+    python examples/i2h_rnn_classifier.py [--epochs N] [--train-limit N] [--out DIR] [NAME ...]
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Classify surnames by origin with the classic i2h/i2o RNN.")
     p.add_argument("--epochs", type=int, default=I2HConfig.epochs)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, help="train on only this many names (a quick look)")
     p.add_argument("--out", type=Path, help="folder for the confusion-matrix plot")
     p.add_argument("names", nargs="*", default=["Dovesky", "Jackson", "Satoshi", "Kowalczyk", "Papadopoulos"],
                    help="names to classify after training")
     args = p.parse_args()
     torch.set_num_threads(1)
-    r = run_i2h(I2HConfig(epochs=args.epochs, seed=args.seed))
+    r = run_i2h(I2HConfig(epochs=args.epochs, seed=args.seed, train_limit=args.train_limit))
     print(f"test accuracy {r.test_accuracy:.3f} on {r.n_test} held-out names "
           f"(majority class '{r.majority_class}': {r.majority_accuracy:.3f}; {len(r.classes)} classes)")
     for name, origin in zip(args.names, predict(r.model, r.vocab, r.classes, args.names)):

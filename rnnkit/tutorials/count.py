@@ -150,7 +150,8 @@ def save_counter(model: CountingRNN, cfg: CountConfig, out_dir: str | Path) -> N
     """Model folder: config.json + model.safetensors (weights AND the scaler buffers)."""
     from rnnkit.train.checkpoint import save_model
 
-    save_model(out_dir, model, {"task": "tutorial_count", **asdict(cfg)})
+    config = {k: v for k, v in asdict(cfg).items() if k != "progress"}
+    save_model(out_dir, model, {"task": "tutorial_count", **config})
 
 
 def load_counter(model_dir: str | Path) -> CountingRNN:
