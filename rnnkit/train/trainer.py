@@ -82,30 +82,27 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def to_device(tree: Any, device: torch.device) -> Any:
-    """Move tensors inside nested tuples / lists / dicts to ``device``."""
+def map_tensors(fn: Callable[[Tensor], Tensor], tree: Any) -> Any:
+    """Apply ``fn`` to every tensor inside nested tuples / namedtuples / lists / dicts."""
     if isinstance(tree, Tensor):
-        return tree.to(device, non_blocking=True)
+        return fn(tree)
     if isinstance(tree, dict):
-        return {k: to_device(v, device) for k, v in tree.items()}
+        return {k: map_tensors(fn, v) for k, v in tree.items()}
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # namedtuple
-        return type(tree)(*(to_device(v, device) for v in tree))
+        return type(tree)(*(map_tensors(fn, v) for v in tree))
     if isinstance(tree, (tuple, list)):
-        return type(tree)(to_device(v, device) for v in tree)
+        return type(tree)(map_tensors(fn, v) for v in tree)
     return tree
+
+
+def to_device(tree: Any, device: torch.device) -> Any:
+    """Move the tensors of a batch (or state) to ``device``."""
+    return map_tensors(lambda t: t.to(device, non_blocking=True), tree)
 
 
 def detach(tree: Any) -> Any:
     """Cut the graph behind a (nested) recurrent state: truncated BPTT."""
-    if isinstance(tree, Tensor):
-        return tree.detach()
-    if isinstance(tree, dict):
-        return {k: detach(v) for k, v in tree.items()}
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(detach(v) for v in tree))
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(detach(v) for v in tree)
-    return tree
+    return map_tensors(Tensor.detach, tree)
 
 
 class Trainer:
