@@ -1,0 +1,156 @@
+"""`rnnkit classify train|predict|evaluate`: parse flags, call ``SequenceClassifier``."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="sequence classification (names, symbols, sensor series)")
+    group = p.add_subparsers(dest="classify_command", metavar="{train,predict,evaluate}", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+    data_help = "CSV (sequence + label columns), .npz (X, y[, lengths]), UEA .ts(.gz), or a folder of <class>.txt files"
+    t = group.add_parser("train", help="train a classifier; writes a model folder")
+    t.add_argument("--data", required=True, help=data_help)
+    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--val-data", help="validation data (default: a stratified split of --data)")
+    _columns(t)
+    t.add_argument("--level", choices=["char", "word"], default="char", help="tokens of text inputs")
+    t.add_argument("--lowercase", action="store_true", help="lower-case text before tokenising")
+    t.add_argument("--max-len", type=int, default=512, help="truncate longer sequences")
+    t.add_argument("--cell", default="gru", help="lstm | gru | rnn | mingru | i2h ... (default gru)")
+    t.add_argument("--hidden", type=int, default=64, help="hidden units per direction")
+    t.add_argument("--layers", type=int, default=1)
+    t.add_argument("--bidirectional", action="store_true")
+    t.add_argument("--pooling", choices=["last", "mean", "attention"], default="last")
+    t.add_argument("--embed-dim", type=int, default=32, help="token embedding size")
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                   help="'balanced' weighs classes inversely to their frequency (imbalanced data)")
+    t.add_argument("--val-fraction", type=float, default=0.1, help="stratified validation share (early stopping)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--patience", type=int, default=5, help="early stopping: epochs without val improvement")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    pr = group.add_parser("predict", help="label + class probabilities for each sequence (CSV)")
+    pr.add_argument("--model", required=True, help="model folder")
+    pr.add_argument("--data", required=True, help=data_help + " (labels optional)")
+    pr.add_argument("--out", help="CSV to write (default: stdout)")
+    _columns(pr)
+    pr.set_defaults(func=_predict)
+
+    ev = group.add_parser("evaluate", help="accuracy, macro-F1, confusion matrix (table + PNG)")
+    ev.add_argument("--model", required=True, help="model folder")
+    ev.add_argument("--data", required=True, help=data_help)
+    ev.add_argument("--out", help="folder for metrics.json and confusion.png")
+    _columns(ev)
+    ev.set_defaults(func=_evaluate)
+
+
+def _columns(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-col", help="CSV sequence column (default: sequence/text/name/x)")
+    p.add_argument("--label-col", help="CSV label column (default: label/class/y/target)")
+
+
+def _read(args: argparse.Namespace, path: str, labelled: bool):
+    from rnnkit.data.sequences import read_sequences
+
+    return read_sequences(path, text_col=args.text_col, label_col=args.label_col, labelled=labelled)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and (out / "config.json").exists() and not args.resume:
+        raise UserError(f"--out {out}: already holds a model; choose another folder or pass --resume")
+    data = _read(args, args.data, labelled=True)
+    val = None
+    if args.val_data:
+        v = _read(args, args.val_data, labelled=True)
+        val = (v,)
+    clf = SequenceClassifier(
+        cell=args.cell, hidden_size=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
+        pooling=args.pooling, embed_dim=args.embed_dim, dropout=args.dropout, level=args.level,
+        lowercase=args.lowercase, max_len=args.max_len,
+        class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
+        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
+        max_time=args.max_time, device=args.device, progress=not args.quiet)
+    clf.fit(data, val=val, out_dir=out, resume=args.resume)
+    clf.save(out)
+    h = clf.history
+    print(json.dumps({"model": str(out), "classes": len(clf.labels), "epochs": h.epochs,
+                      "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason}))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    clf = SequenceClassifier.load(args.model)
+    data = _read(args, args.data, labelled=False)
+    proba = clf.predict_proba(data)
+    df = pd.DataFrame({"index": range(len(data))})
+    if data.texts is not None:
+        df["sequence"] = data.texts
+    if data.labels is not None:
+        df["true_label"] = data.labels
+    df["label"] = [clf.labels[i] for i in proba.argmax(1)]
+    for j, name in enumerate(clf.labels):
+        df[f"p_{name}"] = proba[:, j].round(6)
+    if args.out:
+        from rnnkit.train.checkpoint import atomic_write_text
+
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: folder {out.parent} does not exist")
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        atomic_write_text(out, buf.getvalue())
+        print(f"wrote {len(df)} predictions to {out}", file=sys.stderr)
+    else:
+        try:
+            df.to_csv(sys.stdout, index=False)
+        except BrokenPipeError:  # `... | head`: the reader left, nothing is wrong
+            sys.stderr.close()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from rnnkit.metrics.classify import format_confusion, plot_confusion
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    clf = SequenceClassifier.load(args.model)
+    data = _read(args, args.data, labelled=True)
+    report = clf.evaluate(data)
+    cm = np.array(report["confusion"])
+    print(f"n = {report['n']}  accuracy = {report['accuracy']:.4f}  macro-F1 = {report['macro_f1']:.4f}")
+    print(format_confusion(cm, report["labels"]))
+    if args.out:
+        from rnnkit.train.checkpoint import atomic_write_json
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "metrics.json", report)
+        plot_confusion(cm, report["labels"], out / "confusion.png")
+        print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}", file=sys.stderr)
+    return 0

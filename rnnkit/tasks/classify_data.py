@@ -1,0 +1,152 @@
+"""Turning ``SequenceData`` into model tensors: token vocabulary, feature scaler, batches.
+
+Both encoders are fitted on the training split only and saved with the model as JSON.
+Tokens: ``x (n, T) int64`` with 0 = padding, 1 = unknown. Numeric: ``x (n, T, F) float32``
+normalised per feature (mean/std over real steps), padding kept at 0.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnkit.data.sequences import SequenceData
+from rnnkit.errors import UserError
+
+PAD, UNK = "<pad>", "<unk>"
+
+
+def tokenize(text: str, level: str, lowercase: bool = False) -> list[str]:
+    """'char': characters; 'word': whitespace-separated words."""
+    text = text.strip().lower() if lowercase else text.strip()
+    return list(text) if level == "char" else text.split()
+
+
+@dataclass
+class Vocab:
+    """Token <-> id. ids 0 and 1 are padding and unknown."""
+
+    tokens: list[str]
+    level: str = "char"
+    lowercase: bool = False
+
+    @classmethod
+    def build(cls, texts: list[str], level: str, lowercase: bool = False, min_count: int = 1) -> "Vocab":
+        if level not in ("char", "word"):
+            raise UserError(f"token level must be 'char' or 'word', got {level!r}")
+        counts = Counter(t for s in texts for t in tokenize(s, level, lowercase))
+        kept = sorted(t for t, c in counts.items() if c >= min_count)
+        return cls(tokens=[PAD, UNK] + kept, level=level, lowercase=lowercase)
+
+    def __post_init__(self) -> None:
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, texts: list[str], max_len: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+        """-> ids (n, T) int64 (right-padded with 0), lengths (n,). Empty sequences become [<unk>]."""
+        seqs = [[self.index.get(t, 1) for t in tokenize(s, self.level, self.lowercase)] or [1] for s in texts]
+        if max_len:
+            seqs = [s[:max_len] for s in seqs]
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = s
+        return ids, lengths
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens, "level": self.level, "lowercase": self.lowercase}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Vocab":
+        return cls(tokens=list(d["tokens"]), level=d["level"], lowercase=bool(d.get("lowercase", False)))
+
+
+@dataclass
+class FeatureScaler:
+    """Per-feature standardisation fitted on training steps (padding excluded)."""
+
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, values: np.ndarray, lengths: np.ndarray) -> "FeatureScaler":
+        """values: (n, T, F); lengths: (n,)."""
+        mask = np.arange(values.shape[1])[None, :] < lengths[:, None]
+        steps = values[mask]  # (total_steps, F)
+        std = steps.std(0)
+        # A constant feature carries no information; dividing by 1 keeps it finite.
+        std = np.where(std > 1e-8, std, 1.0)
+        return cls(mean=steps.mean(0).astype(float).tolist(), std=std.astype(float).tolist())
+
+    def transform(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        if values.shape[2] != len(self.mean):
+            raise UserError(f"the model expects {len(self.mean)} features per step, the data has {values.shape[2]}")
+        mask = (np.arange(values.shape[1])[None, :] < lengths[:, None])[:, :, None]
+        out = (values - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.where(mask, out, 0.0).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FeatureScaler":
+        return cls(mean=list(d["mean"]), std=list(d["std"]))
+
+
+def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],
+                  max_len: Optional[int]) -> tuple[Tensor, Tensor]:
+    """-> x (n, T) int64 or (n, T, F) float32, lengths (n,) int64."""
+    if data.kind == "tokens":
+        if vocab is None:
+            raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
+        ids, lengths = vocab.encode(data.texts, max_len)
+        return torch.from_numpy(ids), torch.from_numpy(lengths)
+    if scaler is None:
+        raise UserError(f"{data.source}: this model was trained on text/token sequences, but the data is numeric")
+    values, lengths = data.values, data.lengths
+    if max_len and values.shape[1] > max_len:
+        values, lengths = values[:, :max_len], np.minimum(lengths, max_len)
+    return torch.from_numpy(scaler.transform(values, lengths)), torch.from_numpy(lengths.astype(np.int64))
+
+
+def make_batches(x: Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
+                 shuffle: bool, seed: int = 0) -> Callable[[int], list[tuple[Tensor, ...]]]:
+    """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is cut to its longest sequence.
+
+    Shuffling is seeded by ``seed + epoch`` so a resumed run sees the same batches.
+    """
+
+    def epoch_batches(epoch: int = 0) -> list[tuple[Tensor, ...]]:
+        n = x.shape[0]
+        if shuffle:
+            g = torch.Generator().manual_seed(seed + epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        out = []
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            L = lengths[idx]
+            T = int(L.max())
+            xb = x[idx, :T]
+            out.append((xb, L, y[idx]) if y is not None else (xb, L))
+        return out
+
+    return epoch_batches
+
+
+def class_weights(y: np.ndarray, n_classes: int, mode: Optional[str]) -> Optional[Tensor]:
+    """'balanced': n / (C * count_c) (sklearn's formula), so every class weighs the same in the loss."""
+    if mode in (None, "none"):
+        return None
+    if mode != "balanced":
+        raise UserError(f"class weight must be 'none' or 'balanced', got {mode!r}")
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = len(y) / (n_classes * np.maximum(counts, 1.0))
+    return torch.tensor(w, dtype=torch.float32)
