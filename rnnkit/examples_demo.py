@@ -120,10 +120,20 @@ def i2h_section(out_dir: Path, quick: bool) -> str:
         f"Faker's MIT-licensed lists), padded batches with `lengths`, {cfg.epochs} epochs.\n\n"
         f"| held-out test ({r.n_test} names) | accuracy |\n|---|---|\n"
         f"| majority class ({r.majority_class}) | {r.majority_accuracy:.3f} |\n"
-        f"| **i2h RNN** | **{r.test_accuracy:.3f}** |\n\n"
+        f"| **i2h RNN** | **{r.test_accuracy:.3f}** |\n"
+        f"| i2h RNN, mean per-class accuracy (balanced) | {per_class.mean():.3f} |\n\n"
         f"Best classes: {', '.join(f'{c} {a:.2f}' for a, c in best)}; hardest: "
-        f"{', '.join(f'{c} {a:.2f}' for a, c in worst)}.\n\n![confusion](i2h_confusion.png)\n"
+        f"{', '.join(f'{c} {a:.2f} (mostly taken for {_confused_with(r, c)})' for a, c in worst)}."
+        f"\n\n![confusion](i2h_confusion.png)\n"
     )
+
+
+def _confused_with(r: I2HResult, label: str) -> str:
+    """The class that names of ``label`` are most often wrongly given."""
+    i = r.classes.index(label)
+    row = r.confusion[i].copy()
+    row[i] = -1
+    return r.classes[int(row.argmax())]
 
 
 def plot_i2h(r: I2HResult, path: Path) -> None:
