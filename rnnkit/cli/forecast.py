@@ -140,8 +140,10 @@ def _backtest(args: argparse.Namespace) -> int:
     print(res.table())
     if len(ss.series) > 1:
         per = res.per_series().pivot(index="id", columns="method", values="mase")
-        print("\nMASE per series (mean over folds):")
-        print(per.round(3).to_string())
+        shown = per.head(20)
+        print("\nMASE per series (mean over folds)" + (f", first 20 of {len(per)} (all in scores.csv with --out):"
+                                                       if len(per) > 20 else ":"))
+        print(shown.round(3).to_string())
     if args.out:
         for p in write_outputs(res, Path(args.out), title=args.target):
             print(f"wrote {p}")
