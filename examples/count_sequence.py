@@ -12,9 +12,11 @@ almost no gradient. This script trains that plain model next to the rnnkit one:
 - still one recurrent unit, but relu instead of tanh, and a linear readout
   (``y = a h + c``): a relu unit is linear on its active side, so ``x + 5`` learnt on
   1..10 also holds on 11..15 -- extrapolation follows from the model class. A tanh unit
-  with the same scaler fits the training pairs but bends flat beyond them (~1 off at 20);
+  with the same scaler fits the training pairs but bends flat beyond them (worst
+  error on 16..20 between 0.8 and 6.1 over seeds 0-9);
 - the unit starts in its linear regime (w = 1, u = 0, b = 0, identity readout: y = x);
-  started at random, a relu unit is often dead on the whole input range.
+  started at random, a relu unit is often dead on the whole input range
+  (6 of seeds 0-9 end at a constant output).
 
 Goal: MAE <= 0.1 on the training pairs and every value of [11..15] -> [16..20] within 0.5.
 Honest limit: the map learnt is per step ``y_t = x_t + 5`` (the recurrent weight ends

@@ -120,3 +120,17 @@ def test_demo_sections_write_pngs_and_markdown(tmp_path: Path):
         md = section(tmp_path, True)
         assert f"]({png})" in md and (tmp_path / png).stat().st_size > 5000
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temp files
+
+
+def test_i2h_padded_batch_equals_one_name_at_a_time():
+    from rnnkit.data.names import labels, load_names
+    from rnnkit.tutorials.names_i2h import CharVocab, I2HClassifier
+
+    names = ["Li", "Kowalczyk", "Papadopoulos", "Ó Corra"]
+    vocab = CharVocab(names)
+    torch.manual_seed(0)
+    model = I2HClassifier(len(vocab), 16, len(labels(load_names()))).eval()
+    with torch.no_grad():
+        batched = model(*vocab.encode(names))
+        alone = torch.cat([model(*vocab.encode([n])) for n in names])
+    assert torch.allclose(batched, alone, atol=1e-6)

@@ -5,9 +5,9 @@ trained with Adam on MSE against the raw counts. A SimpleRNN's output *is* its s
 ``h = tanh(w x + u h + b)``, so every output lies in (-1, 1) while the targets go up
 to 15: the unit saturates at h ~ 1 (outputs 1.0, 1.0, ...; MAE ~9.5) and, being saturated,
 gets almost no gradient to leave. Scaling alone does not finish the job either: with
-the data scaled and a linear readout, the tanh unit fits the two training pairs, but
-on [11..15] its inputs lie beyond anything seen, where tanh bends flat: it under-shoots
-by ~1 at 20.
+the data scaled and a linear readout, the tanh unit fits the two training pairs (seed 0:
+MAE 0.06), but on [11..15] its inputs lie beyond anything seen, where tanh bends flat:
+over seeds 0-9 the worst error on 16..20 is 0.8 to 6.1, never within 0.5.
 
 The rnnkit fix, still ONE recurrent unit:
 
@@ -23,8 +23,8 @@ The rnnkit fix, still ONE recurrent unit:
    exactly linear, and ``x + 5`` is linear, so a fit on 1..10 holds at 11..15 and
    beyond: the extrapolation follows from the model class, not from luck.
 3. **Start in that linear regime.** A relu unit initialised at random is often dead
-   on the whole (positive) input range (zero output, zero gradient: in our runs 2 of 3
-   seeds end at a constant output). We start from ``w = 1, u = 0, b = 0`` and an identity
+   on the whole (positive) input range (zero output, zero gradient: over seeds 0-9, 6
+   end at a constant output and only 3 meet both goals). We start from ``w = 1, u = 0, b = 0`` and an identity
    readout, i.e. ``y = x`` (off by the whole +5), and Adam learns the offset and the slope.
 
 What this does NOT claim: that a one-unit RNN "counts" in general. The map to learn

@@ -8,7 +8,8 @@ tutorial (accents folded away: ``Kovács -> Kovacs``).
 
 What is done differently from the tutorial, and why:
 - a padded batch with ``lengths`` instead of one name at a time (the runner freezes
-  each name's state after its last letter, so padding changes nothing; ~50x faster);
+  each name's state after its last letter, so padding changes nothing; measured 36x
+  faster per name at batch 64 on one CPU thread: 0.088 ms vs 3.2 ms forward+backward+Adam);
   names are grouped by length so batches carry little padding;
 - ``h' = tanh(i2h(combined))`` (the cell's default) instead of no activation: without
   it the state can grow without bound on long names;
