@@ -28,7 +28,9 @@ def _need_espeak():
 @pytest.fixture(scope="module")
 def word_corpus(tmp_path_factory):
     _need_espeak()
-    from rnnkit.data.speech_synth import speak
+    from rnnkit.data.speech_synth import add_noise_floor, speak
+
+    rng = np.random.default_rng(0)
 
     root = tmp_path_factory.mktemp("words")
     train, test = [], []
@@ -37,7 +39,7 @@ def word_corpus(tmp_path_factory):
             for w in WORDS:
                 for rate in rates:
                     p = root / f"{v.replace('+', '_')}_{w}_{rate}.wav"
-                    save_audio(p, speak(w, v, rate) * 0.7)
+                    save_audio(p, add_noise_floor(speak(w, v, rate) * 0.7, rng))
                     p.with_suffix(".txt").write_text(w)
                     out.append(Utterance(p, w))
     manifest = root / "test.jsonl"

@@ -197,6 +197,12 @@ def _progress(it, total: int, on: bool):
     return tqdm(it, total=total, desc="synth", unit="utt", file=sys.stderr)
 
 
+def add_noise_floor(wave: np.ndarray, rng: np.random.Generator, db: tuple[float, float] = (-75.0, -55.0)) -> np.ndarray:
+    """Add faint white noise: espeak's pauses are exact digital zeros, which real microphones never
+    give, and a model that learns "silence = -inf log energy" is lost on real recordings."""
+    return (wave + rng.standard_normal(wave.size) * 10 ** (rng.uniform(*db) / 20)).astype(np.float32)
+
+
 def _synth_one(spec: dict) -> dict:
     """Speak and (maybe) augment one utterance; write its WAV; return its manifest row."""
     rng = np.random.default_rng(spec["seed"])
@@ -206,6 +212,7 @@ def _synth_one(spec: dict) -> dict:
         wave, applied = augment(wave, rng)
     else:
         wave = wave / (np.abs(wave).max() + 1e-9) * 0.7
+    wave = add_noise_floor(wave, rng)
     name = f"wav/{spec['split']}_{spec['i']:06d}.wav"
     save_audio(Path(spec["out"]) / name, wave)
     return {"audio": name, "text": spec["text"], "duration": round(wave.size / SAMPLE_RATE, 3),
