@@ -142,3 +142,43 @@ def test_cli_train_small_and_malformed_input(word_corpus, tmp_path, capsys):
     out2 = tmp_path / "m2"
     assert main(["speech", "train", "--data", str(bad), "--out", str(out2)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err and not out2.exists()
+
+
+def test_synth_cli_builds_a_voice_held_out_corpus(tmp_path, capsys):
+    _need_espeak()
+    out = tmp_path / "corpus"
+    assert main(["speech", "synth", "--out", str(out), "--digits", "4", "--numbers", "2", "--words", "2",
+                 "--sentences", "2", "--test", "3", "--seed", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train"] == 10 and summary["test"] == 3
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    from rnnkit.data.speech_synth import TEST_VARIANTS
+
+    assert all(r["voice"].split("+")[1] not in TEST_VARIANTS for r in train)
+    assert all(r["voice"].split("+")[1] in TEST_VARIANTS for r in test)
+    assert {r["kind"] for r in train} == {"digits", "numbers", "words", "sentences"}
+    assert all((out / r["audio"]).is_file() and r["duration"] > 0.2 for r in train + test)
+
+
+def test_missing_espeak_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    import rnnkit.data.speech_synth as synth
+
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="espeak-ng"):
+        synth.require_espeak()
+    assert main(["speech", "synth", "--out", str(tmp_path / "c")]) == 2
+    assert "apt-get install espeak-ng" in capsys.readouterr().err
+
+
+def test_augment_keeps_length_sane_and_level_bounded():
+    from rnnkit.data.speech_synth import AugmentConfig, augment, number_to_words
+
+    rng = np.random.default_rng(0)
+    wave = (0.5 * np.sin(np.arange(16000) * 0.1)).astype(np.float32)
+    cfg = AugmentConfig(p_speed=1.0, p_reverb=1.0, p_telephone=1.0, p_noise=1.0)
+    out, applied = augment(wave, rng, cfg)
+    assert [a[:5] for a in applied] == ["speed", "rever", "telep", "noise"]
+    assert 0.8 * 16000 < out.size < 2.2 * 16000 and np.abs(out).max() <= 1.0 and np.all(np.isfinite(out))
+    assert number_to_words(405) == "four hundred and five"
+    assert number_to_words(12019) == "twelve thousand and nineteen"
