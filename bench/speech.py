@@ -35,7 +35,7 @@ def _corpus(out: Path, scale: float, n_test: int, seed: int, workers: int) -> di
     from rnnkit.data.speech_synth import SynthConfig, build_corpus
 
     cfg = SynthConfig(n_digits=int(400 * scale), n_numbers=int(150 * scale), n_words=int(200 * scale),
-                      n_sentences=int(300 * scale), n_test=n_test, seed=seed)
+                      n_sentences=int(300 * scale), n_book=int(300 * scale), n_test=n_test, seed=seed)
     if (out / "test.jsonl").is_file():
         log(f"reusing corpus {out}")
         return {"reused": str(out)}

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--numbers", type=int, default=200, help="number utterances")
     s.add_argument("--words", type=int, default=300, help="command-word utterances")
     s.add_argument("--sentences", type=int, default=400, help="short-sentence utterances")
+    s.add_argument("--book", type=int, default=0, help="lines of the shipped Shakespeare text (open vocabulary)")
     s.add_argument("--test", type=int, default=300, help="utterances by held-out voices (test.jsonl)")
     s.add_argument("--no-augment", action="store_true", help="clean synthesis only")
     s.add_argument("--seed", type=int, default=0)
@@ -66,7 +67,7 @@ def _synth(args: argparse.Namespace) -> int:
     from rnnkit.errors import UserError
 
     cfg = SynthConfig(n_digits=args.digits, n_numbers=args.numbers, n_words=args.words,
-                      n_sentences=args.sentences, n_test=args.test, seed=args.seed)
+                      n_sentences=args.sentences, n_book=args.book, n_test=args.test, seed=args.seed)
     if args.voices is not None:
         if args.voices < 1:
             raise UserError("--voices must be at least 1")

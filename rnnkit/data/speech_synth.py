@@ -70,9 +70,24 @@ def shipped_texts(name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def book_lines(min_words: int = 4, max_words: int = 12) -> list[str]:
+    """Verse lines of the shipped Shakespeare text (public domain) as extra, open-vocabulary sentences."""
+    try:
+        text = resources.files("rnnkit.data.datasets").joinpath("shakespeare/shakespeare.txt").read_text("utf-8")
+    except FileNotFoundError:
+        raise UserError("the shipped shakespeare text is missing; synthesize without book lines") from None
+    out = []
+    for line in text.splitlines():
+        words = "".join(c if c.isalpha() or c in " '" else " " for c in line.lower()).split()
+        if min_words <= len(words) <= max_words and not line.isupper() and not line.rstrip().endswith(":"):
+            out.append(" ".join(w.strip("'") for w in words if w.strip("'")))
+    return out
+
+
 def make_texts(rng: np.random.Generator, n_digits: int, n_numbers: int, n_words: int,
-               n_sentences: int) -> list[tuple[str, str]]:
-    """(kind, text) pairs: digit strings (1-7 digits, 'oh' sometimes for zero), numbers, words, sentences."""
+               n_sentences: int, n_book: int = 0) -> list[tuple[str, str]]:
+    """(kind, text) pairs: digit strings (1-7 digits, 'oh' sometimes for zero), numbers, words,
+    sentences, and lines of the shipped Shakespeare text ("book": wider vocabulary)."""
     out: list[tuple[str, str]] = []
     for _ in range(n_digits):
         digits = rng.integers(0, 10, size=int(rng.integers(1, 8)))
@@ -87,6 +102,9 @@ def make_texts(rng: np.random.Generator, n_digits: int, n_numbers: int, n_words:
         out.append(("words", " ".join(rng.choice(words, size=k))))
     for i in range(n_sentences):
         out.append(("sentences", sentences[(i + int(rng.integers(0, len(sentences)))) % len(sentences)]))
+    if n_book:
+        lines = book_lines()
+        out += [("book", str(t)) for t in rng.choice(lines, size=n_book, replace=False)]
     return out
 
 
@@ -172,6 +190,7 @@ class SynthConfig:
     n_numbers: int = 200
     n_words: int = 300
     n_sentences: int = 400
+    n_book: int = 0                          # Shakespeare lines (open vocabulary)
     n_test: int = 300                        # utterances spoken by held-out voices
     accents: list[str] = field(default_factory=lambda: list(ACCENTS))
     train_variants: list[str] = field(default_factory=lambda: list(TRAIN_VARIANTS))
@@ -232,13 +251,12 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     out = Path(out_dir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
-    total = cfg.n_digits + cfg.n_numbers + cfg.n_words + cfg.n_sentences
-    train_texts = make_texts(rng, cfg.n_digits, cfg.n_numbers, cfg.n_words, cfg.n_sentences)
+    total = cfg.n_digits + cfg.n_numbers + cfg.n_words + cfg.n_sentences + cfg.n_book
+    train_texts = make_texts(rng, cfg.n_digits, cfg.n_numbers, cfg.n_words, cfg.n_sentences, cfg.n_book)
     train_texts += [("custom", t) for t in cfg.extra_texts]
     scale = cfg.n_test / max(total, 1)  # test split has the same mix of kinds
-    test_texts = make_texts(rng, round(cfg.n_digits * scale), round(cfg.n_numbers * scale),
-                            round(cfg.n_words * scale), cfg.n_test - round(cfg.n_digits * scale)
-                            - round(cfg.n_numbers * scale) - round(cfg.n_words * scale))
+    counts = [round(n * scale) for n in (cfg.n_digits, cfg.n_numbers, cfg.n_words, cfg.n_book)]
+    test_texts = make_texts(rng, counts[0], counts[1], counts[2], max(cfg.n_test - sum(counts), 0), counts[3])
     jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
     # draw every random choice up front, so the corpus is the same for any number of workers
