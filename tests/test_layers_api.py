@@ -165,3 +165,9 @@ def test_bench_cli_errors_exit_2(tmp_path, capsys):
 def test_bench_cli_finds_repository_bench_folder(capsys):
     assert cli_main(["bench", "--list"]) == 0
     assert "layers" in capsys.readouterr().out.split()
+
+
+def test_lengths_may_be_a_list():
+    layer = rnn.GRU(I, H, batch_first=True)
+    y, _ = layer(torch.randn(B, T, I), lengths=[T, 2])
+    assert torch.all(y[1, 2:] == 0) and not torch.all(y[0, 2:] == 0)

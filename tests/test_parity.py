@@ -293,3 +293,26 @@ def test_time_major_error_names_time_major_shape():
     _, ours = make_pair("rnn_tanh", batch_first=False)
     with pytest.raises(ValueError, match=r"\(time, batch, 3\)"):
         ours(torch.randn(T, B, I + 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradients_with_lengths_equal_each_sequence_alone(kind, fused):
+    """Padding neither receives gradient nor leaks into the weights' gradient."""
+    _, ours = make_pair(kind, num_layers=2, bidirectional=True, fused=fused)
+    lengths = [T, 2, 4]
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(B, T, 2 * H, dtype=torch.float64)
+    y, _ = ours(x, lengths=torch.tensor(lengths))
+    (y * w).sum().backward()
+    grads = {n: p.grad.clone() for n, p in ours.named_parameters()}
+    for b, L in enumerate(lengths):
+        assert torch.all(x.grad[b, L:] == 0)
+    ours.zero_grad()
+    for b, L in enumerate(lengths):
+        xb = x.detach()[b:b + 1, :L].clone().requires_grad_(True)
+        y_b, _ = ours(xb)
+        (y_b * w[b:b + 1, :L]).sum().backward()
+        torch.testing.assert_close(xb.grad, x.grad[b:b + 1, :L], atol=TOL, rtol=0)
+    for n, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], atol=TOL, rtol=0, msg=n)
