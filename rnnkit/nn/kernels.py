@@ -149,7 +149,8 @@ _VARIANTS = {
 }
 
 # -ffast-math lets gcc call the vectorised exp/log1p of glibc's libmvec (the kernels only
-# take exp of non-positive numbers, so no inf arises); -fopenmp-simd honours the ``omp simd`` pragmas without linking an OpenMP runtime.
+# take exp of non-positive numbers, so no inf arises); -fopenmp-simd honours the ``omp simd``
+# pragmas without linking an OpenMP runtime.
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
 _LOCK = threading.Lock()
 _LIBS: dict[str, ctypes.CDLL] = {}
@@ -166,34 +167,48 @@ def _cpu_key() -> str:
         return ""
 
 
-def _build_one(cc: str, variant: str, cache: Path) -> ctypes.CDLL:
-    flags = [*_FLAGS, *_VARIANTS[variant]]
-    key = hashlib.sha256("\n".join([_SOURCE, cc, *flags, _cpu_key()]).encode()).hexdigest()[:16]
-    lib_path = cache / f"scan_{variant}_{key}.so"
+def _compile(cc: str, name: str, source: str, flags: list[str], cache: Path) -> Path:
+    key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_key()]).encode()).hexdigest()[:16]
+    lib_path = cache / f"{name}_{key}.so"
     if not lib_path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            src, obj = Path(tmp) / "scan.c", Path(tmp) / "scan.so"
-            src.write_text(_SOURCE)
+            src, obj = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
+            src.write_text(source)
             subprocess.run([cc, *flags, str(src), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
             os.replace(obj, lib_path)  # atomic: a parallel builder wins or loses whole
-    lib = ctypes.CDLL(str(lib_path))
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    for cell in KINDS:
-        getattr(lib, f"{cell}_fwd").argtypes = [i64] * 4 + [ptr, i64, i64, ptr, ptr]
-        getattr(lib, f"{cell}_bwd").argtypes = [i64] * 4 + [ptr, i64, i64] + [ptr] * 5
-    return lib
+    return lib_path
 
 
-def _build() -> dict[str, ctypes.CDLL]:
+def build_library(name: str, source: str, variants: dict[str, list[str]],
+                  argtypes: dict[str, list]) -> dict[str, ctypes.CDLL]:
+    """Compile ``source`` once per variant (extra flags) and load it; ``{}`` if impossible.
+
+    ``argtypes``: function name -> ctypes argument types, set on every variant.
+    """
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc or os.environ.get("RNNKIT_NO_KERNELS") == "1" or sys.platform == "win32":
         return {}
     cache = Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
+    libs = {}
     try:
-        return {v: _build_one(cc, v, cache) for v in _VARIANTS}
+        for variant, extra in variants.items():
+            lib = ctypes.CDLL(str(_compile(cc, f"{name}_{variant}", source, [*_FLAGS, *extra], cache)))
+            for fn, types in argtypes.items():
+                getattr(lib, fn).argtypes = types
+            libs[variant] = lib
     except (OSError, subprocess.SubprocessError, AttributeError):
         return {}
+    return libs
+
+
+def _build() -> dict[str, ctypes.CDLL]:
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    types = {}
+    for cell in KINDS:
+        types[f"{cell}_fwd"] = [i64] * 4 + [ptr, i64, i64, ptr, ptr]
+        types[f"{cell}_bwd"] = [i64] * 4 + [ptr, i64, i64] + [ptr] * 5
+    return build_library("scan", _SOURCE, _VARIANTS, types)
 
 
 def available() -> bool:
