@@ -70,12 +70,14 @@ def summary(seconds: Sequence[float]) -> dict[str, float]:
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds), "n": len(seconds)}
 
 
-def matmul_peak_gflops(n: int = 1024, repeats: int = 30) -> float:
+def matmul_peak_gflops(n: int = 1024, repeats: int = 30, device: Any = "cpu") -> float:
     """Best fp32 GEMM rate of this process (its thread count): the practical peak. Best of
     many, so that one repeat that got the core to itself sets it on a shared machine."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    sync()
+    best = min(_timed(lambda: (a @ b, sync())) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 

@@ -31,6 +31,13 @@ import rnnkit.nn as rnn  # noqa: E402
 B, T, I, H = 64, 100, 32, 256
 KINDS = ("LSTM", "GRU", "RNN")
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+DEV = torch.device("cpu")  # set by main(device=...)
+
+
+def _sync() -> None:
+    """Wait for queued GPU work so a timing covers it (no-op on CPU)."""
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _train_fn(forward: Callable[[], torch.Tensor], params: list[torch.Tensor]) -> Callable[[], None]:
@@ -38,6 +45,7 @@ def _train_fn(forward: Callable[[], torch.Tensor], params: list[torch.Tensor]) -
         for p in params:
             p.grad = None
         forward().sum().backward()
+        _sync()
     return run
 
 
@@ -45,6 +53,7 @@ def _infer_fn(forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
     def run() -> None:
         with torch.no_grad():
             forward()
+        _sync()
     return run
 
 
@@ -70,8 +79,8 @@ def _keras_layer(kind: str, x: torch.Tensor):
 def _library_cases(kind: str, x: torch.Tensor, with_keras: bool) -> dict[str, tuple[Callable, Callable]]:
     """name -> (train fn, inference fn) for torch.nn, rnnkit and Keras."""
     torch.manual_seed(0)
-    ref = getattr(nn, kind)(I, H, batch_first=True)
-    ours = getattr(rnn, kind)(I, H, batch_first=True)
+    ref = getattr(nn, kind)(I, H, batch_first=True).to(DEV)
+    ours = getattr(rnn, kind)(I, H, batch_first=True).to(DEV)
     ours.load_state_dict(ref.state_dict())
     xg = x.clone().requires_grad_(True)
     cases = {
@@ -88,10 +97,10 @@ def _library_cases(kind: str, x: torch.Tensor, with_keras: bool) -> dict[str, tu
 def _generic_cases(x: torch.Tensor) -> dict[str, tuple[Callable, Callable]]:
     """LSTM through the generic runner vs a hand-written loop over torch.nn.LSTMCell."""
     torch.manual_seed(0)
-    fused = nn.LSTM(I, H, batch_first=True)  # reference, interleaved in the same rounds
-    fused_off = rnn.LSTM(I, H, batch_first=True, fused=False)
-    rec = rnn.Recurrent(rnn.LSTMCell(I, H), batch_first=True)
-    cell = nn.LSTMCell(I, H)
+    fused = nn.LSTM(I, H, batch_first=True).to(DEV)  # reference, interleaved in the same rounds
+    fused_off = rnn.LSTM(I, H, batch_first=True, fused=False).to(DEV)
+    rec = rnn.Recurrent(rnn.LSTMCell(I, H), batch_first=True).to(DEV)
+    cell = nn.LSTMCell(I, H).to(DEV)
     xg = x.clone().requires_grad_(True)
 
     def loop(inp: torch.Tensor) -> torch.Tensor:
@@ -133,9 +142,9 @@ def _call_overhead(repeats: int, calls: int = 200) -> dict[str, Any]:
     """Per-call cost at a tiny shape (B=1, T=1, H=8), where the kernel is nearly free:
     what rnnkit's wrapper (checks, option handling) adds to a torch.nn call, in µs."""
     torch.manual_seed(0)
-    ref, ours = nn.LSTM(8, 8, batch_first=True), rnn.LSTM(8, 8, batch_first=True)
+    ref, ours = nn.LSTM(8, 8, batch_first=True).to(DEV), rnn.LSTM(8, 8, batch_first=True).to(DEV)
     ours.load_state_dict(ref.state_dict())
-    x = torch.randn(1, 1, 8)
+    x = torch.randn(1, 1, 8, device=DEV)
 
     def many(layer: nn.Module) -> Callable[[], None]:
         def run() -> None:
@@ -161,8 +170,8 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
     rows = []
     for b, t, h in shapes:
         torch.manual_seed(0)
-        x = torch.randn(b, t, I)
-        ref, ours = nn.LSTM(I, h, batch_first=True), rnn.LSTM(I, h, batch_first=True)
+        x = torch.randn(b, t, I, device=DEV)
+        ref, ours = nn.LSTM(I, h, batch_first=True).to(DEV), rnn.LSTM(I, h, batch_first=True).to(DEV)
         ours.load_state_dict(ref.state_dict())
         xg = x.clone().requires_grad_(True)
         cases = {
@@ -180,15 +189,18 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
     return rows
 
 
-def main(quick: bool = False) -> dict[str, Any]:
-    """Run the layer benchmark; returns (and writes) the results with a Markdown table."""
+def main(quick: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Run the layer benchmark; returns (and writes) the results with a Markdown table.
+    ``device="cuda"`` times the GPU (cuDNN) path instead and writes ``layers.cuda.json``."""
+    global DEV
+    DEV = torch.device(device)
     setup(threads=1)
     repeats = 3 if quick else 11
     info = machine_info()
     log(f"layers bench: B={B} T={T} I={I} H={H}, {repeats} interleaved repeats, {torch.get_num_threads()} thread")
-    x = torch.randn(B, T, I)
+    x = torch.randn(B, T, I, device=DEV)
     results: dict[str, Any] = {"machine": info, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
-                               "repeats": repeats, "quick": quick, "layers": {}}
+                               "repeats": repeats, "quick": quick, "device": str(DEV), "layers": {}}
     rows = []
     for kind in KINDS:
         log(f"  {kind}: torch.nn, rnnkit, keras")
@@ -218,7 +230,7 @@ def main(quick: bool = False) -> dict[str, Any]:
     table += (f"\n\nPer-call overhead (LSTM, B=1, T=1, H=8, no_grad): torch.nn {over['torch_us_per_call']:.1f} µs, "
               f"rnnkit {over['rnnkit_us_per_call']:.1f} µs (adds {over['added_us_per_call']:.1f} µs per call).")
     if not quick:
-        peak = matmul_peak_gflops()
+        peak = matmul_peak_gflops(device=DEV)
         results["matmul_peak_gflops"] = peak
         log(f"  LSTM shape sweep (fp32 GEMM peak {peak:.1f} GFLOP/s)")
         sweep = _sweep(3, peak)
@@ -229,7 +241,7 @@ def main(quick: bool = False) -> dict[str, Any]:
             [[r["batch"], r["time"], r["hidden"], r["mode"], r["torch_ms"], r["rnnkit_ms"], r["speed_ratio"],
               r["rnnkit_gflops"], r["pct_of_peak"]] for r in sweep])
     results["table"] = table
-    path = write_results("layers", results, quick=quick)
+    path = write_results("layers" if DEV.type == "cpu" else f"layers.{DEV.type}", results, quick=quick)
     log(f"  wrote {path}")
     return results
 
@@ -237,4 +249,6 @@ def main(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 repeats, no shape sweep")
-    print(main(quick=ap.parse_args().quick)["table"])
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    args = ap.parse_args()
+    print(main(quick=args.quick, device=args.device)["table"])
