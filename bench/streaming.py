@@ -1,5 +1,7 @@
 """Benchmark: streaming LSTM inference, one step at a time at batch 1 (input 32, hidden 256).
 
+Full mode repeats the timings at input 256, hidden 1024 (5 MB of fp32 weights: out of L2).
+
 Cases: ``torch.nn.LSTM`` called per step (eager), ``torch.nn.LSTMCell`` (eager),
 ``rnnkit.nn.LSTM.step``, rnnkit's lean ``StreamingLSTM`` (C step, fp32 / bf16 / int8
 weights), torch's dynamic int8 quantisation of ``nn.LSTM`` when available, and the exported
@@ -23,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +39,11 @@ from rnnkit.nn import LSTM  # noqa: E402
 from rnnkit.nn.fast import WEIGHTS, StreamingLSTM  # noqa: E402
 
 I, H = 32, 256
+BIG = (256, 1024)  # full mode: 5 MB of fp32 weights, more than this CPU's 2 MB L2
 
 
 def _cases(layer: LSTM, tmp: Path) -> dict[str, Callable[[], object]]:
+    I, H = layer.input_size, layer.hidden_size
     x = torch.randn(1, I)
     ref = nn.LSTM(I, H)
     ref.load_state_dict(layer.state_dict())
@@ -55,7 +60,9 @@ def _cases(layer: LSTM, tmp: Path) -> dict[str, Callable[[], object]]:
         s = StreamingLSTM(layer, w)
         cases[f"StreamingLSTM {w}" + ("" if s.uses_kernel else " (torch fallback)")] = (lambda s=s: s.step(x))
     try:
-        q = torch.ao.quantization.quantize_dynamic(ref, {nn.LSTM}, dtype=torch.qint8)
+        with warnings.catch_warnings():  # deprecated in favour of torchao, still works in torch 2.13
+            warnings.simplefilter("ignore")
+            q = torch.ao.quantization.quantize_dynamic(ref, {nn.LSTM}, dtype=torch.qint8)
         q(x.unsqueeze(0), hs)
         cases["torch quantize_dynamic int8 nn.LSTM"] = lambda: q(x.unsqueeze(0), hs)
     except Exception as exc:  # noqa: BLE001 - optional comparison only
@@ -91,7 +98,7 @@ def _time(cases: dict[str, Callable[[], object]], rounds: int, calls: int) -> di
 
 def _accuracy(layer: LSTM, steps: int = 500) -> dict[str, dict[str, float]]:
     """Output deviation from fp32 (random weights, N(0,1) inputs)."""
-    xs = torch.randn(steps, 1, I)
+    xs = torch.randn(steps, 1, layer.input_size)
     outs = {}
     for w in WEIGHTS:
         s = StreamingLSTM(layer, w)
@@ -135,24 +142,28 @@ def _sine_task(quick: bool) -> dict[str, float]:
 def main(quick: bool = False) -> dict:
     setup(1)
     torch.manual_seed(0)
-    layer = LSTM(I, H).eval()
     rounds, calls = (10, 100) if quick else (30, 300)
-    with tempfile.TemporaryDirectory() as tmp:
-        cases = _cases(layer, Path(tmp))
-        log(f"streaming bench: {len(cases)} cases, {rounds} rounds x {calls} steps, batch 1, I={I} H={H}")
-        times = _time(cases, rounds, calls)
-    lstm = times["torch.nn.LSTM per step"]["median_us"]
-    cellt = times["torch.nn.LSTMCell"]["median_us"]
-    rows = [{"case": k, **v, "x_nn_LSTM": v["median_us"] / lstm, "x_LSTMCell": v["median_us"] / cellt}
-            for k, v in times.items()]
+    rows = []
+    for i, h in [(I, H)] + ([] if quick else [BIG]):
+        layer = LSTM(i, h).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            cases = _cases(layer, Path(tmp))
+            log(f"streaming bench: {len(cases)} cases, {rounds} rounds x {calls} steps, batch 1, I={i} H={h}")
+            times = _time(cases, rounds, calls)
+        lstm = times["torch.nn.LSTM per step"]["median_us"]
+        cellt = times["torch.nn.LSTMCell"]["median_us"]
+        rows += [{"shape": f"I={i} H={h}", "case": k, **v, "x_nn_LSTM": v["median_us"] / lstm,
+                  "x_LSTMCell": v["median_us"] / cellt} for k, v in times.items()]
+    layer = LSTM(I, H).eval()
     acc = _accuracy(layer)
     task = _sine_task(quick)
-    table = markdown_table(["case", "us/step (median)", "us/step (min)", "÷ nn.LSTM", "÷ LSTMCell"],
-                           [[r["case"], r["median_us"], r["min_us"], r["x_nn_LSTM"], r["x_LSTMCell"]] for r in rows])
+    table = markdown_table(["shape", "case", "us/step (median)", "us/step (min)", "÷ nn.LSTM", "÷ LSTMCell"],
+                           [[r["shape"], r["case"], r["median_us"], r["min_us"], r["x_nn_LSTM"], r["x_LSTMCell"]]
+                            for r in rows])
     table += "\n\n" + markdown_table(["weights", "max |y - y_fp32|", "RMS"],
                                      [[w, v["max_abs"], v["rms"]] for w, v in acc.items()])
     table += "\n\n" + markdown_table(["sine predictor path", "test MSE"], [[k, v] for k, v in task.items()])
-    out = {"area": "streaming", "quick": quick, "shape": {"batch": 1, "input": I, "hidden": H},
+    out = {"area": "streaming", "quick": quick, "batch": 1,
            "machine": machine_info(), "rows": rows, "accuracy_vs_fp32": acc, "sine_task_mse": task, "table": table}
     path = write_results("streaming", out, quick=quick)
     log(f"wrote {path}")

@@ -23,6 +23,7 @@ same maths one step at a time (``step``). Scan implementations (``scan=``):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import torch
@@ -100,7 +101,9 @@ def scan_script(kind: str, k: Tensor, h0: Tensor) -> Tensor:
     """The sequential loop compiled by TorchScript (scripted on first use): exportable."""
     global _SCRIPTED
     if _SCRIPTED is None:
-        _SCRIPTED = torch.jit.script(_recurrence)
+        with warnings.catch_warnings():  # torch 2.13 marks TorchScript deprecated; its Loop export still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _SCRIPTED = torch.jit.script(_recurrence)
     a, b = coeffs(kind, k)
     return _SCRIPTED(a, b, h0)
 
