@@ -1,0 +1,153 @@
+"""Classification data: readers (CSV, class folder, npz, UEA .ts), validation, stratified split,
+and the metrics against scikit-learn."""
+import gzip
+
+import numpy as np
+import pytest
+
+from rnnkit.data.sequences import check_labels, from_arrays, read_sequences, stratified_split
+from rnnkit.data.uea import load_uea, read_ts
+from rnnkit.errors import UserError
+from rnnkit.metrics.classify import accuracy, confusion_matrix, format_confusion, macro_f1, plot_confusion
+from rnnkit.tasks.classify_data import FeatureScaler, Vocab
+
+
+def test_csv_tokens_and_default_columns(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("name,label\nKowalski,Polish\nSmith,English\nNowak,Polish\n", encoding="utf-8")
+    d = read_sequences(p)
+    assert d.kind == "tokens" and d.texts == ["Kowalski", "Smith", "Nowak"] and d.labels == ["Polish", "English", "Polish"]
+
+
+def test_csv_numeric_rows_become_series(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("sequence,label\n1 2 3,a\n4 5,b\n", encoding="utf-8")
+    d = read_sequences(p)
+    assert d.kind == "numeric" and d.values.shape == (2, 3, 1) and d.lengths.tolist() == [3, 2]
+    assert d.values[1, :, 0].tolist() == [4, 5, 0]
+
+
+def test_csv_unknown_label_column(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("sequence,label\nab,x\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no label column 'cls'"):
+        read_sequences(p, label_col="cls")
+
+
+def test_csv_empty_label(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("sequence,label\nab,x\ncd,\n", encoding="utf-8")
+    with pytest.raises(UserError, match="row 3 has an empty label"):
+        read_sequences(p)
+
+
+def test_folder_of_class_files(tmp_path):
+    (tmp_path / "Greek.txt").write_text("Papadopoulos\nNikolaidis\n\n", encoding="utf-8")
+    (tmp_path / "Irish.txt").write_text("O'Brien\n", encoding="utf-8")
+    d = read_sequences(tmp_path)
+    assert d.labels == ["Greek", "Greek", "Irish"] and d.texts[2] == "O'Brien"
+
+
+def test_folder_empty_class_is_an_error(tmp_path):
+    (tmp_path / "a.txt").write_text("x\ny\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(UserError, match="class 'b' has no examples"):
+        read_sequences(tmp_path)
+
+
+def test_npz_roundtrip_with_lengths(tmp_path):
+    X = np.random.default_rng(0).normal(size=(4, 5, 2)).astype(np.float32)
+    X[0, 3:] = np.nan  # padding after the length may be anything
+    p = tmp_path / "d.npz"
+    np.savez(p, X=X, y=np.array(["a", "b", "a", "b"]), lengths=np.array([3, 5, 5, 1]))
+    d = read_sequences(p)
+    assert d.values.shape == (4, 5, 2) and d.lengths.tolist() == [3, 5, 5, 1] and d.labels[1] == "b"
+
+
+@pytest.mark.parametrize("arrays, msg", [
+    (dict(X=np.zeros((4, 5, 2)), y=np.zeros(3)), "X has 4 examples but y has 3"),
+    (dict(X=np.zeros((4, 5, 2)), y=np.zeros((4, 2))), r"y must have shape \(n,\)"),
+    (dict(X=np.zeros((4, 5, 2, 1)), y=np.zeros(4)), r"X must have shape \(n, time, features\)"),
+    (dict(X=np.zeros((4, 5, 2)), y=np.zeros(4), lengths=np.array([1, 2, 3])), "lengths must be integers of shape"),
+    (dict(X=np.zeros((4, 5, 2)), y=np.zeros(4), lengths=np.array([1, 2, 3, 9])), r"lengths must lie in \[1, 5\]"),
+    (dict(y=np.zeros(4)), "no array 'X'"),
+])
+def test_npz_bad_shapes(tmp_path, arrays, msg):
+    p = tmp_path / "d.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(UserError, match=msg):
+        read_sequences(p)
+
+
+def test_nan_inside_a_sequence_is_an_error(tmp_path):
+    X = np.zeros((2, 4, 3), dtype=np.float32)
+    X[1, 2, 1] = np.nan
+    with pytest.raises(UserError, match="example 1, step 2, feature 1"):
+        from_arrays(X, ["a", "b"])
+
+
+def test_label_checks():
+    assert check_labels(["b", "a", "b", "a"], "x") == ["a", "b"]
+    with pytest.raises(UserError, match="class 'c' has 1 example"):
+        check_labels(["a", "a", "b", "b", "c"], "x")
+    with pytest.raises(UserError, match="at least 2 classes"):
+        check_labels(["a", "a"], "x")
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 2
+    tr, va = stratified_split(labels, 0.2, seed=1)
+    assert sorted(tr.tolist() + va.tolist()) == list(range(62))
+    lab = np.array(labels)
+    assert (lab[va] == "a").sum() == 10 and (lab[va] == "b").sum() == 2 and (lab[va] == "c").sum() == 1
+    assert (lab[tr] == "c").sum() == 1  # a rare class keeps a training example
+    assert stratified_split(labels, 0.2, seed=1)[1].tolist() == va.tolist()  # deterministic
+
+
+def test_uea_shipped_datasets_match_the_archive():
+    bm = load_uea("BasicMotions", "train")
+    assert bm.X.shape == (40, 100, 6) and sorted(set(bm.y)) == ["Badminton", "Running", "Standing", "Walking"]
+    jv = load_uea("JapaneseVowels", "test")
+    assert jv.X.shape[0] == 370 and jv.X.shape[2] == 12 and jv.lengths.min() == 7 and jv.lengths.max() == 29
+    # padding after each case's length is zero
+    i = int(jv.lengths.argmin())
+    assert np.all(jv.X[i, jv.lengths[i]:] == 0)
+
+
+def test_ts_reader_errors(tmp_path):
+    p = tmp_path / "bad.ts.gz"
+    with gzip.open(p, "wt") as f:
+        f.write("@problemName x\n@classLabel true a b\n@data\n1,2,3:4,5,6:a\n1,2:3,4,5:b\n")
+    with pytest.raises(UserError, match="different lengths"):
+        read_ts(p)
+    p2 = tmp_path / "miss.ts"
+    p2.write_text("@classLabel true a b\n@data\n1,?,3:a\n")
+    with pytest.raises(UserError, match="missing value"):
+        read_ts(p2)
+
+
+def test_vocab_and_scaler():
+    v = Vocab.build(["abc", "abd"], "char")
+    ids, lengths = v.encode(["abz", "a"], max_len=None)
+    assert lengths.tolist() == [3, 1] and ids[0, 2] == 1 and ids[1, 1] == 0  # unknown=1, padding=0
+    assert Vocab.from_json(v.to_json()).tokens == v.tokens
+    vals = np.array([[[1.0], [3.0], [100.0]], [[5.0], [7.0], [9.0]]], dtype=np.float32)
+    s = FeatureScaler.fit(vals, np.array([2, 3]))  # the 100 is padding: ignored
+    assert s.mean == pytest.approx([5.0]) and s.std == pytest.approx([np.std([1, 3, 5, 7, 9])])
+    out = s.transform(vals, np.array([2, 3]))
+    assert out[0, 2, 0] == 0.0
+
+
+def test_metrics_match_sklearn(tmp_path):
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 5, 300)
+    p = np.where(rng.random(300) < 0.6, t, rng.integers(0, 5, 300))
+    p[p == 4] = 3  # class 4 never predicted: F1 0 for it
+    assert accuracy(t, p) == pytest.approx(sk.accuracy_score(t, p))
+    assert macro_f1(t, p, 5) == pytest.approx(sk.f1_score(t, p, average="macro"))
+    assert (confusion_matrix(t, p, 5) == sk.confusion_matrix(t, p, labels=range(5))).all()
+    table = format_confusion(confusion_matrix(t, p, 5), list("abcde"))
+    assert table.splitlines()[0].startswith("| true \\ pred | a |") and len(table.splitlines()) == 7
+    png = plot_confusion(confusion_matrix(t, p, 5), list("abcde"), tmp_path / "cm.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
