@@ -37,6 +37,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--max-time", type=float, help="stop training after this many seconds")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for training (default 1: fastest for "
+                                                          "small models; 0 = torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -79,7 +81,7 @@ def _config(args: argparse.Namespace, out_dir: str | None = None):
     return ForecastConfig(horizon=args.horizon, cell=args.cell, hidden=args.hidden, layers=args.layers,
                           context=args.context, season=args.season, ensemble=args.ensemble, epochs=args.epochs,
                           lr=args.lr, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                          max_time=args.max_time, progress=not args.quiet, out_dir=out_dir,
+                          max_time=args.max_time, threads=args.threads or None, progress=not args.quiet, out_dir=out_dir,
                           resume=getattr(args, "resume", False))
 
 

@@ -10,12 +10,14 @@ series (masked), or line up future covariates. Training runs on the shared ``Tra
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rnnkit.data.series import SeriesSet, check_lengths, load_series
 from rnnkit.data.windows import Panel, default_context
@@ -47,10 +49,24 @@ class ForecastConfig:
     lr: float = 3e-3
     seed: int = 0
     device: str = "cpu"
+    threads: Optional[int] = 1           # CPU threads while training (a small RNN is fastest on one;
+                                         # extra threads only contend on a busy machine)
     max_time: Optional[float] = None
     progress: bool = True
     out_dir: Optional[str] = None        # trainer checkpoints + metrics.csv (for --resume)
     resume: bool = False
+
+
+@contextlib.contextmanager
+def _threads(n: Optional[int]):
+    """Temporarily use n torch CPU threads (None = leave as is)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _loss(model, batch, state):
@@ -146,7 +162,8 @@ class Forecaster:
                            patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
                            progress=cfg.progress, out_dir=cfg.out_dir, resume=cfg.resume)
         trainer = Trainer(self.model, tcfg, _loss, model_config=self._config_json(), extras=self._extras())
-        self.history = trainer.fit(epoch_batches)
+        with _threads(cfg.threads):
+            self.history = trainer.fit(epoch_batches)
         self.model.eval()
         return self
 
@@ -171,7 +188,8 @@ class Forecaster:
         """Trained quantiles for the horizon after each series' end: (S, horizon, Q)."""
         model = self._require_model()
         panel = Panel.build(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols))
-        return model.predict(panel.last()).cpu().numpy().astype(np.float64)
+        with _threads(self.config.threads):
+            return model.predict(panel.last()).cpu().numpy().astype(np.float64)
 
     def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None) -> pd.DataFrame:
         """Forecast ``horizon`` steps after the end of every series in ``data`` (seen or unseen in training).
