@@ -1,0 +1,125 @@
+"""`rnnkit text train|generate|next-word|evaluate`: parse flags, call ``rnnkit.tasks.text``."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("text", help="character/word language models: train, generate, next word, evaluate")
+    cmds = p.add_subparsers(dest="text_command", metavar="COMMAND", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+    t = cmds.add_parser("train", help="train a language model on a UTF-8 text file")
+    t.add_argument("--data", required=True, help="training text (UTF-8); its tail is held out for validation")
+    t.add_argument("--out", required=True, help="model folder to write (config.json, model.safetensors, vocab.json)")
+    t.add_argument("--level", choices=["char", "word"], default="char")
+    t.add_argument("--val-data", help="validation text (default: the last --val-fraction of --data)")
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--cell", default="lstm", help="recurrent cell: lstm, gru, rnn, mingru (if available)")
+    t.add_argument("--embed-size", type=int)
+    t.add_argument("--hidden-size", type=int)
+    t.add_argument("--layers", type=int, dest="num_layers")
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--tie-weights", choices=["yes", "no"], help="share embedding and decoder weights (word default: yes)")
+    t.add_argument("--bptt", type=int, help="truncated-BPTT window in tokens (char 128, word 35)")
+    t.add_argument("--batch-size", type=int, help="parallel text streams (default 32)")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--max-vocab", type=int, default=10000, help="word level: vocabulary cap, the rest is <unk>")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--patience", type=int, default=3, help="early stopping: epochs without val improvement")
+    t.add_argument("--max-time", type=float, help="stop training after this many seconds")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    t.set_defaults(func=_train)
+
+    g = cmds.add_parser("generate", help="generate text, streamed token by token")
+    g.add_argument("--model", required=True)
+    g.add_argument("--prompt", default="", help="text the generation continues (primed through the network)")
+    g.add_argument("--length", type=int, default=300, help="tokens to generate (characters or words)")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--seed", type=int, help="same seed, same text")
+    g.set_defaults(func=_generate)
+
+    n = cmds.add_parser("next-word", help="most likely next words with probabilities")
+    n.add_argument("--model", required=True)
+    n.add_argument("--prompt", required=True)
+    n.add_argument("--k", type=int, default=5)
+    n.add_argument("--words-only", action="store_true", help="word level: leave out punctuation and <eos>")
+    n.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    n.set_defaults(func=_next_word)
+
+    e = cmds.add_parser("evaluate", help="loss, perplexity, bits per character on a held-out text")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.set_defaults(func=_evaluate)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Library warnings (e.g. unknown prompt characters) as one ``rnnkit: warning:`` line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = lambda msg, *a, **k: print(f"rnnkit: warning: {msg}", file=sys.stderr)
+        yield
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.text import TextModel
+
+    options = {k: getattr(args, k) for k in ("embed_size", "hidden_size", "num_layers", "dropout", "bptt",
+                                             "batch_size", "lr", "max_vocab", "val_fraction")}
+    if args.tie_weights:
+        options["tie_weights"] = args.tie_weights == "yes"
+    model = TextModel(level=args.level, cell=args.cell, **options)
+    val = Path(args.val_data) if args.val_data else None
+    model.fit(Path(args.data), val, epochs=args.epochs, max_time=args.max_time, seed=args.seed, device=args.device,
+              patience=args.patience, out_dir=args.out, resume=args.resume)
+    model.save(args.out)
+    print(json.dumps({"model": args.out, **model.metrics}, indent=2))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.text import TextModel
+
+    model = TextModel.load(args.model)
+    with _warnings_to_stderr():
+        pieces = model.stream(args.prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed)
+        first = next(pieces, "")  # primes (and validates) before anything is printed
+        sys.stdout.write(args.prompt + first)
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _next_word(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.text import TextModel
+
+    model = TextModel.load(args.model)
+    with _warnings_to_stderr():
+        ranked = model.next_words(args.prompt, k=args.k, words_only=args.words_only)
+    if args.json:
+        print(json.dumps([{"word": w, "probability": p} for w, p in ranked], ensure_ascii=False))
+    else:
+        for i, (word, p) in enumerate(ranked, 1):
+            print(f"{i}\t{word!r}\t{p:.4f}" if not word.isprintable() else f"{i}\t{word}\t{p:.4f}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.text import TextModel
+
+    model = TextModel.load(args.model)
+    print(json.dumps(model.evaluate(Path(args.data)), indent=2))
+    return 0
