@@ -24,13 +24,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Classify surnames by origin with the classic i2h/i2o RNN.")
     p.add_argument("--epochs", type=int, default=I2HConfig.epochs)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training only; this model is tiny, cpu is fine)")
     p.add_argument("--train-limit", type=int, help="train on only this many names (a quick look)")
     p.add_argument("--out", type=Path, help="folder for the confusion-matrix plot")
     p.add_argument("names", nargs="*", default=["Dovesky", "Jackson", "Satoshi", "Kowalczyk", "Papadopoulos"],
                    help="names to classify after training")
     args = p.parse_args()
     torch.set_num_threads(1)
-    r = run_i2h(I2HConfig(epochs=args.epochs, seed=args.seed, train_limit=args.train_limit))
+    r = run_i2h(I2HConfig(epochs=args.epochs, seed=args.seed, device=args.device, train_limit=args.train_limit))
     print(f"test accuracy {r.test_accuracy:.3f} on {r.n_test} held-out names "
           f"(majority class '{r.majority_class}': {r.majority_accuracy:.3f}; {len(r.classes)} classes)")
     for name, origin in zip(args.names, predict(r.model, r.vocab, r.classes, args.names)):

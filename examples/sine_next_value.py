@@ -23,10 +23,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Next value of sin(t) with 100 relu units.")
     p.add_argument("--epochs", type=int, default=SineConfig.epochs)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training only; this model is tiny, cpu is fine)")
     p.add_argument("--out", type=Path, help="folder for the plot sine.png")
     args = p.parse_args()
     torch.set_num_threads(1)  # a 100-unit model: more threads only add overhead
-    r = run_sine(SineConfig(epochs=args.epochs, seed=args.seed))
+    r = run_sine(SineConfig(epochs=args.epochs, seed=args.seed, device=args.device))
     print(f"one-step RMSE: training stretch {r.rmse_train:.4f}, held-out stretch {r.rmse_holdout:.4f} (goal <= 0.01)")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
