@@ -31,7 +31,7 @@ def _log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------ sine
 def sine_section(out_dir: Path, quick: bool) -> str:
-    cfg = SineConfig(epochs=60) if quick else SineConfig()
+    cfg = SineConfig(epochs=80) if quick else SineConfig()
     _log(f"sine: RNN(1, {cfg.hidden}, relu) + Linear, {cfg.epochs} epochs")
     r = run_sine(cfg)
     plot_sine(r, Path(out_dir) / "sine.png")

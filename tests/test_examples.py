@@ -51,7 +51,7 @@ def test_count_pairs():
 
 # ------------------------------------------------------------------------- sine
 def test_sine_heldout_one_step_rmse_below_0_01():
-    r = run_sine(SineConfig(epochs=60, progress=False))
+    r = run_sine(SineConfig(epochs=80, progress=False))  # seed 0: 0.0033 (60 epochs: 0.0070)
     assert r.split == 241 and r.t[r.split] == pytest.approx(24.1)
     assert r.model.rnn.hidden_size == 100 and r.model.rnn.nonlinearity == "relu"
     assert r.rmse_holdout <= 0.01, r.rmse_holdout
