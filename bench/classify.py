@@ -1,0 +1,196 @@
+"""Benchmark: sequence classification on real data. Writes bench/results/classify.json.
+
+    .venv/bin/python bench/classify.py [--quick] [--device cpu] [--skip-ngram]
+
+1. Names by language (rnnkit.data.names, stratified 80/10/10 split, seed 0): the RNN vs the
+   majority class and a character n-gram logistic regression (scikit-learn, C and class
+   weights chosen on the validation split), same split. Accuracy and macro-F1 on test.
+2. UEA multivariate archive, official train/test splits (BasicMotions, JapaneseVowels): the
+   RNN vs 1-NN Euclidean and 1-NN dependent-DTW computed here on the same split (the archive
+   paper's own benchmark classifiers), next to published numbers (docs/bench/classify.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Chosen on the names VALIDATION split (bench/classify_sweep.py); the test split is only reported.
+NAMES_RNN = dict(cell="gru", hidden_size=128, bidirectional=True, pooling="mean", embed_dim=32, batch_size=128,
+                 lr=3e-3, epochs=40, patience=5, class_weight="balanced")
+UEA_RNN = dict(cell="gru", hidden_size=64, bidirectional=True, pooling="mean", batch_size=16, lr=3e-3,
+               epochs=60, patience=15, val_fraction=0.2)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- names
+def names_benchmark(quick: bool, device: str, skip_ngram: bool) -> dict:
+    from rnnkit.data.names import load_names, split_names
+    from rnnkit.metrics.classify import accuracy, macro_f1
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    train, val, test = split_names(load_names(), val=0.1, test=0.1, seed=0)
+    labels = sorted({l for _, l in train})
+    idx = {l: i for i, l in enumerate(labels)}
+    y_te = np.array([idx[l] for _, l in test])
+    out: dict = {"split": {"train": len(train), "val": len(val), "test": len(test), "classes": len(labels)}}
+
+    majority = max(labels, key=[l for _, l in train].count)
+    pred = np.full(len(test), idx[majority])
+    out["majority"] = {"label": majority, "accuracy": accuracy(y_te, pred), "macro_f1": macro_f1(y_te, pred, len(labels))}
+
+    if not skip_ngram:
+        out["char_ngram_logreg"] = _ngram_baseline(train, val, test, labels, quick)
+
+    cfg = dict(NAMES_RNN, epochs=3) if quick else NAMES_RNN
+    for name, opts in [("rnn_bigru", cfg)] + ([] if quick else [("rnn_i2h_classic", dict(
+            cell="i2h", hidden_size=128, pooling="last", batch_size=128, lr=3e-3, epochs=40, patience=5,
+            class_weight="balanced"))]):
+        _log(f"names: training {name} {opts}")
+        t0 = time.time()
+        clf = SequenceClassifier(progress=False, device=device, seed=0, **opts)
+        clf.fit([n for n, _ in train], [l for _, l in train], val=([n for n, _ in val], [l for _, l in val]))
+        rep = clf.evaluate([n for n, _ in test], [l for _, l in test])
+        out[name] = {"config": opts, "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+                     "epochs": clf.history.epochs, "best_epoch": clf.history.best_epoch,
+                     "train_seconds": round(time.time() - t0, 1)}
+        _log(f"names {name}: {out[name]}")
+    return out
+
+
+def _ngram_baseline(train, val, test, labels, quick: bool) -> dict:
+    """TF-IDF of character 1-4-grams (word-boundary aware) + multinomial logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)
+    X_tr = vec.fit_transform([n for n, _ in train])
+    X_va, X_te = vec.transform([n for n, _ in val]), vec.transform([n for n, _ in test])
+    y_tr, y_va, y_te = [l for _, l in train], [l for _, l in val], [l for _, l in test]
+    grid = [(10.0, "balanced")] if quick else [(3.0, "balanced"), (10.0, "balanced"), (10.0, None)]
+    best = None
+    for C, cw in grid:
+        t0 = time.time()
+        m = LogisticRegression(C=C, class_weight=cw, max_iter=300).fit(X_tr, y_tr)
+        f1 = f1_score(y_va, m.predict(X_va), average="macro")
+        _log(f"names n-gram LR C={C} class_weight={cw}: val macro-F1 {f1:.4f} ({time.time() - t0:.0f} s)")
+        if best is None or f1 > best[0]:
+            best = (f1, C, cw, m)
+    f1_val, C, cw, m = best
+    p = m.predict(X_te)
+    return {"C": C, "class_weight": cw, "val_macro_f1": f1_val, "accuracy": accuracy_score(y_te, p),
+            "macro_f1": f1_score(y_te, p, average="macro", labels=labels)}
+
+
+# ----------------------------------------------------------------------------- UEA
+def _znorm(X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each case and dimension to mean 0, std 1 over its real steps (the archive's usual practice)."""
+    out = np.zeros_like(X)
+    for i, L in enumerate(lengths):
+        x = X[i, :L]
+        out[i, :L] = (x - x.mean(0)) / np.where(x.std(0) > 1e-8, x.std(0), 1.0)
+    return out
+
+
+def one_nn(train_X, train_L, train_y, test_X, test_L, dtw: bool) -> np.ndarray:
+    """1-NN predictions. ED needs equal lengths (else DTW is used); dependent DTW (DTW_D): one
+    warping path for all dimensions, squared Euclidean point cost, full window."""
+    preds = []
+    for q, Lq in zip(test_X, test_L):
+        if not dtw:
+            d = ((train_X[:, :Lq] - q[None, :Lq]) ** 2).sum((1, 2))
+        else:
+            cost = ((train_X[:, None, :, :] - q[None, :Lq, None, :]) ** 2).sum(-1)  # (n, Lq, T)
+            D = np.full((train_X.shape[0], Lq + 1, train_X.shape[1] + 1), np.inf)
+            D[:, 0, 0] = 0.0
+            for i in range(1, Lq + 1):
+                for j in range(1, train_X.shape[1] + 1):
+                    D[:, i, j] = cost[:, i - 1, j - 1] + np.minimum(np.minimum(D[:, i - 1, j], D[:, i, j - 1]),
+                                                                    D[:, i - 1, j - 1])
+            d = D[np.arange(len(train_L)), Lq, train_L]
+        preds.append(train_y[int(np.argmin(d))])
+    return np.array(preds)
+
+
+def uea_benchmark(quick: bool, device: str) -> dict:
+    from rnnkit.data.uea import load_uea
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    out = {}
+    for name in ("BasicMotions", "JapaneseVowels"):
+        tr, te = load_uea(name, "train"), load_uea(name, "test")
+        res: dict = {"train": len(tr.y), "test": len(te.y), "dims": int(tr.X.shape[2]),
+                     "length": [int(min(tr.lengths.min(), te.lengths.min())), int(max(tr.lengths.max(), te.lengths.max()))]}
+        equal = len(set(tr.lengths.tolist() + te.lengths.tolist())) == 1
+        for norm in (False, True):
+            Xtr = _znorm(tr.X, tr.lengths) if norm else tr.X
+            Xte = _znorm(te.X, te.lengths) if norm else te.X
+            tag = "_znorm" if norm else ""
+            if equal:
+                res[f"1nn_ed{tag}"] = float((one_nn(Xtr, tr.lengths, tr.y, Xte, te.lengths, dtw=False) == te.y).mean())
+            if not quick:
+                t0 = time.time()
+                res[f"1nn_dtw_d{tag}"] = float((one_nn(Xtr, tr.lengths, tr.y, Xte, te.lengths, dtw=True) == te.y).mean())
+                _log(f"{name} 1NN-DTW_D{tag}: {res[f'1nn_dtw_d{tag}']:.4f} ({time.time() - t0:.0f} s)")
+        seeds = [0] if quick else [0, 1, 2]
+        accs = []
+        for seed in seeds:
+            opts = dict(UEA_RNN, epochs=10) if quick else UEA_RNN
+            t0 = time.time()
+            clf = SequenceClassifier(progress=False, device=device, seed=seed, **opts)
+            clf.fit(tr.X, tr.y, tr.lengths)
+            rep = clf.evaluate(te.X, te.y, te.lengths)
+            accs.append(rep["accuracy"])
+            _log(f"{name} RNN seed {seed}: accuracy {rep['accuracy']:.4f} macro-F1 {rep['macro_f1']:.4f} "
+                 f"({clf.history.epochs} epochs, {time.time() - t0:.0f} s)")
+        res["rnn_bigru"] = {"config": UEA_RNN, "seeds": seeds, "accuracy": accs,
+                            "accuracy_mean": float(np.mean(accs))}
+        out[name] = res
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few epochs, no DTW (a smoke run, not the reported numbers)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-ngram", action="store_true")
+    ap.add_argument("--only", choices=["names", "uea"], default=None)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "classify.json"))
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+            "machine": f"{platform.machine()} {platform.node()}, {torch.get_num_threads()} torch thread(s), "
+                       f"torch {torch.__version__}, device {args.device}",
+            "command": " ".join(["python"] + sys.argv)}
+    out = Path(args.out)
+    # Sections run separately (--only) are merged into one file, each with its own date/command.
+    result = json.loads(out.read_text()) if out.exists() else {}
+    if args.only in (None, "uea"):
+        result["uea"] = {"run": meta, **uea_benchmark(args.quick, args.device)}
+    if args.only in (None, "names"):
+        result["names"] = {"run": meta, **names_benchmark(args.quick, args.device, args.skip_ngram)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
