@@ -168,8 +168,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-ngram", action="store_true")
     ap.add_argument("--only", choices=["names", "uea"], default=None)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "classify.json"))
+    ap.add_argument("--out", default=None, help="default bench/results/classify[.quick].json")
     args = ap.parse_args()
+    if args.out is None:  # a quick smoke run never overwrites the full results the docs quote
+        args.out = str(ROOT / "bench" / "results" / ("classify.quick.json" if args.quick else "classify.json"))
     import torch
 
     torch.set_num_threads(1)
@@ -184,7 +186,6 @@ def main() -> None:
         result["uea"] = {"run": meta, **uea_benchmark(args.quick, args.device)}
     if args.only in (None, "names"):
         result["names"] = {"run": meta, **names_benchmark(args.quick, args.device, args.skip_ngram)}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
