@@ -132,6 +132,7 @@ def _toy_bench(tmp_path, body: str):
     d.mkdir()
     (d / "common.py").write_text("")
     (d / "_helper.py").write_text("raise RuntimeError('helpers must not run')\n")
+    (d / "script.py").write_text("def main(argv=None):\n    raise RuntimeError('not a protocol main')\n")
     (d / "toy.py").write_text(textwrap.dedent(body))
     return d
 
@@ -142,10 +143,12 @@ def test_bench_cli_runs_discovered_modules(tmp_path, capsys):
             return {"rows": [{"case": "a", "quick": quick, "ms": 1.25}]}
     """)
     assert cli_main(["bench", "--quick", "--bench-dir", str(d)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "skipping script.py" in captured.err
     assert "## toy" in out and "| case | quick | ms |" in out and "| a | True | 1.25 |" in out
     assert cli_main(["bench", "--list", "--bench-dir", str(d)]) == 0
-    assert capsys.readouterr().out.split() == ["toy"]
+    assert capsys.readouterr().out.split() == ["script", "toy"]
 
 
 def test_bench_cli_errors_exit_2(tmp_path, capsys):

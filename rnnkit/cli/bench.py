@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -57,6 +58,16 @@ def _load(path: Path) -> Any:
     return module
 
 
+def _takes_quick(fn: Any) -> bool:
+    """True for a ``main`` that follows the protocol: callable with ``quick=``."""
+    if not callable(fn):
+        return False
+    try:
+        return "quick" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _table(result: Any) -> str:
     if isinstance(result, dict) and isinstance(result.get("table"), str):
         return result["table"]
@@ -86,9 +97,14 @@ def _run(args: argparse.Namespace) -> int:
         sys.path.insert(0, root)  # bench files import `bench.common`
     failed = []
     for name in names:
-        module = _load(bench_dir / f"{name}.py")
-        if not callable(getattr(module, "main", None)):
-            print(f"rnnkit bench: skipping {name}.py (no main(quick) function)", file=sys.stderr)
+        try:
+            module = _load(bench_dir / f"{name}.py")
+        except Exception as exc:  # e.g. an optional dependency of that benchmark is missing
+            print(f"rnnkit bench: {name} failed to import: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed.append(name)
+            continue
+        if not _takes_quick(getattr(module, "main", None)):
+            print(f"rnnkit bench: skipping {name}.py (no main(quick) function; run it directly)", file=sys.stderr)
             continue
         print(f"rnnkit bench: running {name}{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
