@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnkit.data.series import SeriesSet, check_lengths, load_series
+from rnnkit.data.series import SeriesSet, check_lengths, load_series, truncate
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
+from rnnkit.metrics.forecast import mase, rmse, smape
 from rnnkit.tasks.forecast_model import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
                                          forecast_loss)
 from rnnkit.train import Trainer, TrainConfig, load_model, load_state_into, save_model
@@ -216,14 +217,12 @@ class Forecaster:
         return df
 
     def evaluate(self, data: DataLike) -> dict:
-        """Hold out each series' last ``horizon`` points, forecast them, return MASE/sMAPE/RMSE means."""
-        from rnnkit.metrics.forecast import mase, rmse, smape
-
+        """Forecast each series' last ``horizon`` points from the points before them and return mean
+        MASE/sMAPE/RMSE. Honest only when the model was trained without those points (fit on
+        data cut ``horizon`` earlier); ``backtest`` does the retraining for you."""
         ss = self.load_data(data, allow_future_rows=False)
         H = self._require_model().cfg.horizon
         check_lengths(ss, H)
-        from rnnkit.data.series import truncate
-
         cut = truncate(ss, {s.id: len(s) - H for s in ss.series})
         if ss.future_cols:
             cut.horizon_future = {s.id: s.future[len(s) - H:] for s in ss.series}
