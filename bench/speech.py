@@ -97,7 +97,7 @@ def _rtf(asr, manifest: Path, n: int = 60) -> dict:
 
 def run(quick: bool = False, corpus: Path | None = None, model: Path | None = None, eval_only: bool = False,
         device: str = "cpu", workers: int = 1, max_time: float | None = None, scale: float | None = None,
-        epochs: int = 40, hidden: int = 256, layers: int = 3) -> dict:
+        epochs: int = 40, hidden: int = 256, layers: int = 3, skip_eval: bool = False) -> dict:
     from rnnkit.tasks.speech import SpeechRecognizer
 
     torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
@@ -129,6 +129,10 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         result["corpus"] = _corpus(test_corpus, 0.0, 60 if quick else 400, seed=12345, workers=workers)
         test = test_corpus / "test.jsonl"
     asr.model.to("cpu")
+    if skip_eval:  # train elsewhere, evaluate later with --eval-only
+        result["seconds"] = round(time.perf_counter() - t_start, 1)
+        result["table"] = "(evaluation skipped: run with --eval-only --model DIR)"
+        return result
     log("held-out voices")
     result["heldout_greedy"] = _by_kind(asr, test, beam=1)
     result["heldout_beam_lm"] = _by_kind(asr, test, beam=None)
@@ -186,10 +190,11 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--skip-eval", action="store_true", help="only synthesize and train")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args()
     res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
-              a.hidden, a.layers)
+              a.hidden, a.layers, a.skip_eval)
     path = write_results("speech", res, quick=a.quick)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))

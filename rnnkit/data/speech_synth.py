@@ -46,6 +46,12 @@ def require_espeak() -> str:
     return path
 
 
+def have_flite() -> bool:
+    """flite (CMU's small synthesizer, Debian package 'flite') is optional: its awb/rms/slt voices
+    are statistical models of real speakers, more natural than espeak's formant voices."""
+    return shutil.which("flite") is not None
+
+
 def number_to_words(n: int) -> str:
     """0 <= n < 1_000_000 in English words, e.g. 405 -> 'four hundred and five'."""
     if n < 10:
@@ -109,15 +115,41 @@ def make_texts(rng: np.random.Generator, n_digits: int, n_numbers: int, n_words:
 
 
 def speak(text: str, voice: str, rate: int = 160, pitch: int = 50, espeak: str | None = None) -> np.ndarray:
-    """espeak-ng -> (samples,) float32 at 16 kHz. voice like 'en-us+m3'; rate in words/min; pitch 0-99."""
+    """espeak-ng (voice like 'en-us+m3') or flite (voice 'flite:slt') -> (samples,) float32 at 16 kHz.
+
+    rate in words per minute (160 = normal); pitch 0-99 (espeak only; flite keeps its speaker's pitch).
+    """
     import soundfile as sf
 
+    if voice.startswith("flite:"):
+        return _flite(text, voice.split(":", 1)[1], rate)
     exe = espeak or require_espeak()
     proc = subprocess.run([exe, "--stdout", "-v", voice, "-s", str(rate), "-p", str(pitch), text],
                           capture_output=True, check=False)
     if proc.returncode != 0 or len(proc.stdout) < 100:
         raise UserError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}")
     wave, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    return resample(wave, sr, SAMPLE_RATE)
+
+
+def _flite(text: str, voice: str, rate: int) -> np.ndarray:
+    import tempfile
+
+    import soundfile as sf
+
+    exe = shutil.which("flite")
+    if exe is None:
+        raise UserError("flite is not installed; install the system package 'flite' (e.g. sudo apt-get install flite)")
+    fd, tmp = tempfile.mkstemp(suffix=".wav")
+    os.close(fd)
+    try:
+        proc = subprocess.run([exe, "-voice", voice, "--setf", f"duration_stretch={160 / rate:.3f}", "-t", text,
+                               "-o", tmp], capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise UserError(f"flite failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}")
+        wave, sr = sf.read(tmp, dtype="float32")
+    finally:
+        os.unlink(tmp)
     return resample(wave, sr, SAMPLE_RATE)
 
 
@@ -195,6 +227,9 @@ class SynthConfig:
     accents: list[str] = field(default_factory=lambda: list(ACCENTS))
     train_variants: list[str] = field(default_factory=lambda: list(TRAIN_VARIANTS))
     test_variants: list[str] = field(default_factory=lambda: list(TEST_VARIANTS))
+    flite_train: list[str] = field(default_factory=lambda: ["awb", "rms", "slt"])
+    flite_test: list[str] = field(default_factory=lambda: ["kal16"])  # held out like the espeak variants
+    p_flite: float = 0.3                     # share of utterances spoken by flite (when it is installed)
     rate: tuple[int, int] = (120, 200)       # words per minute
     pitch: tuple[int, int] = (20, 80)
     p_augment: float = 0.8                   # fraction of training utterances augmented
@@ -260,8 +295,16 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
     # draw every random choice up front, so the corpus is the same for any number of workers
+    use_flite = cfg.p_flite > 0 and have_flite()
+
+    def pick_voice(split: str, variants: list[str]) -> str:
+        flite = cfg.flite_train if split == "train" else cfg.flite_test
+        if use_flite and flite and rng.random() < cfg.p_flite:
+            return f"flite:{rng.choice(flite)}"
+        return f"{rng.choice(cfg.accents)}+{rng.choice(variants)}"
+
     specs = [dict(split=split, kind=kind, text=text, i=i, out=str(out), espeak=espeak,
-                  voice=f"{rng.choice(cfg.accents)}+{rng.choice(variants)}",
+                  voice=pick_voice(split, variants),
                   rate=int(rng.integers(*cfg.rate)), pitch=int(rng.integers(*cfg.pitch)),
                   augment=bool(rng.random() < p_aug), seed=int(rng.integers(2**31)))
              for i, (split, kind, text, variants, p_aug) in enumerate(jobs)]
@@ -278,5 +321,6 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     _write_jsonl(out / "test.jsonl", rows["test"])
     _write_jsonl(out / "all.jsonl", rows["train"] + rows["test"])
     hours = sum(r["duration"] for r in rows["train"] + rows["test"]) / 3600
+    test_voices = cfg.test_variants + ([f"flite:{v}" for v in cfg.flite_test] if use_flite else [])
     return {"train": len(rows["train"]), "test": len(rows["test"]), "hours": round(hours, 3),
-            "test_voices": cfg.test_variants, "out": str(out)}
+            "test_voices": test_voices, "flite": use_flite, "out": str(out)}

@@ -43,7 +43,7 @@ class SpeechConfig:
     lr: float = 2e-3
     batch_frames: int = 16000           # padded feature frames per batch (100 frames = 1 s)
     specaugment: bool = True
-    patience: int = 6
+    patience: int = 10
     seed: int = 0
     max_time: Optional[float] = None
     device: str = "cpu"
