@@ -119,10 +119,10 @@ class TextModel:
                                  cfg.min_freq, cfg.lowercase)
         train_ids = torch.tensor(self.vocab.encode(train_tokens), dtype=torch.long)
         val_ids = torch.tensor(self.vocab.encode(tokenize(val_str, cfg.level, cfg.lowercase)), dtype=torch.long)
+        if len(val_ids) < 2:
+            raise UserError(f"validation text too small: {len(val_ids)} {cfg.level} tokens, need at least 2")
         batch = self._fit_batch_size(len(train_ids))
         train = make_batches(train_ids, batch, cfg.bptt, "training text")
-        if len(val_ids) < 2:
-            raise UserError("validation text too small: need at least 2 tokens")
         val = TBPTTBatches(batchify(val_ids, max(1, min(batch, len(val_ids) // (cfg.bptt + 1)))), cfg.bptt)
         seed_everything(seed)
         self.model = LanguageModel(self._lm_config(len(self.vocab)))
@@ -274,7 +274,7 @@ class TextModel:
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         skip = {self.vocab.unk_id}
         if words_only:
-            skip |= {i for i, t in enumerate(self.vocab.tokens) if not any(ch.isalnum() for ch in t)}
+            skip |= {i for i, t in enumerate(self.vocab.tokens) if t == EOS or not any(ch.isalnum() for ch in t)}
         order = torch.argsort(probs, descending=True).tolist()
         picked = [i for i in order[: k + len(skip)] if i not in skip][:k]
         return [(self.vocab.tokens[i], float(probs[i])) for i in picked]
