@@ -8,6 +8,8 @@ interleaved in one process (bench.common.time_interleaved); ratios are medians v
 
 Scans compared: ``fused`` (one C pass forward and one backward, rnnkit.nn.kernels), ``log``
 (the paper's log-space scan in plain torch ops), ``chunked`` (linear space, chunks of 32).
+The "floor" row runs minGRU's input projection alone (matmul forward + weight gradient,
+plus one add): no scan can make minGRU training faster than that on this CPU.
 The bf16 rows run both models under ``torch.autocast("cpu", torch.bfloat16)`` (AMX matmuls
 on CPUs that have them; minGRU scans in fp32).
 
@@ -45,10 +47,24 @@ def _cases(T: int) -> dict[str, tuple[nn.Module, str]]:
         cases[f"minGRU {s}"] = (MinGRU(I, H, batch_first=True, scan=s), "fp32")
     if kernels.available():
         cases["minLSTM fused"] = (MinLSTM(I, H, batch_first=True, scan="fused"), "fp32")
+    # the floor of minGRU training: its input projection alone (forward + weight gradient)
+    cases["floor: Linear(I, 2H) only"] = (_Proj(nn.Linear(I, 2 * H)), "fp32")
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         cases["torch.nn.GRU bf16"] = (nn.GRU(I, H, batch_first=True), "bf16")
         cases[f"minGRU {scans[0]} bf16"] = (MinGRU(I, H, batch_first=True, scan=scans[0]), "bf16")
     return cases
+
+
+class _Proj(nn.Module):
+    """minGRU's projection without the scan: y = first H columns of Linear(x), same loss shape."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, x: torch.Tensor):
+        k = self.lin(x)
+        return k[..., :H] + k[..., H:], None
 
 
 def _ctx(precision: str):

@@ -189,17 +189,20 @@ def build_library(name: str, source: str, variants: dict[str, list[str]],
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc or os.environ.get("RNNKIT_NO_KERNELS") == "1" or sys.platform == "win32":
         return {}
-    cache = Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
-    libs = {}
-    try:
-        for variant, extra in variants.items():
-            lib = ctypes.CDLL(str(_compile(cc, f"{name}_{variant}", source, [*_FLAGS, *extra], cache)))
-            for fn, types in argtypes.items():
-                getattr(lib, fn).argtypes = types
-            libs[variant] = lib
-    except (OSError, subprocess.SubprocessError, AttributeError):
-        return {}
-    return libs
+    caches = [Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit")),
+              Path(tempfile.gettempdir()) / f"rnnkit-{os.getuid() if hasattr(os, 'getuid') else 0}"]
+    for cache in caches:  # a read-only home falls back to the temp folder
+        libs = {}
+        try:
+            for variant, extra in variants.items():
+                lib = ctypes.CDLL(str(_compile(cc, f"{name}_{variant}", source, [*_FLAGS, *extra], cache)))
+                for fn, types in argtypes.items():
+                    getattr(lib, fn).argtypes = types
+                libs[variant] = lib
+            return libs
+        except (OSError, subprocess.SubprocessError, AttributeError):
+            continue
+    return {}
 
 
 def _build() -> dict[str, ctypes.CDLL]:
