@@ -15,7 +15,8 @@ on CPUs that have them; minGRU scans in fp32).
 
     python bench/mingru.py [--quick] [--threads N]     # or: rnnkit bench --only mingru
 
-Writes ``bench/results/mingru.json`` (``mingru.quick.json`` with --quick).
+Writes ``bench/results/mingru.json`` (``mingru.quick.json`` with --quick;
+``mingru_threads2.json`` with --threads 2).
 """
 from __future__ import annotations
 
@@ -113,9 +114,10 @@ def main(quick: bool = False, threads: int = 1) -> dict:
     table = markdown_table(
         ["case", "train ms", "train x GRU fp32", "infer ms", "infer x GRU fp32"],
         [[r["case"], r["train_ms"], r["train_speedup_vs_gru"], r["infer_ms"], r["infer_speedup_vs_gru"]] for r in rows])
-    out = {"area": "mingru", "quick": quick, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
+    out = {"area": "mingru", "quick": quick, "threads": threads,
+           "shape": {"batch": B, "time": T, "input": I, "hidden": H},
            "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table}
-    path = write_results("mingru", out, quick=quick)
+    path = write_results("mingru" if threads == 1 else f"mingru_threads{threads}", out, quick=quick)
     log(f"wrote {path}")
     return out
 

@@ -17,6 +17,7 @@ Shapes: x (batch, time, I) if the layer is batch_first else (time, batch, I); st
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -37,7 +38,7 @@ _RNN_OPS = {"LSTM", "GRU", "RNN"}
 
 @dataclass
 class ExportSpec:
-    """What to export: a module whose ``forward(*inputs)`` returns a tuple of tensors.
+    """What to export: a module whose ``forward(*inputs)`` returns a tensor or a tuple of them.
 
     ``check_inputs`` (other sizes than ``inputs``) are also run through onnxruntime to prove
     the dynamic axes. ``lengths_input`` names an int64 input to wire into the
@@ -148,6 +149,24 @@ def _wire_lengths(model: Any, lengths_name: str) -> None:
         graph.node.insert(0, helper.make_node("Cast", [lengths_name], [cast], to=TensorProto.INT32))
 
 
+@contextlib.contextmanager
+def _onnx_rnn_paths(module: nn.Module, lengths_input: Optional[str]):
+    """While exporting, run torch-backed layers inside ``module`` through torch's own forward
+    (ONNX RNN nodes) even when given lengths: ``_wire_lengths`` then makes ONNX honour them.
+    This is how a task network that passes its ``lengths`` input to its layer exports."""
+    patched = []
+    if lengths_input:
+        for m in module.modules():
+            if isinstance(m, _TorchLayer):
+                m._run = (lambda x, hx, lengths, m=m: m._torch_cls.forward(m, x, hx))  # type: ignore[method-assign]
+                patched.append(m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m._run
+
+
 def _session(path: Path):
     import onnxruntime as ort
 
@@ -180,7 +199,7 @@ def export(spec: ExportSpec, path: os.PathLike, opset: int = 17, atol: float = 1
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _onnx_rnn_paths(module, spec.lengths_input):
             warnings.simplefilter("ignore")  # the TorchScript exporter warns about tracing on every call
             torch.onnx.export(module, spec.inputs, str(tmp), dynamo=False, input_names=spec.input_names,
                               output_names=spec.output_names, dynamic_axes=spec.dynamic_axes, opset_version=opset)
@@ -213,6 +232,7 @@ def _check(spec: ExportSpec, path: Path) -> dict[str, float]:
     for inputs in [spec.inputs] + ([spec.check_inputs] if spec.check_inputs is not None else []):
         with torch.no_grad():
             ref = spec.module(*inputs)
+        ref = (ref,) if isinstance(ref, Tensor) else tuple(ref)
         got = run_onnx(path, dict(zip(spec.input_names, inputs)))
         for name, r in zip(spec.output_names, ref):
             diffs[name] = max(diffs[name], float(np.abs(got[name] - r.numpy()).max()))

@@ -92,3 +92,30 @@ def test_cli_export_bad_input_exit_2_and_no_output(tmp_path, capsys):
     assert main(["export", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["export", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "nodir" / "x.onnx")]) == 2
     assert not out.exists() and not any(p.suffix == ".tmp" for p in tmp_path.iterdir())
+
+
+class _TaskNet(torch.nn.Module):
+    """A task-style network: its layer gets the graph's lengths; output at the last real step."""
+
+    def __init__(self, cell: str, bidirectional: bool):
+        super().__init__()
+        self.rnn = make_layer(cell, 3, 6, num_layers=2, bidirectional=bidirectional, batch_first=True)
+        self.head = torch.nn.Linear(6 * (2 if bidirectional else 1), 2)
+
+    def forward(self, x, lengths):
+        y, _ = self.rnn(x, lengths=lengths)
+        return self.head(y[torch.arange(x.shape[0]), lengths - 1])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mingru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_task_network_with_lengths_exports(cell, bidirectional, tmp_path):
+    """What a task's ``onnx_specs`` returns: its network, with lengths wired into the RNN nodes."""
+    from rnnkit.export import ExportSpec
+
+    torch.manual_seed(5)
+    net = _TaskNet(cell, bidirectional).eval()
+    axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
+    spec = ExportSpec(net, (torch.randn(3, 9, 3), torch.tensor([9, 4, 6])), ["x", "lengths"], ["logits"], axes,
+                      check_inputs=(torch.randn(5, 12, 3), torch.tensor([12, 1, 6, 7, 3])), lengths_input="lengths")
+    assert export(spec, tmp_path / "net.onnx")["logits"] < 1e-4
