@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (log, machine_info, markdown_table, setup, summary,  # noqa: E402
+from bench.common import (log, machine_info, markdown_table, paired_ratio, setup, summary,  # noqa: E402
                           time_interleaved, write_results)
 
 from rnnkit.nn import Cell, Recurrent  # noqa: E402
@@ -128,12 +128,14 @@ def main(quick: bool = False, compile_: bool = False) -> dict:
         flat[f"{name}|train"], flat[f"{name}|infer"] = train, infer
     repeats = 3 if quick else 9
     log(f"custom_cell bench: B={B} T={T} I={I} H={H}, {len(flat)} cases x {repeats} repeats")
-    res = {k: summary(v) for k, v in time_interleaved(flat, repeats=repeats, warmup=1).items()}
-    base = {m: res[f"torch.nn.LSTM (fused)|{m}"]["median_s"] for m in ("train", "infer")}
+    times = time_interleaved(flat, repeats=repeats, warmup=1)
+    res = {k: summary(v) for k, v in times.items()}
+    ref = "torch.nn.LSTM (fused)"
+    # ratios: median over rounds of (case time / fused time) in the same round
     rows = [{"case": n, "train_ms": res[f"{n}|train"]["median_s"] * 1e3,
-             "train_x_fused": res[f"{n}|train"]["median_s"] / base["train"],
+             "train_x_fused": paired_ratio(times[f"{n}|train"], times[f"{ref}|train"]),
              "infer_ms": res[f"{n}|infer"]["median_s"] * 1e3,
-             "infer_x_fused": res[f"{n}|infer"]["median_s"] / base["infer"],
+             "infer_x_fused": paired_ratio(times[f"{n}|infer"], times[f"{ref}|infer"]),
              "max_abs_diff_vs_fused": parity[n]} for n in cases]
     table = markdown_table(["case", "train ms", "train ÷ fused", "infer ms", "infer ÷ fused", "max |y - y_fused|"],
                            [[r["case"], r["train_ms"], r["train_x_fused"], r["infer_ms"], r["infer_x_fused"],

@@ -7,7 +7,8 @@ Cases: ``torch.nn.LSTM`` called per step (eager), ``torch.nn.LSTMCell`` (eager),
 weights), torch's dynamic int8 quantisation of ``nn.LSTM`` when available, and the exported
 ONNX step graph in onnxruntime. All under ``torch.no_grad``, one thread, interleaved:
 every round times ``calls`` consecutive steps of each case; the per-step time of a case
-is the median over rounds (the machine is shared; min is reported too).
+is the median over rounds (the machine is shared; min is reported too); ratios are medians
+of per-round ratios.
 
 Accuracy of the smaller weights: max and RMS deviation of the outputs from fp32 over a
 500-step stream with random weights, and the test MSE of a small trained sine-wave
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import log, machine_info, markdown_table, setup, write_results  # noqa: E402
+from bench.common import log, machine_info, markdown_table, paired_ratio, setup, write_results  # noqa: E402
 
 from rnnkit.nn import LSTM  # noqa: E402
 from rnnkit.nn.fast import WEIGHTS, StreamingLSTM  # noqa: E402
@@ -79,7 +80,8 @@ def _cases(layer: LSTM, tmp: Path) -> dict[str, Callable[[], object]]:
     return cases
 
 
-def _time(cases: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, dict[str, float]]:
+def _time(cases: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, list[float]]:
+    """Microseconds per step of each case, one value per round."""
     per: dict[str, list[float]] = {k: [] for k in cases}
     names = list(cases)
     with torch.no_grad():
@@ -93,7 +95,7 @@ def _time(cases: dict[str, Callable[[], object]], rounds: int, calls: int) -> di
                 for _ in range(calls):
                     f()
                 per[n].append((time.perf_counter() - t0) / calls * 1e6)
-    return {k: {"median_us": statistics.median(v), "min_us": min(v)} for k, v in per.items()}
+    return per
 
 
 def _accuracy(layer: LSTM, steps: int = 500) -> dict[str, dict[str, float]]:
@@ -150,10 +152,10 @@ def main(quick: bool = False) -> dict:
             cases = _cases(layer, Path(tmp))
             log(f"streaming bench: {len(cases)} cases, {rounds} rounds x {calls} steps, batch 1, I={i} H={h}")
             times = _time(cases, rounds, calls)
-        lstm = times["torch.nn.LSTM per step"]["median_us"]
-        cellt = times["torch.nn.LSTMCell"]["median_us"]
-        rows += [{"shape": f"I={i} H={h}", "case": k, **v, "x_nn_LSTM": v["median_us"] / lstm,
-                  "x_LSTMCell": v["median_us"] / cellt} for k, v in times.items()]
+        lstm, cellt = times["torch.nn.LSTM per step"], times["torch.nn.LSTMCell"]
+        # ratios: median over rounds of the per-round ratio (same load on both sides)
+        rows += [{"shape": f"I={i} H={h}", "case": k, "median_us": statistics.median(v), "min_us": min(v),
+                  "x_nn_LSTM": paired_ratio(v, lstm), "x_LSTMCell": paired_ratio(v, cellt)} for k, v in times.items()]
     layer = LSTM(I, H).eval()
     acc = _accuracy(layer)
     task = _sine_task(quick)

@@ -186,3 +186,34 @@ def test_learns_adding_problem(cell, one_thread):
     with torch.no_grad():
         mse = torch.nn.functional.mse_loss(head(rnn(x)[0][:, -1]), y).item()
     assert mse < 0.05, mse  # measured 0.008 (minGRU), 0.023 (minLSTM)
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_bf16_preactivations(kind):
+    """Under autocast the projection is bf16: the kernel reads bf16 k, keeps an fp32 state and
+    writes a bf16 gradient; equal to the fp32 recurrence on the same (rounded) k."""
+    torch.manual_seed(7)
+    k = (torch.randn(3, 50, KINDS[kind] * 16) * 3).bfloat16().requires_grad_()
+    h0 = torch.randn(3, 16)
+    out = scan(kind, k, h0, "fused")
+    gy = torch.randn_like(out)
+    (gk,) = torch.autograd.grad(out, (k,), gy)
+    kf = k.detach().float().requires_grad_()
+    ref = scan_sequential(kind, kf, h0)
+    (g_ref,) = torch.autograd.grad(ref, (kf,), gy)
+    assert out.dtype == torch.float32 and gk.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert (gk.float() - g_ref).abs().max() <= 1e-2 * g_ref.abs().max()  # bf16 rounding of the gradient
+
+
+def test_autocast_bf16_layer_trains():
+    torch.manual_seed(8)
+    layer = MinGRU(4, 8, batch_first=True)
+    x = torch.randn(2, 20, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, h = layer(x)
+    y.float().square().mean().backward()
+    y32, _ = layer(x)
+    assert torch.isfinite(layer.weight_ih_l0.grad).all()
+    assert (y.float() - y32).abs().max() < 0.05

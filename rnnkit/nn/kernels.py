@@ -38,8 +38,21 @@ from torch import Tensor
 _SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 typedef int64_t I64;
 typedef REAL T;
+/* K: storage of the gate pre-activations k and their gradient; bf16 (KREAL=uint16_t) under
+   autocast, loaded to / stored from fp32 registers (round to nearest even). */
+#ifndef KREAL
+#define KREAL REAL
+#define KL(v) (v)
+#define KS(v) (v)
+#else
+static inline float KL(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
+static inline uint16_t KS(float f) {
+    uint32_t b; memcpy(&b, &f, 4); b += 0x7FFFu + ((b >> 16) & 1u); return (uint16_t)(b >> 16); }
+#endif
+typedef KREAL K;
 #define R restrict
 /* exp of -|x| only: never overflows, so -ffast-math (no inf) is safe */
 static inline T sig(T x) { T e = EXP(-FABS(x)), s = (T)1 / ((T)1 + e); return x >= 0 ? s : e * s; }
@@ -51,92 +64,92 @@ static inline T gfun(T x, T* dg) {
     *dg = x >= 0 ? (T)1 : s * (1 - s);
     return x >= 0 ? x + (T)0.5 : s;
 }
-static void gru_row(I64 H, const T* R kz, const T* R kh, const T* R hp, T* R o) {
+static void gru_row(I64 H, const K* R kz, const K* R kh, const T* R hp, T* R o) {
     #pragma omp simd
     for (I64 j = 0; j < H; j++) {
-        T z = sig(kz[j]), dg, ht = gfun(kh[j], &dg);
+        T z = sig(KL(kz[j])), dg, ht = gfun(KL(kh[j]), &dg);
         o[j] = hp[j] + z * (ht - hp[j]);
     }
 }
-static void gru_row_bwd(I64 H, const T* R kz, const T* R kh, const T* R hp, const T* R go,
-                        T* R gz, T* R gh, T* R carry) {
+static void gru_row_bwd(I64 H, const K* R kz, const K* R kh, const T* R hp, const T* R go,
+                        K* R gz, K* R gh, T* R carry) {
     #pragma omp simd
     for (I64 j = 0; j < H; j++) {
-        T z = sig(kz[j]), dg, ht = gfun(kh[j], &dg);
+        T z = sig(KL(kz[j])), dg, ht = gfun(KL(kh[j]), &dg);
         T g = go[j] + carry[j];
-        gz[j] = g * (ht - hp[j]) * z * (1 - z);
-        gh[j] = g * z * dg;
+        gz[j] = KS(g * (ht - hp[j]) * z * (1 - z));
+        gh[j] = KS(g * z * dg);
         carry[j] = g * (1 - z);
     }
 }
 /* minLSTM: d = softplus(-kf) - softplus(-ki) = log(i/f); a = f/(f+i) = sig(-d), b = sig(d) */
-static void lstm_row(I64 H, const T* R kf, const T* R ki, const T* R kh, const T* R hp, T* R o) {
+static void lstm_row(I64 H, const K* R kf, const K* R ki, const K* R kh, const T* R hp, T* R o) {
     #pragma omp simd
     for (I64 j = 0; j < H; j++) {
-        T d = sp(-kf[j]) - sp(-ki[j]), dg, ht = gfun(kh[j], &dg);
+        T d = sp(-KL(kf[j])) - sp(-KL(ki[j])), dg, ht = gfun(KL(kh[j]), &dg);
         o[j] = sig(-d) * hp[j] + sig(d) * ht;
     }
 }
-static void lstm_row_bwd(I64 H, const T* R kf, const T* R ki, const T* R kh, const T* R hp,
-                         const T* R go, T* R gf, T* R gi, T* R gh, T* R carry) {
+static void lstm_row_bwd(I64 H, const K* R kf, const K* R ki, const K* R kh, const T* R hp,
+                         const T* R go, K* R gf, K* R gi, K* R gh, T* R carry) {
     #pragma omp simd
     for (I64 j = 0; j < H; j++) {
-        T d = sp(-kf[j]) - sp(-ki[j]);
-        T a = sig(-d), b = sig(d), dg, ht = gfun(kh[j], &dg);
+        T d = sp(-KL(kf[j])) - sp(-KL(ki[j]));
+        T a = sig(-d), b = sig(d), dg, ht = gfun(KL(kh[j]), &dg);
         T g = go[j] + carry[j];
         T gd = g * (ht - hp[j]) * a * b;
-        gf[j] = -gd * (1 - sig(kf[j]));
-        gi[j] = gd * (1 - sig(ki[j]));
-        gh[j] = g * b * dg;
+        gf[j] = KS(-gd * (1 - sig(KL(kf[j]))));
+        gi[j] = KS(gd * (1 - sig(KL(ki[j]))));
+        gh[j] = KS(g * b * dg);
         carry[j] = g * a;
     }
 }
 /* k: gate blocks side by side in the last dim, element strides sb (batch), st (time);
    h0 (B, H), out/gout (B, T, H) and gk (B, T, G*H) contiguous. Batches [b0, b1). */
-void mingru_fwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0, T* out) {
+void mingru_fwd(I64 b0, I64 b1, I64 n, I64 H, const K* k, I64 sb, I64 st, const T* h0, T* out) {
     for (I64 b = b0; b < b1; b++) {
         const T* hp = h0 + b * H;
         for (I64 t = 0; t < n; t++) {
-            const T* kz = k + b * sb + t * st;
+            const K* kz = k + b * sb + t * st;
             T* o = out + (b * n + t) * H;
             gru_row(H, kz, kz + H, hp, o);
             hp = o;
         }
     }
 }
-void mingru_bwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0,
-                const T* out, const T* gout, T* gk, T* gh0) {
+void mingru_bwd(I64 b0, I64 b1, I64 n, I64 H, const K* k, I64 sb, I64 st, const T* h0,
+                const T* out, const T* gout, K* gk, T* gh0) {
     for (I64 b = b0; b < b1; b++) {
         T* carry = gh0 + b * H;
         for (I64 j = 0; j < H; j++) carry[j] = 0;
         for (I64 t = n - 1; t >= 0; t--) {
-            const T* kz = k + b * sb + t * st;
+            const K* kz = k + b * sb + t * st;
             const T* hp = t ? out + (b * n + t - 1) * H : h0 + b * H;
-            T* gz = gk + (b * n + t) * 2 * H;
+            K* gz = gk + (b * n + t) * 2 * H;
             gru_row_bwd(H, kz, kz + H, hp, gout + (b * n + t) * H, gz, gz + H, carry);
         }
     }
 }
-void minlstm_fwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0, T* out) {
+void minlstm_fwd(I64 b0, I64 b1, I64 n, I64 H, const K* k, I64 sb, I64 st, const T* h0, T* out) {
     for (I64 b = b0; b < b1; b++) {
         const T* hp = h0 + b * H;
         for (I64 t = 0; t < n; t++) {
-            const T* kf = k + b * sb + t * st;
+            const K* kf = k + b * sb + t * st;
             T* o = out + (b * n + t) * H;
             lstm_row(H, kf, kf + H, kf + 2 * H, hp, o);
             hp = o;
         }
     }
 }
-void minlstm_bwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const T* h0,
-                 const T* out, const T* gout, T* gk, T* gh0) {
+void minlstm_bwd(I64 b0, I64 b1, I64 n, I64 H, const K* k, I64 sb, I64 st, const T* h0,
+                 const T* out, const T* gout, K* gk, T* gh0) {
     for (I64 b = b0; b < b1; b++) {
         T* carry = gh0 + b * H;
         for (I64 j = 0; j < H; j++) carry[j] = 0;
         for (I64 t = n - 1; t >= 0; t--) {
-            const T* kf = k + b * sb + t * st;
+            const K* kf = k + b * sb + t * st;
             const T* hp = t ? out + (b * n + t - 1) * H : h0 + b * H;
-            T* gf = gk + (b * n + t) * 3 * H;
+            K* gf = gk + (b * n + t) * 3 * H;
             lstm_row_bwd(H, kf, kf + H, kf + 2 * H, hp, gout + (b * n + t) * H, gf, gf + H, gf + 2 * H, carry);
         }
     }
@@ -146,6 +159,7 @@ void minlstm_bwd(I64 b0, I64 b1, I64 n, I64 H, const T* k, I64 sb, I64 st, const
 _VARIANTS = {
     "f32": ["-DREAL=float", "-DEXP=expf", "-DLOG1P=log1pf", "-DFABS=fabsf", "-DFMAX=fmaxf"],
     "f64": ["-DREAL=double", "-DEXP=exp", "-DLOG1P=log1p", "-DFABS=fabs", "-DFMAX=fmax"],
+    "bf16": ["-DREAL=float", "-DKREAL=uint16_t", "-DEXP=expf", "-DLOG1P=log1pf", "-DFABS=fabsf", "-DFMAX=fmaxf"],
 }
 
 # -ffast-math lets gcc call the vectorised exp/log1p of glibc's libmvec (the kernels only
@@ -157,7 +171,12 @@ _LIBS: dict[str, ctypes.CDLL] = {}
 _TRIED = False
 _POOL: Optional[ThreadPoolExecutor] = None
 KINDS = {"mingru": 2, "minlstm": 3}  # gate blocks per cell
-_CTYPES = {torch.float32: "f32", torch.float64: "f64"}
+_CTYPES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}  # by the dtype of k
+
+
+def state_dtype(k: Tensor) -> torch.dtype:
+    """dtype of the state/output for pre-activations k: fp32 for bf16 k, else k's own."""
+    return torch.float32 if k.dtype == torch.bfloat16 else k.dtype
 
 
 def _cpu_key() -> str:
@@ -245,8 +264,8 @@ def scan_forward(kind: str, k: Tensor, h0: Tensor) -> Tensor:
     """k: (B, T, G*H) with unit inner stride; h0: (B, H) -> h: (B, T, H) contiguous."""
     B, T, GH = k.shape
     H = GH // KINDS[kind]
-    h0 = h0.contiguous()
-    out = k.new_empty(B, T, H)
+    h0 = h0.to(state_dtype(k)).contiguous()
+    out = torch.empty(B, T, H, dtype=state_dtype(k))
     fn = getattr(_LIBS[_CTYPES[k.dtype]], f"{kind}_fwd")
     _split(fn, B, T, H, k.data_ptr(), k.stride(0), k.stride(1), h0.data_ptr(), out.data_ptr())
     return out
@@ -256,8 +275,8 @@ def scan_backward(kind: str, k: Tensor, h0: Tensor, out: Tensor, gout: Tensor) -
     """Gradients of ``scan_forward`` w.r.t. k (contiguous (B, T, G*H)) and h0 (B, H)."""
     B, T, GH = k.shape
     H = GH // KINDS[kind]
-    h0, gout = h0.contiguous(), gout.contiguous()
-    gk, gh0 = k.new_empty(B, T, GH), k.new_empty(B, H)
+    h0, gout = h0.to(state_dtype(k)).contiguous(), gout.to(state_dtype(k)).contiguous()
+    gk, gh0 = k.new_empty(B, T, GH), torch.empty(B, H, dtype=state_dtype(k))
     fn = getattr(_LIBS[_CTYPES[k.dtype]], f"{kind}_bwd")
     _split(fn, B, T, H, k.data_ptr(), k.stride(0), k.stride(1), h0.data_ptr(), out.data_ptr(),
            gout.data_ptr(), gk.data_ptr(), gh0.data_ptr())

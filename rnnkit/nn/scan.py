@@ -171,7 +171,7 @@ class _FusedScan(torch.autograd.Function):
 def scan_fused(kind: str, k: Tensor, h0: Tensor) -> Tensor:
     if k.stride(-1) != 1:
         k = k.contiguous()
-    return _FusedScan.apply(k, h0.to(k.dtype), kind)
+    return _FusedScan.apply(k, h0.to(kernels.state_dtype(k)), kind)
 
 
 def scan(kind: str, k: Tensor, h0: Tensor, method: str = "auto") -> Tensor:
@@ -247,8 +247,8 @@ class _MinLayer(SequenceLayer):
             for d in range(self.directions):
                 idx = layer * self.directions + d
                 k = F.linear(inp, *self._params(layer, d))  # one matmul for all steps
-                if k.dtype in (torch.bfloat16, torch.float16) and k.device.type == "cpu":
-                    k = k.float()  # autocast: bf16 matmul (AMX), fp32 scan (memory-bound anyway)
+                if k.dtype in (torch.bfloat16, torch.float16) and not (self.scan in ("auto", "fused") and kernels.supports(k)):
+                    k = k.float()  # autocast: bf16 matmul, fp32 scan (the fused kernel reads bf16 itself)
                 if d == 1:  # read each sequence backwards from its last real step
                     k = reverse_padded(k.transpose(0, 1), lengths).transpose(0, 1)
                 h = scan(self.kind, k, h0[idx], self.scan)
