@@ -103,3 +103,14 @@ def test_predict_bad_model_and_refuses_to_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert main(["classify", "train", "--data", str(data), "--out", str(model), *QUICK]) == 2
     assert "already holds a model" in capsys.readouterr().err
+
+
+def test_resume_continues_training(tmp_path, capsys):
+    data = _csv(tmp_path / "d.csv", n=40)
+    model = tmp_path / "m"
+    args = ["classify", "train", "--data", str(data), "--out", str(model), "--hidden", "8", "--quiet", "--device", "cpu"]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    rows = (model / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # epoch 1 kept, epoch 2 added
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs"] == 2
