@@ -236,6 +236,7 @@ class SynthConfig:
     p_augment_test: float = 0.5
     seed: int = 0
     extra_texts: list[str] = field(default_factory=list)  # user texts (--text FILE), spoken as sentences
+    make_train: bool = True                  # False: only the held-out-voice test split (same mix of kinds)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -292,7 +293,7 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     scale = cfg.n_test / max(total, 1)  # test split has the same mix of kinds
     counts = [round(n * scale) for n in (cfg.n_digits, cfg.n_numbers, cfg.n_words, cfg.n_book)]
     test_texts = make_texts(rng, counts[0], counts[1], counts[2], max(cfg.n_test - sum(counts), 0), counts[3])
-    jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts]
+    jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts if cfg.make_train]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
     # draw every random choice up front, so the corpus is the same for any number of workers
     use_flite = cfg.p_flite > 0 and have_flite()

@@ -80,6 +80,12 @@ class WordLM:
     def score(self, word: str) -> float:
         return self.logp.get(word, self.oov_logp)
 
+    def is_prefix(self, partial: str) -> bool:
+        """True when some listed word starts with ``partial`` (prefix set built on first use)."""
+        if getattr(self, "_prefixes", None) is None:
+            self._prefixes = {w[:i] for w in self.logp for i in range(len(w) + 1)}
+        return partial in self._prefixes
+
 
 
 def _lse(a: float, b: float) -> float:
@@ -104,11 +110,31 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
     # prefix (tuple of ids) -> (log p ending in blank, log p ending in non-blank, lm score)
     beams: dict[tuple, list[float]] = {(): [0.0, -math.inf, 0.0]}
 
-    def word_bonus(prefix: tuple) -> float:
+    def last_word(prefix: tuple) -> str:
+        return vocab.decode(prefix).split(" ")[-1]
+
+    def word_end(prefix: tuple) -> float:
+        """LM score when the last word of ``prefix`` is complete. A word that left the list while
+        being spelled was already penalised then (see ``extend``), so it only gets the bonus."""
         if lm is None:
             return 0.0
-        word = vocab.decode(prefix).split(" ")[-1]
-        return alpha * lm.score(word) + beta if word else 0.0
+        word = last_word(prefix)
+        if not word:
+            return 0.0
+        if word in lm.logp:
+            return alpha * lm.logp[word] + beta
+        return beta + (alpha * lm.oov_logp if lm.is_prefix(word) else 0.0)
+
+    def extend(prefix: tuple, c: int) -> float:
+        """LM score of appending character c (not a space): the out-of-list penalty is paid once,
+        at the character where the partial word stops being the start of any listed word, so
+        misspellings drop out of the beam early instead of at the end of the word."""
+        if lm is None:
+            return 0.0
+        partial = last_word(prefix)
+        if lm.is_prefix(partial) and not lm.is_prefix(partial + vocab.chars[c - 1]):
+            return alpha * lm.oov_logp
+        return 0.0
 
     for t in range(lp.shape[0]):
         nxt: dict[tuple, list[float]] = defaultdict(lambda: [-math.inf, -math.inf, 0.0])
@@ -131,7 +157,7 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
                     continue
                 new = prefix + (c,)
                 entry = nxt[new]
-                new_lm = lm_score + (word_bonus(prefix) if c == space else 0.0)
+                new_lm = lm_score + (word_end(prefix) if c == space else extend(prefix, c))
                 entry[2] = new_lm
                 if c == last:
                     entry[1] = _lse(entry[1], pb + p)       # repeat needs a blank in between
@@ -145,7 +171,7 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
 
     def final(kv) -> float:
         prefix, (pb, pnb, lm_score) = kv
-        end = word_bonus(prefix) if prefix and prefix[-1] != space else 0.0
+        end = word_end(prefix) if prefix and prefix[-1] != space else 0.0
         return _lse(pb, pnb) + lm_score + end
 
     best = max(beams.items(), key=final)[0]

@@ -49,8 +49,8 @@ class SpeechConfig:
     device: str = "cpu"
     progress: bool = True
     beam: int = 8                       # 0 or 1 = greedy decoding
-    lm_weight: float = 0.8              # alpha: weight of the word-list log-probability
-    word_bonus: float = 1.5             # beta: reward per completed word
+    lm_weight: float = 1.0              # alpha: weight of the word-list log-probability (tuned on train-voice data)
+    word_bonus: float = 3.0             # beta: reward per completed word
     chunk_seconds: float = 20.0         # long files are decoded in chunks of about this length
     workers: int = 1                    # threads for feature extraction
 
