@@ -33,30 +33,27 @@ from rnnkit.tasks.text_model import LanguageModel  # noqa: E402
 CONFIGS = {
     "char3": ("char", dict(hidden_size=256, embed_size=64, num_layers=1, dropout=0.0, batch_size=16, bptt=128, lr=3e-3)),
     "char512": ("char", dict(hidden_size=512, embed_size=64, num_layers=1, dropout=0.1, batch_size=32, bptt=128, lr=3e-3)),
-    "word256": ("word", dict(hidden_size=256, embed_size=256, dropout=0.4, lr=3e-3)),
-    "word512": ("word", dict(hidden_size=512, embed_size=512, dropout=0.5, lr=2e-3)),
-    "word400d6": ("word", dict(hidden_size=400, embed_size=400, dropout=0.6, lr=2e-3)),
-    "word256x2": ("word", dict(hidden_size=256, embed_size=256, num_layers=2, dropout=0.4, lr=3e-3)),
-    "word256d5b16": ("word", dict(hidden_size=256, embed_size=256, dropout=0.5, batch_size=16, lr=3e-3)),
+    "word256": ("word", dict(hidden_size=256, embed_size=256, dropout=0.5, lr=3e-3)),  # adaptive softmax
+    "word512": ("word", dict(hidden_size=512, embed_size=256, dropout=0.5, lr=2e-3)),
+    "word256tied": ("word", dict(hidden_size=256, embed_size=256, dropout=0.5, lr=3e-3, adaptive_softmax=False)),
 }
 
 
 # ----------------------------------------------------------------------------- RNN runs
 def _calibrated_epochs(model: TextModel, text: str, seconds: float) -> int:
     """Epochs whose cosine schedule spans about ``seconds``: time 20 training steps of the same
-    network on random ids (the trainer's cosine horizon is counted in epochs; ``max_time`` is
+    network on the real token mix (the trainer's cosine horizon is counted in epochs; ``max_time`` is
     the hard stop). 10 % is left for the validation passes at epoch ends."""
     c = model.config
     tokens = tokenize(text, c.level)
-    vocab = min(len(set(tokens)) + 1, c.max_vocab if c.level == "word" else 10**9)
-    net = LanguageModel(model._lm_config(vocab))
+    vocab = Vocab.build(tokens, c.level, c.max_vocab if c.level == "word" else None)
+    net = LanguageModel(model._lm_config(len(vocab)))
     opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-    x = torch.randint(0, vocab, (c.batch_size, c.bptt + 1))
+    ids = torch.tensor(vocab.encode(tokens[: c.batch_size * (c.bptt + 1)])).view(c.batch_size, -1)  # real word mix
     for i in range(25):
         if i == 5:
             t0 = time.perf_counter()
-        logits, _ = net(x[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), x[:, 1:].reshape(-1))
+        loss, _ = net(ids[:, :-1], None, targets=ids[:, 1:])
         opt.zero_grad()
         loss.backward()
         opt.step()

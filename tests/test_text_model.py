@@ -164,3 +164,34 @@ def test_too_small_corpus_and_bad_options():
         TextModel(level="byte")
     with pytest.raises(UserError, match="not trained"):
         TextModel().generate("x")
+
+
+def test_adaptive_softmax_is_a_normalised_model_with_consistent_step():
+    torch.manual_seed(0)
+    net = LanguageModel(LMConfig(vocab_size=3000, embed_size=16, hidden_size=24, num_layers=1, dropout=0.0,
+                                 tie_weights=True, cutoffs=[2000])).eval()
+    ids = torch.randint(0, 3000, (2, 7))
+    logp, _ = net(ids)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 7), atol=1e-4)  # log-probabilities
+    loss, _ = net(ids[:, :-1], targets=ids[:, 1:])
+    expect = torch.nn.functional.nll_loss(logp[:, :-1].reshape(-1, 3000), ids[:, 1:].reshape(-1))
+    assert torch.allclose(loss, expect, atol=1e-5)
+    state, steps = None, []
+    for t in range(7):  # streaming steps == full forward
+        out, state = net.step(ids[:, t], state)
+        steps.append(out)
+    assert torch.allclose(torch.stack(steps, 1), logp, atol=1e-5)
+
+
+def test_word_model_with_large_vocab_uses_adaptive_softmax(tmp_path):
+    torch.set_num_threads(1)
+    words = [f"w{i}" for i in range(2600)]
+    text = "\n".join(" ".join(words[i:i + 10]) for i in range(0, 2600, 10)) + "\n"
+    text = (text + "the cat sat on the mat .\n" * 200) * 2
+    m = TextModel(level="word", hidden_size=16, embed_size=16, bptt=16, batch_size=8, max_vocab=5000)
+    m.fit(text, epochs=1, patience=None, device="cpu", progress=False)
+    assert m.model.cfg.cutoffs == [2000] and not m.model.cfg.tie_weights
+    m.save(tmp_path / "m")
+    loaded = TextModel.load(tmp_path / "m")
+    assert torch.equal(m.probabilities("the cat"), loaded.probabilities("the cat"))
+    assert len(loaded.next_words("the cat", k=3)) == 3

@@ -11,7 +11,6 @@ BPTT (``carry_state=True``) over ``batch_size`` contiguous streams; decoding is 
 """
 from __future__ import annotations
 
-import math
 import secrets
 import sys
 import warnings
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.data.text import (EOS, UNK, TBPTTBatches, Vocab, batchify, detokenize, make_batches, prompt_tokens, read_text,
                               split_stream, tokenize)
@@ -36,9 +34,9 @@ TextLike = Union[str, Path]
 # Per-level defaults, chosen by the sweeps recorded in docs/bench/text.md.
 _DEFAULTS = {
     "char": dict(embed_size=64, hidden_size=512, num_layers=1, dropout=0.1, tie_weights=False,
-                 bptt=128, batch_size=32, lr=3e-3),
-    "word": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.4, tie_weights=True,
-                 bptt=35, batch_size=32, lr=3e-3),
+                 adaptive_softmax=False, bptt=128, batch_size=32, lr=3e-3),
+    "word": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.5, tie_weights=True,
+                 adaptive_softmax=True, bptt=35, batch_size=32, lr=3e-3),
 }
 
 
@@ -52,7 +50,8 @@ class TextConfig:
     hidden_size: Optional[int] = None
     num_layers: Optional[int] = None
     dropout: Optional[float] = None
-    tie_weights: Optional[bool] = None
+    tie_weights: Optional[bool] = None   # full softmax only
+    adaptive_softmax: Optional[bool] = None  # for vocabularies over 2,500 tokens (text_model docstring)
     bptt: Optional[int] = None          # truncated-BPTT window (tokens)
     batch_size: Optional[int] = None    # parallel streams
     lr: Optional[float] = None
@@ -158,8 +157,11 @@ class TextModel:
 
     def _lm_config(self, vocab_size: int) -> LMConfig:
         c = self.config
+        cutoffs = [k for k in (2000, 6000, 20000, 60000) if k < vocab_size - 1] if c.adaptive_softmax else []
+        adaptive = vocab_size > 2500 and bool(cutoffs)
         return LMConfig(vocab_size=vocab_size, cell=c.cell, embed_size=c.embed_size, hidden_size=c.hidden_size,
-                        num_layers=c.num_layers, dropout=c.dropout, tie_weights=c.tie_weights)
+                        num_layers=c.num_layers, dropout=c.dropout, tie_weights=c.tie_weights and not adaptive,
+                        cutoffs=cutoffs if adaptive else None)
 
     def _config_json(self) -> dict:
         return {"task": "text", "text": asdict(self.config), "model": self._lm_config(len(self.vocab)).to_dict()}
@@ -323,11 +325,7 @@ class _LossFn:
         x, y = batch
         if state_batch(state) not in (None, x.shape[0]):
             state = None  # a new stream layout (e.g. validation): start from zero
-        logits, state = model(x, state)
-        total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                ignore_index=self.ignore_index, reduction="sum")
-        # mean over scored targets; clamp: a batch of only unknown targets gives 0, not NaN (no GPU sync)
-        return total / (y != self.ignore_index).sum().clamp(min=1), state
+        return model(x, state, targets=y, ignore_index=self.ignore_index)
 
 
 def _is_word_char(ch: str) -> bool:

@@ -5,6 +5,12 @@ and before the decoder; optional weight tying (Press & Wolf 2017, Inan et al. 20
 embedding matrix with the decoder, which needs the decoder input to have the embedding size:
 when ``hidden_size != embed_size`` a linear projection maps the core's output down first.
 The recurrent core comes from ``rnnkit.nn.registry.make_layer`` so every ``--cell`` works.
+
+With ``cutoffs`` the decoder is an adaptive softmax (Grave et al. 2017): the frequent words
+(ids below ``cutoffs[0]``; the vocabulary is sorted by frequency) get a full-size output, rarer
+clusters smaller projections. On a CPU the full softmax over a 10k vocabulary (matmul,
+log-softmax and their backward) is most of a word model's training step; this makes it ~3x
+cheaper. The adaptive head cannot share the embedding matrix, so it is used without tying.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn.registry import make_layer
@@ -30,13 +37,17 @@ class LMConfig:
     num_layers: int = 2
     dropout: float = 0.2
     tie_weights: bool = False
+    cutoffs: Optional[list[int]] = None  # adaptive softmax cluster boundaries (None: full softmax)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class LanguageModel(nn.Module):
-    """Next-token model. ``forward``: ids (batch, time) -> logits (batch, time, vocab), state.
+    """Next-token model. ``forward``: ids (batch, time) -> logits (batch, time, vocab), state;
+    with ``targets`` (batch, time) it returns the mean cross-entropy instead of the logits (the
+    training path: DDP needs the loss computed inside ``forward``). With an adaptive softmax the
+    "logits" are log-probabilities (the same softmax, argmax and top-k).
 
     ``step``: ids (batch,) -> logits (batch, vocab), state — one token at a time for
     generation, through the recurrent layer's own ``step`` (no re-run of the prefix).
@@ -51,38 +62,54 @@ class LanguageModel(nn.Module):
                               dropout=inner_dropout, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
         out_size = cfg.hidden_size
+        tie = cfg.tie_weights and not cfg.cutoffs
         self.proj: Optional[nn.Linear] = None
-        if cfg.tie_weights and cfg.hidden_size != cfg.embed_size:
+        if tie and cfg.hidden_size != cfg.embed_size:
             self.proj = nn.Linear(cfg.hidden_size, cfg.embed_size)
             out_size = cfg.embed_size
-        self.decoder = nn.Linear(out_size, cfg.vocab_size)
-        self._init_weights()
-        if cfg.tie_weights:
-            self.decoder.weight = self.embed.weight
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)  # as word_language_model; the core keeps torch's init
+        self.decoder: nn.Module
+        if cfg.cutoffs:
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(out_size, cfg.vocab_size, list(cfg.cutoffs), div_value=4.0)
+        else:
+            self.decoder = nn.Linear(out_size, cfg.vocab_size)
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+            nn.init.zeros_(self.decoder.bias)
+            if tie:
+                self.decoder.weight = self.embed.weight
 
-    def _init_weights(self) -> None:
-        # small uniform embeddings/decoder as in word_language_model; the core keeps its torch init
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-
-    def _decode(self, h: Tensor) -> Tensor:
+    def _features(self, h: Tensor) -> Tensor:
         h = self.drop(h)
-        if self.proj is not None:
-            h = self.proj(h)
+        return self.proj(h) if self.proj is not None else h
+
+    def _logits(self, h: Tensor) -> Tensor:
+        """h (..., out) -> logits (..., vocab)."""
+        if isinstance(self.decoder, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.decoder.log_prob(h.reshape(-1, h.shape[-1])).reshape(*h.shape[:-1], -1)
         return self.decoder(h)
 
-    def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
-        """ids: (batch, time) int64 -> logits (batch, time, vocab), new state."""
-        x = self.drop(self.embed(ids))
-        y, state = self.rnn(x, state)
-        return self._decode(y), state
+    def forward(self, ids: Tensor, state: State = None, targets: Optional[Tensor] = None,
+                ignore_index: int = -100) -> tuple[Tensor, State]:
+        """ids: (batch, time) int64 -> logits (batch, time, vocab), new state; or, with
+        ``targets`` (batch, time), the mean cross-entropy over targets != ``ignore_index``."""
+        y, state = self.rnn(self.drop(self.embed(ids)), state)
+        h = self._features(y)
+        if targets is None:
+            return self._logits(h), state
+        flat_h, flat_t = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
+        if isinstance(self.decoder, nn.AdaptiveLogSoftmaxWithLoss):
+            if ignore_index >= 0:
+                keep = flat_t != ignore_index
+                flat_h, flat_t = flat_h[keep], flat_t[keep]
+            return self.decoder(flat_h, flat_t).loss, state
+        total = F.cross_entropy(self.decoder(flat_h), flat_t, ignore_index=ignore_index, reduction="sum")
+        # mean over scored targets; clamp: a batch of only ignored targets gives 0, not NaN (no GPU sync)
+        return total / (flat_t != ignore_index).sum().clamp(min=1), state
 
     def step(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """ids: (batch,) int64 -> logits (batch, vocab), new state."""
-        x = self.drop(self.embed(ids))
-        y, state = self.rnn.step(x, state)
-        return self._decode(y), state
+        y, state = self.rnn.step(self.drop(self.embed(ids)), state)
+        return self._logits(self._features(y)), state
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # tied weights are counted once
