@@ -86,7 +86,7 @@ def _ngram_baseline(train, val, test, labels, quick: bool) -> dict:
     best = None
     for C, cw in grid:
         t0 = time.time()
-        m = LogisticRegression(C=C, class_weight=cw, max_iter=300).fit(X_tr, y_tr)
+        m = LogisticRegression(C=C, class_weight=cw, max_iter=1000).fit(X_tr, y_tr)
         f1 = f1_score(y_va, m.predict(X_va), average="macro")
         _log(f"names n-gram LR C={C} class_weight={cw}: val macro-F1 {f1:.4f} ({time.time() - t0:.0f} s)")
         if best is None or f1 > best[0]:

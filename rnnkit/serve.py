@@ -1,5 +1,4 @@
 """`rnnkit serve`: any saved model folder behind a small JSON HTTP API (FastAPI).
-# No `from __future__ import annotations` here: FastAPI resolves the endpoint annotations at runtime.
 
 Endpoints (all JSON; user errors answer 400 with ``{"error": "..."}``):
 
