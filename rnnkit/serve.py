@@ -10,7 +10,7 @@ Endpoints (all JSON; user errors answer 400 with ``{"error": "..."}``):
 - ``POST /next-word`` (text models): ``{"prompt": "...", "k": 5}`` -> ``{"words": [{"word", "probability"}]}``
 - ``POST /transcribe`` (speech models): the audio file as the raw request body -> ``{"text"}``
 """
-
+# No `from __future__ import annotations` here: FastAPI resolves the endpoint annotations at runtime.
 import os
 import tempfile
 from typing import Any, Callable
