@@ -114,3 +114,12 @@ def test_shipped_corpus_and_licence():
     assert 1_000_000 < len(text) < 1_250_000
     assert text.startswith("THE TRAGEDY OF CORIOLANUS")
     assert "public domain" in (SHAKESPEARE.parent / "LICENSE.txt").read_text()
+
+
+def test_tbptt_batches_for_ranks_keep_each_stream_on_one_process():
+    streams = batchify(torch.arange(4 * 21), 4)
+    batches = list(TBPTTBatches(streams, bptt=10, ranks=2))
+    assert len(batches) == len(TBPTTBatches(streams, bptt=10, ranks=2)) == 4
+    rank0 = torch.cat([x for x, _ in batches[0::2]], dim=1)  # what the trainer's sharding gives rank 0
+    rank1 = torch.cat([x for x, _ in batches[1::2]], dim=1)
+    assert torch.equal(rank0, streams[:2, :-1]) and torch.equal(rank1, streams[2:, :-1])

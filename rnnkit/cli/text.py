@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, dest="num_layers")
     t.add_argument("--dropout", type=float)
     t.add_argument("--tie-weights", choices=["yes", "no"], help="share embedding and decoder weights (word default: yes)")
+    t.add_argument("--softmax", choices=["full", "adaptive"], help="word level default: adaptive (faster on CPU)")
     t.add_argument("--bptt", type=int, help="truncated-BPTT window in tokens (char 128, word 35)")
     t.add_argument("--batch-size", type=int, help="parallel text streams (default 32)")
     t.add_argument("--lr", type=float)
@@ -77,14 +79,17 @@ def _train(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("embed_size", "hidden_size", "num_layers", "dropout", "bptt",
                                              "batch_size", "lr", "max_vocab", "val_fraction")}
+    if args.softmax:
+        options["adaptive_softmax"] = args.softmax == "adaptive"
     if args.tie_weights:
         options["tie_weights"] = args.tie_weights == "yes"
     model = TextModel(level=args.level, cell=args.cell, **options)
     val = Path(args.val_data) if args.val_data else None
     model.fit(Path(args.data), val, epochs=args.epochs, max_time=args.max_time, seed=args.seed, device=args.device,
               patience=args.patience, out_dir=args.out, resume=args.resume)
-    model.save(args.out)
-    print(json.dumps({"model": args.out, **model.metrics}, indent=2))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process writes
+        model.save(args.out)
+        print(json.dumps({"model": args.out, **model.metrics}, indent=2))
     return 0
 
 

@@ -199,33 +199,43 @@ class TBPTTBatches:
     streams: (B, L) token ids. Each item: x, y of shape (B, bptt) with y[:, t] = x[:, t + 1]
     along the stream; the last window may be shorter. Consecutive items continue each
     stream, so the state of one batch is the initial state of the next.
+
+    ``ranks`` > 1 (DDP): each window is yielded as ``ranks`` consecutive batches holding
+    disjoint rows, so the trainer's round-robin sharding (batch i -> rank i % ranks) gives
+    every process its own streams, continued window after window.
     """
 
     streams: Tensor
     bptt: int
+    ranks: int = 1
 
     def __post_init__(self) -> None:
         if self.streams.shape[1] < 2:
             raise UserError(f"text too small: each of the {self.streams.shape[0]} streams needs at least 2 tokens")
+        if self.streams.shape[0] < self.ranks:
+            raise UserError(f"{self.streams.shape[0]} text streams cannot be shared by {self.ranks} processes")
 
     def __len__(self) -> int:
-        return -(-(self.streams.shape[1] - 1) // self.bptt)
+        return -(-(self.streams.shape[1] - 1) // self.bptt) * self.ranks
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         L = self.streams.shape[1]
+        rows = self.streams.shape[0] // self.ranks
         for i in range(0, L - 1, self.bptt):
             T = min(self.bptt, L - 1 - i)
-            yield self.streams[:, i: i + T], self.streams[:, i + 1: i + 1 + T]
+            for r in range(self.ranks):
+                part = self.streams[r * rows:(r + 1) * rows] if self.ranks > 1 else self.streams
+                yield part[:, i: i + T], part[:, i + 1: i + 1 + T]
 
 
-def make_batches(ids: Tensor, batch_size: int, bptt: int, what: str = "training text") -> TBPTTBatches:
+def make_batches(ids: Tensor, batch_size: int, bptt: int, what: str = "training text", ranks: int = 1) -> TBPTTBatches:
     """Streams for TBPTT, with a UserError when the text cannot fill even one window per stream."""
     need = batch_size * (bptt + 1)
     if ids.numel() < need:
         raise UserError(
             f"{what} too small: {ids.numel()} tokens, need at least batch_size * (bptt + 1) = "
             f"{batch_size} * {bptt + 1} = {need}; use more text or a smaller --batch-size / --bptt")
-    return TBPTTBatches(batchify(ids, batch_size), bptt)
+    return TBPTTBatches(batchify(ids, batch_size), bptt, ranks)
 
 
 def load_shakespeare() -> str:

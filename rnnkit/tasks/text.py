@@ -11,6 +11,7 @@ BPTT (``carry_state=True``) over ``batch_size`` contiguous streams; decoding is 
 """
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import warnings
@@ -121,8 +122,12 @@ class TextModel:
         if len(val_ids) < 2:
             raise UserError(f"validation text too small: {len(val_ids)} {cfg.level} tokens, need at least 2")
         batch = self._fit_batch_size(len(train_ids))
-        train = make_batches(train_ids, batch, cfg.bptt, "training text")
-        val = TBPTTBatches(batchify(val_ids, max(1, min(batch, len(val_ids) // (cfg.bptt + 1)))), cfg.bptt)
+        ranks = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: every process gets its own streams
+        train = make_batches(train_ids, max(batch, ranks), cfg.bptt, "training text", ranks)
+        n_val = max(ranks, min(batch, len(val_ids) // (cfg.bptt + 1)))
+        val = TBPTTBatches(batchify(val_ids, n_val), cfg.bptt, ranks) if len(val_ids) >= 2 * n_val else None
+        if val is None:
+            raise UserError(f"validation text too small for {ranks} processes: {len(val_ids)} tokens")
         seed_everything(seed)
         self.model = LanguageModel(self._lm_config(len(self.vocab)))
         tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, max_time=max_time, seed=seed, device=device, patience=patience,
