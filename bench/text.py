@@ -59,7 +59,8 @@ def _calibrated_epochs(model: TextModel, text: str, seconds: float) -> int:
         opt.step()
     per_step = (time.perf_counter() - t0) / 20
     steps_per_epoch = len(tokens) * (1 - c.val_fraction) / (c.batch_size * c.bptt)
-    return max(1, round(seconds * 0.9 / per_step / steps_per_epoch))
+    # ceil: better an lr not fully decayed at the time limit than a run that ends before it
+    return max(1, math.ceil(seconds * 0.9 / per_step / steps_per_epoch))
 
 
 def run_rnn(name: str, seconds: float, seed: int = 0) -> dict:
