@@ -99,7 +99,8 @@ def test_future_covariate_is_used():
 
 def test_quantiles_ordered_and_save_load_identical(tmp_path):
     df = _airline()
-    m = Forecaster(horizon=4, cell="gru", ensemble=2, **FAST).fit(df, target="passengers", time_col="month")
+    m = Forecaster(horizon=4, cell="gru", ensemble=2, **{**FAST, "epochs": 3}).fit(df, target="passengers",
+                                                                                  time_col="month")
     a = m.predict(df, quantiles=(0.1, 0.5, 0.9))
     assert (a["q0.1"] <= a["q0.5"]).all() and (a["q0.5"] <= a["q0.9"]).all()
     assert np.allclose(a["q0.5"], a["forecast"])
