@@ -21,7 +21,7 @@ def stock_csv() -> Path:
 def stock_demo(out_dir: Path, quick: bool) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     ss = load_series(stock_csv(), "price", "date", "symbol", quiet=True)
-    horizon, folds = 6, (2 if quick else 4)
+    horizon, folds = 6, (2 if quick else 3)
     cfg = ForecastConfig(horizon=horizon, cell="lstm", hidden=32 if quick else 64,
                          epochs=6 if quick else 20, progress=not quick)
     print(f"forecast: backtest on {len(ss.series)} stocks, {folds} folds, horizon {horizon}", file=sys.stderr)
