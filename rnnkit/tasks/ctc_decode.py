@@ -98,12 +98,13 @@ def _lse(a: float, b: float) -> float:
 
 
 def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: WordLM | None = None,
-                alpha: float = 0.5, beta: float = 1.0, prune: float = -12.0) -> str:
+                alpha: float = 0.5, beta: float = 1.0, prune: float = -8.0, top_k: int = 8) -> str:
     """CTC prefix beam search (Hannun et al. 2014).
 
     log_probs: (time, vocab) log-softmax outputs. With ``lm``, each completed word adds
     ``alpha * log P(word) + beta`` (beta rewards words so the LM does not favour deleting them).
-    Characters whose frame log-probability is below ``prune`` are skipped (speed).
+    Per frame only the ``top_k`` most likely symbols above log-probability ``prune`` are tried
+    (speed: an unsure model otherwise spreads over the whole alphabet).
     """
     lp = np.asarray(log_probs, dtype=np.float64)
     space = vocab.chars.index(" ") + 1 if " " in vocab.chars else -1
@@ -111,7 +112,11 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
     beams: dict[tuple, list[float]] = {(): [0.0, -math.inf, 0.0]}
 
     def last_word(prefix: tuple) -> str:
-        return vocab.decode(prefix).split(" ")[-1]
+        # walk back to the last space only: decoding the whole prefix made long chunks quadratic
+        i = len(prefix)
+        while i > 0 and prefix[i - 1] != space:
+            i -= 1
+        return vocab.decode(prefix[i:])
 
     def word_end(prefix: tuple) -> float:
         """LM score when the last word of ``prefix`` is complete. A word that left the list while
@@ -138,7 +143,8 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
 
     for t in range(lp.shape[0]):
         nxt: dict[tuple, list[float]] = defaultdict(lambda: [-math.inf, -math.inf, 0.0])
-        candidates = [c for c in range(lp.shape[1]) if lp[t, c] > prune] or [int(lp[t].argmax())]
+        top = np.argsort(lp[t])[::-1][:top_k]
+        candidates = [int(c) for c in top if lp[t, c] > prune] or [int(top[0])]
         for prefix, (pb, pnb, lm_score) in beams.items():
             total = _lse(pb, pnb)
             for c in candidates:
