@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                    help="'balanced' weighs classes inversely to their frequency (imbalanced data)")
+    t.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the training loss")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0 = Adam, none)")
     t.add_argument("--val-fraction", type=float, default=0.1, help="stratified validation share (early stopping)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=3e-3)
@@ -89,6 +91,8 @@ def _train(args: argparse.Namespace) -> int:
         pooling=args.pooling, embed_dim=args.embed_dim, dropout=args.dropout, level=args.level,
         lowercase=args.lowercase, max_len=args.max_len,
         class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
+        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
+        optimizer="adamw" if args.weight_decay > 0 else "adam",
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
         max_time=args.max_time, device=args.device, progress=not args.quiet)
     clf.fit(data, val=val, out_dir=out, resume=args.resume)

@@ -109,7 +109,7 @@ class ClassifierNet(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, T) token ids or (B, T, F) floats; lengths: (B,) -> logits (B, n_classes)."""
-        h = self.embed(x) if self.embed is not None else x
+        h = self.drop(self.embed(x)) if self.embed is not None else x  # dropout on embeddings too
         out = self.rnn(h, lengths=lengths.cpu())
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))
