@@ -136,3 +136,14 @@ def test_m1_yearly_beats_ets_and_naive():
     s = res.summary.set_index("method")["mase"]
     assert s["rnnkit-lstm"] < s["ets"] < s["naive"], s.to_dict()
     assert s["rnnkit-lstm"] < 3.5
+
+
+def test_past_covariate_that_leads_the_target_is_used():
+    """x_t = y_{t+3}: with horizon 3 the future is in the past covariate; without it, it is noise."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=403)
+    df = pd.DataFrame({"y": z[:400], "lead": z[3:403]})
+    m = Forecaster(horizon=3, cell="gru", **{**FAST, "epochs": 20}).fit(df.iloc[:-3], target="y",
+                                                                        covariates=["lead"])
+    f = m.predict(df.iloc[:-3])["forecast"].to_numpy()
+    assert rmse(df["y"].to_numpy()[-3:], f) < 0.5  # the target's std is 1
