@@ -185,3 +185,13 @@ def test_augment_keeps_length_sane_and_level_bounded():
     assert 0.8 * 16000 < out.size < 2.2 * 16000 and np.abs(out).max() <= 1.0 and np.all(np.isfinite(out))
     assert number_to_words(405) == "four hundred and five"
     assert number_to_words(12019) == "twelve thousand and nineteen"
+
+
+@pytest.mark.slow
+def test_demo_section_quick(tmp_path):
+    _need_espeak()
+    from rnnkit.tasks.speech import demo_section
+
+    text = demo_section(tmp_path, quick=True)
+    assert "| said | transcribed |" in text and "WER" in text
+    assert (tmp_path / "speech_demo.png").stat().st_size > 1000

@@ -53,15 +53,50 @@ def greedy_decode(log_probs: np.ndarray, vocab: CharVocab) -> str:
     return re.sub(r" +", " ", vocab.decode(ids)).strip()
 
 
+START = "<s>"
+
+
 @dataclass
 class WordLM:
-    """Unigram word-list language model: log P(word), with a penalty for words not in the list.
+    """Word-list language model: unigram log P(word), optionally a Witten-Bell bigram
+    P(word | previous word), and a penalty for words not in the list.
 
     Used by beam search when a word is completed (at a space or at the end).
     """
 
     logp: dict[str, float] = field(default_factory=dict)
     oov_logp: float = -12.0
+    bigrams: dict[str, dict[str, int]] = field(default_factory=dict)  # prev ("<s>" at start) -> next -> count
+
+    @staticmethod
+    def count(texts) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """Unigram and bigram counts of normalised transcripts (one string per utterance)."""
+        uni: dict[str, int] = {}
+        bi: dict[str, dict[str, int]] = {}
+        for text in texts:
+            prev = START
+            for w in text.split():
+                uni[w] = uni.get(w, 0) + 1
+                follow = bi.setdefault(prev, {})
+                follow[w] = follow.get(w, 0) + 1
+                prev = w
+        return uni, bi
+
+    def score_next(self, prev: str, word: str) -> float:
+        """log P(word | prev): Witten-Bell interpolation of the bigram with the unigram
+        (P = (c(prev, word) + T(prev) P(word)) / (c(prev) + T(prev)), T = distinct followers)."""
+        if word not in self.logp:
+            return self.oov_logp
+        follow = self.bigrams.get(prev)
+        if not follow:
+            return self.logp[word]
+        if not hasattr(self, "_totals"):
+            self._totals = {}
+        total = self._totals.get(prev)
+        if total is None:
+            total = self._totals[prev] = sum(follow.values())
+        types = len(follow)
+        return math.log((follow.get(word, 0) + types * math.exp(self.logp[word])) / (total + types))
 
     @classmethod
     def from_words(cls, words, oov_logp: float = -12.0) -> "WordLM":
@@ -73,9 +108,10 @@ class WordLM:
         return cls({w: math.log(c / total) for w, c in counts.items()}, oov_logp)
 
     @classmethod
-    def from_counts(cls, counts: dict[str, int], oov_logp: float = -12.0) -> "WordLM":
+    def from_counts(cls, counts: dict[str, int], oov_logp: float = -12.0,
+                    bigrams: dict[str, dict[str, int]] | None = None) -> "WordLM":
         total = sum(counts.values()) or 1
-        return cls({w: math.log(c / total) for w, c in counts.items() if c > 0}, oov_logp)
+        return cls({w: math.log(c / total) for w, c in counts.items() if c > 0}, oov_logp, dict(bigrams or {}))
 
     def score(self, word: str) -> float:
         return self.logp.get(word, self.oov_logp)
@@ -118,6 +154,13 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
             i -= 1
         return vocab.decode(prefix[i:])
 
+    def previous_word(prefix: tuple) -> str:
+        """The word before the last one (``<s>`` at the start)."""
+        i = len(prefix)
+        while i > 0 and prefix[i - 1] != space:
+            i -= 1
+        return last_word(prefix[: i - 1]) if i > 0 else START
+
     def word_end(prefix: tuple) -> float:
         """LM score when the last word of ``prefix`` is complete. A word that left the list while
         being spelled was already penalised then (see ``extend``), so it only gets the bonus."""
@@ -127,7 +170,7 @@ def beam_search(log_probs: np.ndarray, vocab: CharVocab, beam: int = 8, lm: Word
         if not word:
             return 0.0
         if word in lm.logp:
-            return alpha * lm.logp[word] + beta
+            return alpha * lm.score_next(previous_word(prefix), word) + beta
         return beta + (alpha * lm.oov_logp if lm.is_prefix(word) else 0.0)
 
     def extend(prefix: tuple, c: int) -> float:

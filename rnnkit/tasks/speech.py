@@ -74,6 +74,7 @@ class SpeechRecognizer:
         self.fbank = FbankConfig()
         self.lm: Optional[WordLM] = None
         self.word_counts: dict[str, int] = {}
+        self.bigram_counts: dict[str, dict[str, int]] = {}
         self.model: Optional[SpeechModel] = None
         self.history = None
 
@@ -95,11 +96,8 @@ class SpeechRecognizer:
         train = FeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
         val = (FeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
                if val_data else None)
-        self.word_counts = {}
-        for text in train.texts:
-            for w in text.split():
-                self.word_counts[w] = self.word_counts.get(w, 0) + 1
-        self.lm = WordLM.from_counts(self.word_counts)
+        self.word_counts, self.bigram_counts = WordLM.count(train.texts)
+        self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
         self.model = self._build()
         aug = SpecAugmentConfig() if c.specaugment else None
 
@@ -183,7 +181,7 @@ class SpeechRecognizer:
         return {"task": TASK, "model": mcfg, "fbank": asdict(self.fbank), "speech": asdict(self.config)}
 
     def _extras(self) -> dict:
-        return {"vocab": self.vocab.to_json(), "words": self.word_counts}
+        return {"vocab": self.vocab.to_json(), "words": self.word_counts, "bigrams": self.bigram_counts}
 
     def save(self, dir: Union[str, Path]) -> Path:
         from rnnkit.train.checkpoint import save_model
@@ -207,8 +205,10 @@ class SpeechRecognizer:
         except (KeyError, TypeError) as exc:
             raise UserError(f"{dir}: config.json / vocab.json do not describe a speech model ({exc})") from None
         self.word_counts = {str(k): int(v) for k, v in extras.get("words", {}).items()}
+        self.bigram_counts = {str(k): {str(w): int(n) for w, n in v.items()}
+                              for k, v in extras.get("bigrams", {}).items()}
         if self.word_counts:
-            self.lm = WordLM.from_counts(self.word_counts)
+            self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
         self.model = SpeechModel(mcfg)
         load_state_into(self.model, state, where=f"{dir}/model.safetensors")
         self.model.eval()
