@@ -64,3 +64,17 @@ def test_wer_cer_against_hand_counts():
     assert cer(["abc"], ["abd"]) == pytest.approx(1 / 3)
     rows = per_utterance(refs, ["", "four five"])
     assert [r.wer for r in rows] == [1.0, 0.0]
+
+
+def test_bigram_context_picks_the_likely_word():
+    # acoustics: "one" then an ambiguous "six"/"sit" (t slightly ahead of x)
+    lp = _frames("o_n_e _s_i_x", sharp=0.9)
+    t, x = V.encode("t")[0], V.encode("x")[0]
+    lp[11, t], lp[11, x] = math.log(0.5), math.log(0.4)
+    uni, bi = WordLM.count(["sit down", "sit", "sit here", "one", "one six", "one six", "six"])
+    unigram_only = WordLM.from_counts(uni)
+    with_bigrams = WordLM.from_counts(uni, bigrams=bi)
+    assert beam_search(lp, V, beam=8, lm=unigram_only, alpha=1.0, beta=0.0) == "one sit"
+    assert beam_search(lp, V, beam=8, lm=with_bigrams, alpha=1.0, beta=0.0) == "one six"
+    assert with_bigrams.score_next("one", "six") > with_bigrams.score_next("one", "sit")
+    assert with_bigrams.score_next("<s>", "nope") == with_bigrams.oov_logp
