@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import torch
 from torch import Tensor
 
 from rnnkit.errors import UserError

@@ -22,7 +22,7 @@ from typing import Iterator, Optional, Union
 import torch
 
 from rnnkit.data.text import (EOS, UNK, TBPTTBatches, Vocab, batchify, detokenize, make_batches, prompt_tokens, read_text,
-                              split_stream, tokenize)
+                              tokenize)
 from rnnkit.errors import UserError
 from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
