@@ -50,6 +50,7 @@ def test_word_model_learns_next_word(word_model):
     assert ranked[0][0] == "mat" and ranked[0][1] > 0.8
     assert word_model.generate("the dog", length=4, temperature=0) == " ate the bone."
     assert all(w.isalnum() for w, _ in word_model.next_words("the cat sat on", k=5, words_only=True))
+    assert word_model.predict(["the cat sat on the", "the dog ate the"], k=1)[1][0][0] == "bone"
 
 
 def test_evaluate_scores_every_token(word_model, char_model):

@@ -286,6 +286,12 @@ class TextModel:
         picked = [i for i in order[: k + len(skip)] if i not in skip][:k]
         return [(self.vocab.tokens[i], float(probs[i])) for i in picked]
 
+    def predict(self, prompts: Union[str, list[str]], k: int = 5) -> Union[list, list[list]]:
+        """The task-wide ``predict``: next words with probabilities for one prompt or a list."""
+        if isinstance(prompts, str):
+            return self.next_words(prompts, k=k)
+        return [self.next_words(p, k=k) for p in prompts]
+
     @torch.no_grad()
     def probabilities(self, prompt: str) -> torch.Tensor:
         """Next-token distribution (V,) after ``prompt``; index it with ``vocab.stoi``."""
