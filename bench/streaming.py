@@ -3,7 +3,8 @@
 Full mode repeats the timings at input 256, hidden 1024 (5 MB of fp32 weights: out of L2).
 
 Cases: ``torch.nn.LSTM`` called per step (eager), ``torch.nn.LSTMCell`` (eager),
-``rnnkit.nn.LSTM.step``, rnnkit's lean ``StreamingLSTM`` (C step, fp32 / bf16 / int8
+``rnnkit.nn.LSTM.step``, the functional ``lean_lstm_step`` (what ``LSTM.step`` can call
+under no_grad), rnnkit's lean ``StreamingLSTM`` (C step, fp32 / bf16 / int8
 weights), torch's dynamic int8 quantisation of ``nn.LSTM`` when available, and the exported
 ONNX step graph in onnxruntime. All under ``torch.no_grad``, one thread, interleaved:
 every round times ``calls`` consecutive steps of each case; the per-step time of a case
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, paired_ratio, setup, write_results  # noqa: E402
 
 from rnnkit.nn import LSTM  # noqa: E402
-from rnnkit.nn.fast import WEIGHTS, StreamingLSTM  # noqa: E402
+from rnnkit.nn.fast import WEIGHTS, StreamingLSTM, lean_lstm_step  # noqa: E402
 
 I, H = 32, 256
 BIG = (256, 1024)  # full mode: 5 MB of fp32 weights, more than this CPU's 2 MB L2
@@ -57,6 +58,8 @@ def _cases(layer: LSTM, tmp: Path) -> dict[str, Callable[[], object]]:
         "torch.nn.LSTMCell": lambda: cell(x, st),
         "rnnkit LSTM.step": lambda: layer.step(x, state),
     }
+    if StreamingLSTM(layer).uses_kernel:  # timed under no_grad, where it applies
+        cases["lean_lstm_step (functional: state in, state out)"] = lambda: lean_lstm_step(layer, x, state)
     for w in WEIGHTS:
         s = StreamingLSTM(layer, w)
         cases[f"StreamingLSTM {w}" + ("" if s.uses_kernel else " (torch fallback)")] = (lambda s=s: s.step(x))

@@ -108,3 +108,25 @@ def test_user_lstm_cell_through_runner_equals_fused():
         torch.testing.assert_close(c, c_ref, rtol=1e-5, atol=1e-6)
         g, g_ref = torch.autograd.grad(y.sum(), x)[0], torch.autograd.grad(y_ref.sum(), x)[0]
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_lean_lstm_step_matches_layer_step_and_sees_weight_updates():
+    from rnnkit.nn.fast import lean_lstm_step
+
+    torch.manual_seed(5)
+    layer = LSTM(4, 8, num_layers=2).eval()
+    x = torch.randn(3, 4)
+    state = (torch.randn(2, 3, 8), torch.randn(2, 3, 8))
+    assert lean_lstm_step(layer, x, state) is None  # autograd on: not applicable
+    with torch.no_grad():
+        got = lean_lstm_step(layer, x, state)
+        if got is None:
+            pytest.skip("no C compiler for the streaming kernel")
+        y_ref, (h_ref, c_ref) = layer.step(x, state)
+        torch.testing.assert_close(got[0], y_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got[1][0], h_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got[1][1], c_ref, rtol=1e-5, atol=1e-5)
+        layer.weight_hh_l1.mul_(0.5)  # an in-place update, as an optimizer does
+        y2, _ = lean_lstm_step(layer, x, state)
+        torch.testing.assert_close(y2, layer.step(x, state)[0], rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(y2, y_ref)

@@ -19,6 +19,7 @@ with the input projection hoisted), see ``docs/decisions.md``.
 from __future__ import annotations
 
 import ctypes
+import weakref
 from typing import Optional
 
 import torch
@@ -198,3 +199,37 @@ class StreamingLSTM:
             self.h[k] = torch.sigmoid(o) * torch.tanh(self.c[k])
             x = self.h[k].clone()
         return x
+
+
+_LEAN: "weakref.WeakKeyDictionary[nn.LSTM, tuple[tuple, StreamingLSTM]]" = weakref.WeakKeyDictionary()
+
+
+def lean_lstm_step(layer: nn.LSTM, x: Tensor, state: tuple[Tensor, Tensor]) -> Optional[tuple[Tensor, tuple[Tensor, Tensor]]]:
+    """Functional fast path for ``LSTM.step`` outside autograd: ``(y_t, (h, c))`` or None.
+
+    None when it does not apply (autograd would record, not CPU fp32, projection,
+    bidirectional, dropout in training, no kernel). The packed weights are cached per layer
+    and rebuilt when any parameter changes (its storage or in-place version counter), so an
+    optimizer step between calls is seen. x: (B, I); h, c: (num_layers, B, H).
+    """
+    params = list(layer.parameters())
+    if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or x.requires_grad \
+            or layer.bidirectional or layer.proj_size or (layer.training and layer.dropout) \
+            or x.dtype != torch.float32 or x.device.type != "cpu" or any(p.dtype != torch.float32 for p in params):
+        return None
+    key = tuple((p.data_ptr(), p._version) for p in params)
+    cached = _LEAN.get(layer)
+    if cached is None or cached[0] != key:
+        s = StreamingLSTM(layer)
+        if not s.uses_kernel:
+            return None
+        cached = (key, s)
+        _LEAN[layer] = cached
+    s = cached[1]
+    h, c = state
+    if s.h.shape != h.shape:
+        s.reset(h.shape[1])
+    s.h.copy_(h)
+    s.c.copy_(c)
+    y = s.step(x)
+    return y, (s.h.clone(), s.c.clone())
