@@ -89,3 +89,16 @@ def test_bad_model_and_options_exit_2(trained, tmp_path, capsys):
     assert exc.value.code == 2
     errs = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith("rnnkit: error:") for line in errs) and len(errs) == 4
+
+
+def test_resume_continues_training(tmp_path, capsys):
+    torch.set_num_threads(1)
+    data = tmp_path / "phrases.txt"
+    data.write_text(PHRASES, encoding="utf-8")
+    out = tmp_path / "model"
+    base = ["text", "train", "--data", str(data), "--out", str(out), "--level", "char", *SMALL]
+    assert main([*base, "--epochs", "2"]) == 0
+    assert main([*base, "--epochs", "3", "--resume"]) == 0
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 3  # header + epochs 1, 2 (first run) and 3 (resumed)
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
