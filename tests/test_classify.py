@@ -71,6 +71,7 @@ def _parity_task(n=160, seed=0):
 
 @pytest.mark.parametrize("cell, pooling, bidirectional", [
     ("lstm", "last", False), ("gru", "attention", True), ("rnn", "mean", True), ("i2h", "last", False),
+    ("gru", "max", True),
 ])
 def test_every_cell_and_pooling_trains(cell, pooling, bidirectional):
     xs, ys = _parity_task(200)
@@ -84,7 +85,7 @@ def test_every_cell_and_pooling_trains(cell, pooling, bidirectional):
 
 def test_padding_does_not_change_predictions():
     """Extra padding after a sequence's length changes nothing (masks in the RNN and the pooling)."""
-    for pooling in ("last", "mean", "attention"):
+    for pooling in ("last", "mean", "max", "attention"):
         net = ClassifierNet(ClassifierNetConfig(n_classes=3, input_kind="numeric", n_features=4, cell="gru",
                                                 bidirectional=True, pooling=pooling)).eval()
         x = torch.randn(3, 6, 4)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--hidden", type=int, default=64, help="hidden units per direction")
     t.add_argument("--layers", type=int, default=1)
     t.add_argument("--bidirectional", action="store_true")
-    t.add_argument("--pooling", choices=["last", "mean", "attention"], default="last")
+    t.add_argument("--pooling", choices=["last", "mean", "max", "attention"], default="last")
     t.add_argument("--embed-dim", type=int, default=32, help="token embedding size")
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--class-weight", choices=["none", "balanced"], default="none",

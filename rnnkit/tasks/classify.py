@@ -37,7 +37,7 @@ class ClassifierConfig:
     hidden_size: int = 64
     num_layers: int = 1
     bidirectional: bool = False
-    pooling: str = "last"  # last | mean | attention (all masked by length)
+    pooling: str = "last"  # last | mean | max | attention (all masked by length)
     embed_dim: int = 32  # token inputs only
     dropout: float = 0.0
     level: str = "char"  # token inputs: char | word

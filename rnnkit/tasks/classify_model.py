@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from rnnkit.nn import I2HCell, Recurrent
 from rnnkit.nn.registry import cell_names, make_layer
 
-POOLINGS = ("last", "mean", "attention")
+POOLINGS = ("last", "mean", "max", "attention")
 
 
 @dataclass
@@ -53,7 +53,8 @@ class MaskedPool(nn.Module):
     """Pool ``y: (B, T, D*H)`` over real steps into ``(B, D*H)``.
 
     last: forward half at each sequence's last real step, backward half at step 0 (where the
-    backward direction has read the whole sequence); mean: average over real steps;
+    backward direction has read the whole sequence); mean: average over real steps; max: maximum
+    over real steps per unit;
     attention: softmax over real steps of a learned score ``v . tanh(W y_t)``.
     """
 
@@ -74,6 +75,8 @@ class MaskedPool(nn.Module):
         if self.kind == "mean":
             m = mask.unsqueeze(-1).to(y.dtype)
             return (y * m).sum(1) / m.sum(1).clamp_min(1.0)
+        if self.kind == "max":  # each unit's strongest response: a learned n-gram detector
+            return y.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
         scores = self.score(torch.tanh(self.proj(y))).squeeze(-1)  # (B, T)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=1).unsqueeze(-1)  # (B, T, 1)
