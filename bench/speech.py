@@ -64,13 +64,23 @@ def _by_kind(asr, manifest: Path, beam: int | None) -> dict:
 
     rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
     rep = asr.evaluate([Utterance(manifest.parent / r["audio"], r["text"]) for r in rows], beam=beam)
-    out = {}
+    out, by_engine = {}, {}
+    engine = lambda r: "flite" if r["voice"].startswith("flite:") else "espeak"  # noqa: E731
     for kind in sorted({r["kind"] for r in rows}) + ["all"]:
-        us = [u for r, u in zip(rows, rep["utterances"]) if kind in ("all", r["kind"])]
-        refs, hyps = [u["reference"] for u in us], [u["hypothesis"] for u in us]
-        out[kind] = {"n": len(us), "wer": round(wer(refs, hyps), 4), "cer": round(cer(refs, hyps), 4)}
+        for eng in (None, "espeak", "flite"):
+            us = [u for r, u in zip(rows, rep["utterances"])
+                  if kind in ("all", r["kind"]) and eng in (None, engine(r))]
+            if not us:
+                continue
+            refs, hyps = [u["reference"] for u in us], [u["hypothesis"] for u in us]
+            score = {"n": len(us), "wer": round(wer(refs, hyps), 4), "cer": round(cer(refs, hyps), 4)}
+            if eng is None:
+                out[kind] = score
+            else:  # held-out espeak variants vs the held-out flite speaker (another synthesizer)
+                by_engine[f"{kind}/{eng}"] = score
     errors = [u for u in rep["utterances"] if u["wer"] > 0][:8]
-    return {"by_kind": out, "examples": [{"ref": u["reference"], "hyp": u["hypothesis"]} for u in errors]}
+    return {"by_kind": out, "by_engine": by_engine,
+            "examples": [{"ref": u["reference"], "hyp": u["hypothesis"]} for u in errors]}
 
 
 def _rtf(asr, manifest: Path, n: int = 60) -> dict:
@@ -164,6 +174,9 @@ def _table(r: dict) -> str:
     for kind, g in r["heldout_greedy"]["by_kind"].items():
         b = r["heldout_beam_lm"]["by_kind"][kind]
         rows.append([f"held-out voices: {kind}", g["n"], f"{g['wer']:.3f}", f"{b['wer']:.3f}", f"{b['cer']:.3f}"])
+    for key, g in r["heldout_greedy"]["by_engine"].items():
+        b = r["heldout_beam_lm"]["by_engine"][key]
+        rows.append([f"held-out voices: {key}", g["n"], f"{g['wer']:.3f}", f"{b['wer']:.3f}", f"{b['cer']:.3f}"])
     real = r["real"]["systems"]
     rows.append(["real recordings (12): rnnkit", r["real"]["utterances"], f"{r['real_greedy']['wer']:.3f}",
                  f"{real['rnnkit']['wer']:.3f}", f"{real['rnnkit']['cer']:.3f}"])
