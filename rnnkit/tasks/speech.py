@@ -273,7 +273,7 @@ def demo_section(out_dir: Path, quick: bool) -> str:
         torch.set_num_threads(1)
         asr = SpeechRecognizer(hidden=64 if quick else 128, layers=1 if quick else 2, conv_channels=8 if quick else 16,
                                epochs=200, lr=3e-3, batch_frames=1500, specaugment=not quick, dropout=0.0,
-                               patience=0, max_time=22 if quick else 90, progress=True)
+                               patience=0, max_time=22 if quick else 75, progress=True)
         asr.fit(train)
         report = asr.evaluate(test)
         greedy = asr.evaluate(test, beam=1)
