@@ -195,3 +195,18 @@ def test_demo_section_quick(tmp_path):
     text = demo_section(tmp_path, quick=True)
     assert "| said | transcribed |" in text and "WER" in text
     assert (tmp_path / "speech_demo.png").stat().st_size > 1000
+
+
+def test_add_words_extends_the_word_lm(tiny_model, tmp_path, word_corpus, capsys):
+    asr, path = tiny_model
+    again = SpeechRecognizer.load(path)
+    assert "clubs" not in again.word_counts
+    again.add_words(["ten of clubs", "clubs"], weight=2)
+    assert again.word_counts["clubs"] == 4 and again.bigram_counts["of"]["clubs"] == 2
+    assert again.lm.score("clubs") > again.lm.oov_logp
+    words = tmp_path / "words.txt"
+    words.write_text("ten of clubs\n")
+    _, _, test = word_corpus
+    assert main(["speech", "transcribe", "--model", str(path), "--words", str(words), str(test[0].audio)]) == 0
+    assert main(["speech", "transcribe", "--model", str(path), "--words", str(tmp_path / "nope.txt"),
+                 str(test[0].audio)]) == 2

@@ -60,6 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _decode_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=int, default=None, help="beam width (1 = greedy; default from the model)")
     p.add_argument("--no-lm", action="store_true", help="beam search without the word list")
+    p.add_argument("--words", help="UTF-8 file of extra words or phrases (one per line) for the word LM")
+
+
+def _load(args: argparse.Namespace):
+    from rnnkit.errors import UserError
+    from rnnkit.tasks.speech import SpeechRecognizer
+
+    asr = SpeechRecognizer.load(args.model)
+    if args.words:
+        path = Path(args.words)
+        if not path.is_file():
+            raise UserError(f"word list not found: {path}")
+        asr.add_words([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+    return asr
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -100,9 +114,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from rnnkit.data.audio import SAMPLE_RATE, load_audio
-    from rnnkit.tasks.speech import SpeechRecognizer
 
-    asr = SpeechRecognizer.load(args.model)
+    asr = _load(args)
     audio_s = compute_s = 0.0
     for f in args.files:
         wave = load_audio(f)
@@ -117,10 +130,9 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.speech import SpeechRecognizer
     from rnnkit.train.checkpoint import atomic_write_json
 
-    asr = SpeechRecognizer.load(args.model)
+    asr = _load(args)
     report = asr.evaluate(args.data, beam=args.beam, use_lm=not args.no_lm)
     for u in report["utterances"]:
         if u["wer"] > 0:

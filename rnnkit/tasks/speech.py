@@ -122,6 +122,20 @@ class SpeechRecognizer:
         self.model.to("cpu").eval()
         return self
 
+    def add_words(self, phrases: list[str], weight: int = 1) -> "SpeechRecognizer":
+        """Teach the decoder's word LM domain words or phrases (e.g. product names, commands);
+        each phrase counts ``weight`` times, its word pairs feed the bigram table. Returns self."""
+        texts = [self.vocab.normalize(p) for p in phrases for _ in range(max(1, weight))]
+        uni, bi = WordLM.count(t for t in texts if t)
+        for w, n in uni.items():
+            self.word_counts[w] = self.word_counts.get(w, 0) + n
+        for prev, follow in bi.items():
+            mine = self.bigram_counts.setdefault(prev, {})
+            for w, n in follow.items():
+                mine[w] = mine.get(w, 0) + n
+        self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
+        return self
+
     # ------------------------------------------------------------------ inference
     def _require_model(self) -> SpeechModel:
         if self.model is None:
