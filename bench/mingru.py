@@ -11,6 +11,7 @@ Scans compared: ``fused`` (one C pass forward and one backward, rnnkit.nn.kernel
 (the paper's log-space scan in plain torch ops), ``chunked`` (linear space, chunks of 32).
 The "floor" row runs minGRU's input projection alone (matmul forward + weight gradient from
 a ready-made dense gradient): no scan can make minGRU training faster than that on this CPU.
+Accuracy beside LSTM/GRU: the same small classifier with each cell on UEA JapaneseVowels.
 The bf16 rows run both models under ``torch.autocast("cpu", torch.bfloat16)`` (AMX matmuls
 on CPUs that have them; minGRU scans in fp32).
 
@@ -24,9 +25,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,6 +94,53 @@ def _infer(model: nn.Module, precision: str, x: torch.Tensor) -> Callable[[], No
     return run
 
 
+def accuracy(quick: bool, seeds: int = 2) -> list[dict]:
+    """Same small classifier with each cell on UEA JapaneseVowels (shipped, official split):
+    2 recurrent layers of 64, the output at each sequence's last real step -> Linear; Adam 3e-3,
+    batch 32, the same number of epochs for every cell; test accuracy, mean over seeds."""
+    from rnnkit.data.uea import load_uea
+    from rnnkit.nn.registry import make_layer
+
+    tr, te = load_uea("JapaneseVowels", "train"), load_uea("JapaneseVowels", "test")
+    labels = {c: i for i, c in enumerate(tr.class_labels)}
+    real = np.arange(tr.X.shape[1])[None, :] < tr.lengths[:, None]
+    mu, sd = tr.X[real].mean(0), tr.X[real].std(0) + 1e-6  # statistics of real steps only
+
+    def tensors(d):
+        X = (d.X - mu) / sd * (np.arange(d.X.shape[1])[None, :, None] < d.lengths[:, None, None])
+        return (torch.tensor(X, dtype=torch.float32), torch.tensor(d.lengths),
+                torch.tensor([labels[c] for c in d.y]))
+
+    (Xtr, Ltr, ytr), (Xte, Lte, yte) = tensors(tr), tensors(te)
+    epochs, rows = (15 if quick else 60), []
+    for cell in ("lstm", "gru", "mingru", "minlstm"):
+        accs, secs = [], []
+        for seed in range(1 if quick else seeds):
+            torch.manual_seed(seed)
+            rnn = make_layer(cell, Xtr.shape[2], 64, num_layers=2, batch_first=True)
+            head = nn.Linear(64, len(labels))
+            opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=3e-3)
+
+            def logits(X, L):
+                y, _ = rnn(X, lengths=L)
+                return head(y[torch.arange(X.shape[0]), L - 1])
+
+            t0 = time.perf_counter()
+            for _ in range(epochs):
+                for idx in torch.randperm(len(ytr)).split(32):
+                    loss = nn.functional.cross_entropy(logits(Xtr[idx], Ltr[idx]), ytr[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            secs.append(time.perf_counter() - t0)
+            with torch.no_grad():
+                accs.append(float((logits(Xte, Lte).argmax(1) == yte).float().mean()))
+        rows.append({"cell": cell, "test_accuracy": float(np.mean(accs)), "accuracies": accs,
+                     "train_s": float(np.mean(secs)), "epochs": epochs})
+        log(f"JapaneseVowels {cell}: accuracy {np.mean(accs):.3f}, {np.mean(secs):.1f} s")
+    return rows
+
+
 def main(quick: bool = False, threads: int = 1) -> dict:
     setup(threads)
     T = 256 if quick else 1024
@@ -118,7 +168,10 @@ def main(quick: bool = False, threads: int = 1) -> dict:
     table = markdown_table(
         ["case", "train ms", "train x GRU fp32", "infer ms", "infer x GRU fp32"],
         [[r["case"], r["train_ms"], r["train_speedup_vs_gru"], r["infer_ms"], r["infer_speedup_vs_gru"]] for r in rows])
-    out = {"area": "mingru", "quick": quick, "threads": threads,
+    acc = accuracy(quick)
+    table += "\n\n" + markdown_table(["cell (JapaneseVowels, 2x64)", "test accuracy", "train s"],
+                                     [[r["cell"], r["test_accuracy"], r["train_s"]] for r in acc])
+    out = {"area": "mingru", "quick": quick, "threads": threads, "japanese_vowels": acc,
            "shape": {"batch": B, "time": T, "input": I, "hidden": H},
            "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table}
     path = write_results("mingru" if threads == 1 else f"mingru_threads{threads}", out, quick=quick)
