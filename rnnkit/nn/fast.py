@@ -69,22 +69,24 @@ static void gemv(I64 wt, I64 R, I64 K, const void* W, const float* restrict sc,
     #pragma omp simd
     for (I64 r = 0; r < R; r++) out[r] = out[r] * sc[r] + b[r];
 }
-/* One LSTM layer step for B rows: xh = [x_b; h_b], gates i,f,g,o -> c, h in place, y_b = h_b. */
+/* One LSTM layer step for B rows: xh = [x_b; h_b], gates i,f,g,o -> c_out, h_out (may be the
+   same memory as h_in, c_in: each element is read before it is written); y_b = h_b if y. */
 void lstm_step(I64 wt, I64 B, I64 I, I64 H, const void* W, const float* sc, const float* b,
-               const float* x, float* h, float* c, float* xh, float* g, float* y) {
+               const float* x, const float* h_in, const float* c_in, float* h_out, float* c_out,
+               float* xh, float* g, float* y) {
     I64 K = I + H;
     for (I64 n = 0; n < B; n++) {
-        float* hn = h + n * H; float* cn = c + n * H;
+        const float* cn = c_in + n * H; float* co = c_out + n * H; float* ho = h_out + n * H;
         memcpy(xh, x + n * I, I * sizeof(float));
-        memcpy(xh + I, hn, H * sizeof(float));
+        memcpy(xh + I, h_in + n * H, H * sizeof(float));
         gemv(wt, 4 * H, K, W, sc, xh, b, g);
         #pragma omp simd
         for (I64 j = 0; j < H; j++) {
             float cj = sig(g[H + j]) * cn[j] + sig(g[j]) * tnh(g[2 * H + j]);
-            cn[j] = cj;
-            hn[j] = sig(g[3 * H + j]) * tnh(cj);
+            co[j] = cj;
+            ho[j] = sig(g[3 * H + j]) * tnh(cj);
         }
-        memcpy(y + n * H, hn, H * sizeof(float));
+        if (y) memcpy(y + n * H, ho, H * sizeof(float));
     }
 }
 """
@@ -97,7 +99,7 @@ def _lib() -> Optional[ctypes.CDLL]:
     if not _TRIED:
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         libs = kernels.build_library("stream", _SOURCE, {"f32": ["-mprefer-vector-width=512"]},
-                                     {"lstm_step": [i64] * 4 + [ptr] * 9})
+                                     {"lstm_step": [i64] * 4 + [ptr] * 11})
         _LIB, _TRIED = libs.get("f32"), True
     return _LIB
 
@@ -160,7 +162,8 @@ class StreamingLSTM:
         for k, (w, sc, b) in enumerate(self._packed):
             size = self.input_size if k == 0 else H
             pre = (wt, batch, size, H, w.data_ptr(), sc.data_ptr(), b.data_ptr())
-            post = (self.h[k].data_ptr(), self.c[k].data_ptr(), self._xh.data_ptr(), self._g.data_ptr())
+            h, c = self.h[k].data_ptr(), self.c[k].data_ptr()
+            post = (h, c, h, c, self._xh.data_ptr(), self._g.data_ptr())  # state updated in place
             self._args.append((pre, post))
 
     @property
@@ -210,7 +213,8 @@ def lean_lstm_step(layer: nn.LSTM, x: Tensor, state: tuple[Tensor, Tensor]) -> O
     None when it does not apply (autograd would record, not CPU fp32, projection,
     bidirectional, dropout in training, no kernel). The packed weights are cached per layer
     and rebuilt when any parameter changes (its storage or in-place version counter), so an
-    optimizer step between calls is seen. x: (B, I); h, c: (num_layers, B, H).
+    optimizer step between calls is seen. x: (B, I); h, c: (num_layers, B, H). The state is
+    read from ``state`` and written to new tensors (no copies in or out); y_t is a view of h.
     """
     params = list(layer.parameters())
     if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or x.requires_grad \
@@ -226,10 +230,15 @@ def lean_lstm_step(layer: nn.LSTM, x: Tensor, state: tuple[Tensor, Tensor]) -> O
         cached = (key, s)
         _LEAN[layer] = cached
     s = cached[1]
-    h, c = state
-    if s.h.shape != h.shape:
-        s.reset(h.shape[1])
-    s.h.copy_(h)
-    s.c.copy_(c)
-    y = s.step(x)
-    return y, (s.h.clone(), s.c.clone())
+    h, c = (t.detach().float().contiguous() for t in state)
+    if h.shape != (s.num_layers, x.shape[0], s.hidden_size) or c.shape != h.shape:
+        return None
+    h_new, c_new = torch.empty_like(h), torch.empty_like(c)
+    inp = x.detach().contiguous()
+    wt, fn, H = WEIGHTS.index(s.weights), s._lib.lstm_step, s.hidden_size
+    for k, (w, sc, b) in enumerate(s._packed):
+        fn(wt, x.shape[0], inp.shape[1], H, w.data_ptr(), sc.data_ptr(), b.data_ptr(), inp.data_ptr(),
+           h[k].data_ptr(), c[k].data_ptr(), h_new[k].data_ptr(), c_new[k].data_ptr(),
+           s._xh.data_ptr(), s._g.data_ptr(), None)
+        inp = h_new[k]
+    return h_new[-1], (h_new, c_new)
