@@ -144,13 +144,21 @@ class SpeechRecognizer:
 
     @torch.no_grad()
     def log_probs(self, wave: np.ndarray) -> np.ndarray:
-        """Frame log-probabilities of one waveform (samples,) at 16 kHz -> (time/4, vocab)."""
+        """Frame log-probabilities of one waveform (samples,) at 16 kHz -> (time/4, vocab).
+
+        Runs on one CPU thread: batch-1 recurrent steps are too small to split, and on a busy
+        machine extra threads spin-wait (measured 20x slower with 2 threads under load)."""
         model = self._require_model().eval()
-        feats = features(wave, self.fbank)
-        if feats.shape[0] < 4:
-            return np.zeros((0, len(self.vocab)), dtype=np.float32)
-        lp, _ = model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
-        return lp[0].numpy()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            feats = features(wave, self.fbank)
+            if feats.shape[0] < 4:
+                return np.zeros((0, len(self.vocab)), dtype=np.float32)
+            lp, _ = model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+            return lp[0].numpy()
+        finally:
+            torch.set_num_threads(threads)
 
     def decode(self, log_probs: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         beam = self.config.beam if beam is None else beam
