@@ -31,7 +31,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=int, help="history length the model reads (default: from horizon and season)")
     p.add_argument("--season", type=int, help="seasonal period (default: from the date frequency)")
     p.add_argument("--ensemble", type=int, default=1, help="members with different seeds, averaged (default 1)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of 50 sampled batches (default 30)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs (about one pass over the windows, 5-50 batches; default 30)")
     p.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)

@@ -45,7 +45,8 @@ class ForecastConfig:
     ensemble: int = 1                    # members with different initialisations, quantiles averaged
     highway: bool = True                 # linear path on the scaled history (LSTNet-style)
     epochs: int = 30
-    steps_per_epoch: int = 50            # an epoch is a fixed number of sampled batches
+    steps_per_epoch: Optional[int] = None  # sampled batches per epoch; None = about one pass over
+                                           # the windows, 5..50 (small data overfits with more)
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
@@ -154,10 +155,11 @@ class Forecaster:
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
         bs = min(cfg.batch_size, len(pairs))
+        steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
 
         def epoch_batches(epoch: int):
             rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
-            return [panel.batch(pairs[rng.integers(0, len(pairs), bs)]) for _ in range(cfg.steps_per_epoch)]
+            return [panel.batch(pairs[rng.integers(0, len(pairs), bs)]) for _ in range(steps)]
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, grad_clip=1.0, schedule="cosine", min_lr_ratio=0.05,
                            patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
