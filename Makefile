@@ -22,7 +22,11 @@ $(VENV)/.full: $(VENV)/.core
 sysdeps:
 	@bash scripts/sysdeps.sh
 
-demo: $(VENV)/.core
+$(VENV)/.demo: $(VENV)/.core
+	$(PIP) -e '.[speech]'
+	touch $@
+
+demo: $(VENV)/.demo sysdeps
 	$(BIN)/rnnkit demo
 
 test: $(VENV)/.full sysdeps
