@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -61,8 +62,7 @@ class UserLSTM(Cell):
         return h, (h, c)
 
 
-@torch.jit.script
-def _scripted_loop(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+def _loop(xp: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     outs: list[Tensor] = []
     for x_t in xp.unbind(0):
         i, f, g, o = (torch.addmm(b_hh, h, w_hh.t()) + x_t).chunk(4, 1)
@@ -91,10 +91,13 @@ def _cases(x: Tensor, compile_: bool) -> dict[str, tuple[Callable[[], Tensor], l
         out[name] = (lambda rec=rec: rec(x)[0], list(rec.parameters()))
     ts_cell = UserLSTM(I, H)
     _load_from(ts_cell, ref)
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13; measured for the record
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(_loop)
 
     def ts_forward() -> Tensor:
         z = x.new_zeros(B, H)
-        return _scripted_loop(ts_cell.ih(x.transpose(0, 1)), z, z, ts_cell.hh.weight, ts_cell.hh.bias).transpose(0, 1)
+        return scripted(ts_cell.ih(x.transpose(0, 1)), z, z, ts_cell.hh.weight, ts_cell.hh.bias).transpose(0, 1)
 
     out["TorchScript loop"] = (ts_forward, list(ts_cell.parameters()))
     if compile_:
