@@ -58,10 +58,10 @@ def test_trend_extrapolates_beyond_training_range():
 
 def test_airline_beats_seasonal_naive_in_backtest():
     ss = load_series(_airline(), "passengers", "month", quiet=True)
-    cfg = ForecastConfig(horizon=12, cell="lstm", hidden=32, epochs=10, steps_per_epoch=30, progress=False)
+    cfg = ForecastConfig(horizon=12, progress=False)  # the defaults: lstm, 30 epochs of 5 batches here
     res = run_backtest(ss, cfg, folds=2, baselines=("naive", "seasonal_naive"), log=open("/dev/null", "w"))
     s = res.summary.set_index("method")["mase"]
-    assert s["rnnkit-lstm"] < s["seasonal_naive"] < s["naive"], s.to_dict()
+    assert s["rnnkit-lstm"] < 0.9 * s["seasonal_naive"] and s["seasonal_naive"] < s["naive"], s.to_dict()
 
 
 def test_short_series_global_model_and_unseen_series():
