@@ -25,6 +25,7 @@ def test_metrics_known_values():
 
 
 def test_baselines_on_exact_patterns():
+    pytest.importorskip("scipy")  # ETS/Theta: the [baselines] extra
     y = np.tile([1.0, 5.0, 3.0, 2.0], 6)
     assert np.allclose(seasonal_naive(y, 6, 4), [1, 5, 3, 2, 1, 5])
     assert np.allclose(naive(y, 3), [2, 2, 2])

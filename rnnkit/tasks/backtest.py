@@ -19,7 +19,7 @@ from rnnkit.data.series import SeriesSet, check_lengths, truncate
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import coverage, mase, pinball, rmse, smape
 from rnnkit.tasks.forecast import ForecastConfig, Forecaster, interpolate_quantiles
-from rnnkit.tasks.forecast_baselines import BASELINES
+from rnnkit.tasks.forecast_baselines import BASELINES, available
 
 METRICS = ("mase", "smape", "rmse")
 
@@ -60,6 +60,10 @@ def run_backtest(ss: SeriesSet, config: ForecastConfig, folds: int = 3,
     for b in baselines:
         if b not in BASELINES:
             raise UserError(f"unknown baseline {b!r}; choose from {', '.join(BASELINES)}")
+    missing = [b for b in baselines if not available(b)]
+    if missing:
+        print(f"rnnkit: note: skipping {', '.join(missing)} (needs scipy: pip install 'rnnkit[baselines]')", file=log)
+        baselines = [b for b in baselines if b not in missing]
     check_lengths(ss, H, need=folds)
     season = config.season or ss.season
     name = model_name or f"rnnkit-{config.cell}"

@@ -1,7 +1,7 @@
 """Classical baselines the RNN must beat: naive, seasonal naive, ETS and Theta.
 
-Own numpy/scipy implementations (``statsforecast`` needs numba and was left out, see
-docs/decisions.md). Each baseline maps a history ``y: (n,)`` and a horizon to ``(h,)``.
+Own numpy/scipy implementations (``statsforecast`` 2.1.1 requires pandas < 3 and was left
+out, see docs/decisions.md); ETS and Theta need scipy, the ``[baselines]`` extra. Each baseline maps a history ``y: (n,)`` and a horizon to ``(h,)``.
 
 - ETS: additive-error exponential smoothing (Hyndman et al. 2008) with no / additive /
   damped trend and optional additive seasonality, fitted on y or on log y (which gives
@@ -17,7 +17,6 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 
 
 def naive(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
@@ -80,6 +79,8 @@ def _ets_fit(y: np.ndarray, m: int, trend: str, seasonal: bool) -> tuple[float, 
         b0 = float(y[1] - y[0]) if n > 1 else 0.0
     x0 = np.array([0.3, 0.1, 0.1, 0.95, base, b0])
     bounds = [(1e-4, 0.9999), (1e-4, 0.9999), (1e-4, 0.9999), (0.8, 0.98), (None, None), (None, None)]
+    from scipy.optimize import minimize  # scipy comes with the [baselines] extra
+
     yl = [float(v) for v in y]
     res = minimize(lambda p: _ets_run(p, yl, s0, trend)[0], x0, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 100})
@@ -164,6 +165,8 @@ def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
             level += a * (v - level)
         return tot
 
+    from scipy.optimize import minimize_scalar
+
     alpha = float(minimize_scalar(sse, bounds=(1e-3, 0.999), method="bounded").x)
     level = x[0]
     for v in x[1:]:
@@ -171,6 +174,16 @@ def theta(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
     steps = np.arange(h)
     fc = level + slope / 2 * (steps + (1 - (1 - alpha) ** n) / alpha)
     return fc * idx[(n + steps) % k]
+
+
+def available(name: str) -> bool:
+    """ETS and Theta need scipy (``pip install rnnkit[baselines]``); the naive ones need nothing."""
+    if name in ("ets", "theta"):
+        try:
+            import scipy.optimize  # noqa: F401
+        except ImportError:
+            return False
+    return True
 
 
 BASELINES: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
