@@ -63,6 +63,8 @@ def test_evaluate_scores_every_token(word_model, char_model):
     assert r["tokens"] == 3 * 8 - 1 and r["characters"] == len(text) and r["bits_per_char"] < r["loss"] / math.log(2)
     with pytest.raises(UserError, match="empty"):
         word_model.evaluate("   ")
+    with pytest.raises(UserError, match="nothing to score"):
+        char_model.evaluate("ZZZZ")
 
 
 def test_streaming_steps_equal_a_full_forward(char_model):

@@ -208,6 +208,8 @@ class TextModel:
             last = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
             logits, _ = self.model(x_all[tail:].unsqueeze(0).to(device), last)
             totals.add(logits, y_all[tail:].unsqueeze(0).to(device), ignore, ks=(1, 5))
+        if totals.tokens == 0:
+            raise UserError("evaluation text has no characters the model knows: nothing to score")
         chars = totals.tokens if self.config.level == "char" else len(body)
         scores: LMScores = totals.scores(characters=chars)
         return scores.to_dict()
