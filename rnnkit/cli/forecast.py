@@ -75,8 +75,8 @@ def _config(args: argparse.Namespace, out_dir: str | None = None):
 
     if args.horizon is None or args.horizon <= 0:
         raise UserError(f"--horizon must be a positive integer, got {args.horizon}")
-    for flag in ("hidden", "layers", "ensemble", "epochs", "batch_size"):
-        if getattr(args, flag) < 1:
+    for flag in ("hidden", "layers", "ensemble", "epochs", "batch_size", "context", "season"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     return ForecastConfig(horizon=args.horizon, cell=args.cell, hidden=args.hidden, layers=args.layers,
                           context=args.context, season=args.season, ensemble=args.ensemble, epochs=args.epochs,

@@ -1,7 +1,8 @@
 """Classical baselines the RNN must beat: naive, seasonal naive, ETS and Theta.
 
 Own numpy/scipy implementations (``statsforecast`` 2.1.1 requires pandas < 3 and was left
-out, see docs/decisions.md); ETS and Theta need scipy, the ``[baselines]`` extra. Each baseline maps a history ``y: (n,)`` and a horizon to ``(h,)``.
+out, see docs/decisions.md); ETS and Theta need scipy, the ``[baselines]`` extra.
+Each baseline maps a history ``y: (n,)`` and a horizon to ``(h,)``.
 
 - ETS: additive-error exponential smoothing (Hyndman et al. 2008) with no / additive /
   damped trend and optional additive seasonality, fitted on y or on log y (which gives
