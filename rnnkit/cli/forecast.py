@@ -101,6 +101,8 @@ def _train(args: argparse.Namespace) -> int:
     check_lengths(ss, cfg.horizon)
     _check_cell(cfg.cell)
     fc = Forecaster(config=cfg).fit(ss)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the model folder
+        return 0
     fc.save(args.out)
     print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.model.cfg.context}, "
           f"season {fc.season})")
