@@ -30,10 +30,10 @@ demo: $(VENV)/.demo sysdeps
 	$(BIN)/rnnkit demo
 
 test: $(VENV)/.full sysdeps
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2
+	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2
 
 test-all: $(VENV)/.full sysdeps
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2 -m ''
+	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(BIN)/python -m pytest -q -n 2 -m ''
 
 bench: $(VENV)/.full
 	KERAS_BACKEND=torch $(BIN)/rnnkit bench
