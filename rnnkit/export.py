@@ -41,8 +41,8 @@ class ExportSpec:
     """What to export: a module whose ``forward(*inputs)`` returns a tensor or a tuple of them.
 
     ``check_inputs`` (other sizes than ``inputs``) are also run through onnxruntime to prove
-    the dynamic axes. ``lengths_input`` names an int64 input to wire into the
-    ``sequence_lens`` of every ONNX RNN node.
+    the dynamic axes. ``lengths_input`` names an int64 input (or an int64 value the graph
+    computes, e.g. an output) to wire into the ``sequence_lens`` of every ONNX RNN node.
     """
 
     module: nn.Module
@@ -52,6 +52,13 @@ class ExportSpec:
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     check_inputs: Optional[tuple[Tensor, ...]] = None
     lengths_input: Optional[str] = None
+
+
+def example_lengths(batch: int, time: int, generator: torch.Generator) -> Tensor:
+    """Random lengths (batch,) int64 in [1, time], the first one full: a variable-length batch."""
+    lengths = torch.randint(1, time + 1, (batch,), generator=generator)
+    lengths[0] = time
+    return lengths
 
 
 # ----------------------------------------------------------------------------- layer graphs
@@ -137,7 +144,10 @@ def _wire_lengths(model: Any, lengths_name: str) -> None:
     from onnx import helper, TensorProto
 
     graph = model.graph
-    if lengths_name not in [i.name for i in graph.input]:  # the exporter drops unused inputs
+    # ``lengths_name`` is a graph input, or a value computed inside the graph (e.g. the
+    # subsampled lengths of a speech model): then the Cast goes right after its producer
+    producer = next((k for k, n in enumerate(graph.node) if lengths_name in n.output), None)
+    if producer is None and lengths_name not in [i.name for i in graph.input]:  # the exporter drops unused inputs
         graph.input.append(helper.make_tensor_value_info(lengths_name, TensorProto.INT64, ["batch"]))
     cast = lengths_name + "_int32"
     nodes = [n for n in graph.node if n.op_type in _RNN_OPS]
@@ -146,7 +156,8 @@ def _wire_lengths(model: Any, lengths_name: str) -> None:
             node.input.append("")
         node.input[4] = cast
     if nodes:
-        graph.node.insert(0, helper.make_node("Cast", [lengths_name], [cast], to=TensorProto.INT32))
+        at = 0 if producer is None else producer + 1
+        graph.node.insert(at, helper.make_node("Cast", [lengths_name], [cast], to=TensorProto.INT32))
 
 
 @contextlib.contextmanager
@@ -279,10 +290,12 @@ def model_specs(model_dir: os.PathLike) -> dict[str, ExportSpec]:
         return layer_specs(load_layer(model_dir))
     import rnnkit
 
-    model = rnnkit.load(str(model_dir))
-    if not hasattr(model, "onnx_specs"):
-        raise UserError(f"--model {model_dir}: ONNX export is not available yet for task {cfg.get('task')!r}")
-    return model.onnx_specs()
+    task = rnnkit.load(str(model_dir))
+    # the task object itself, or its network (``.net`` / ``.model``), defines ``onnx_specs``
+    for obj in (task, getattr(task, "net", None), getattr(task, "model", None)):
+        if obj is not None and hasattr(obj, "onnx_specs"):
+            return obj.onnx_specs()
+    raise UserError(f"--model {model_dir}: ONNX export is not available for task {cfg.get('task')!r}")
 
 
 def export_model(model_dir: os.PathLike, out: os.PathLike, graph: str = "sequence", atol: float = 1e-4) -> dict[str, float]:

@@ -116,3 +116,24 @@ class ClassifierNet(nn.Module):
         out = self.rnn(h, lengths=lengths.cpu())
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))
+
+    def onnx_specs(self) -> dict:
+        """ONNX graph ``sequence``: x (B, T) int64 ids or (B, T, F) floats, lengths (B,) int64
+        -> logits (B, n_classes); batch and time are dynamic, padded steps never leak."""
+        from rnnkit.errors import UserError
+        from rnnkit.export import ExportSpec, example_lengths
+
+        if self.cfg.cell == "i2h":  # a generic cell's per-step Python loop has no ONNX form
+            raise UserError("ONNX export: the i2h cell is not exportable; train with a registry cell (lstm, gru, ...)")
+        g = torch.Generator().manual_seed(0)
+
+        def inputs(b: int, t: int) -> tuple[Tensor, Tensor]:
+            if self.embed is not None:
+                x = torch.randint(1, self.cfg.vocab_size, (b, t), generator=g)
+            else:
+                x = torch.randn(b, t, self.cfg.n_features, generator=g)
+            return x, example_lengths(b, t, g)
+
+        axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
+        return {"sequence": ExportSpec(self.eval(), inputs(3, 7), ["x", "lengths"], ["logits"], axes,
+                                       check_inputs=inputs(5, 12), lengths_input="lengths")}

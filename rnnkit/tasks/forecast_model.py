@@ -77,15 +77,16 @@ class ForecastNet(nn.Module):
 
     def forward(self, y_s: Tensor, m: Tensor, x_s: Tensor, f_s: Tensor) -> Tensor:
         """Scaled inputs -> scaled quantiles. y_s, m: (B, L); x_s: (B, L, C); f_s: (B, H, F) -> (B, H, Q)."""
-        B = y_s.shape[0]
-        inp = torch.cat([y_s.unsqueeze(-1), m.unsqueeze(-1), x_s], dim=-1)
-        out = self.rnn(inp)
+        # empty covariate blocks are left out (not concatenated): zero-width tensors have no
+        # reliable ONNX form, and the result is the same
+        parts = [y_s.unsqueeze(-1), m.unsqueeze(-1)] + ([x_s] if x_s.shape[-1] else [])
+        out = self.rnn(torch.cat(parts, dim=-1))
         seq = out[0] if isinstance(out, tuple) else out
-        h = torch.cat([seq[:, -1], f_s.reshape(B, -1)], dim=-1)
+        h = torch.cat([seq[:, -1], f_s.flatten(1)], dim=-1) if f_s.shape[-1] else seq[:, -1]
         q = self.head(h)
         if self.highway is not None:
             q = q + self.highway(y_s * m)
-        return q.view(B, self.cfg.horizon, len(self.cfg.quantiles))
+        return q.view(-1, self.cfg.horizon, len(self.cfg.quantiles))
 
 
 class ForecastModel(nn.Module):
@@ -122,6 +123,29 @@ class ForecastModel(nn.Module):
         q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s) for net in self.members], dim=1)
         return q, loc, scale
 
+    def onnx_specs(self) -> dict:
+        """ONNX graph ``sequence`` of the networks in scaled units (the per-window scaling of
+        ``scale_inputs`` and the un-scaling of ``predict`` stay in Python, see
+        ``rnnkit.onnx_runtime.predict_forecast_onnx``): y_s, m (B, L)[, x_s (B, L, C)][, f_s (B, H, F)]
+        -> q (B, E, H, Q), scaled quantiles per ensemble member. Batch is dynamic; L is the context."""
+        from rnnkit.export import ExportSpec
+
+        cfg, g = self.cfg, torch.Generator().manual_seed(0)
+        C, F = cfg.n_past + cfg.n_future, cfg.n_future
+        names = ["y_s", "m"] + (["x_s"] if C else []) + (["f_s"] if F else [])
+
+        def inputs(b: int) -> tuple[Tensor, ...]:
+            m = (torch.rand(b, cfg.context, generator=g) > 0.1).float()
+            out = [torch.randn(b, cfg.context, generator=g) * m, m]
+            if C:
+                out.append(torch.randn(b, cfg.context, C, generator=g))
+            if F:
+                out.append(torch.randn(b, cfg.horizon, F, generator=g))
+            return tuple(out)
+
+        axes = {k: {0: "batch"} for k in names + ["q"]}
+        return {"sequence": ExportSpec(_ScaledEnsemble(self).eval(), inputs(2), names, ["q"], axes, inputs(5))}
+
     @torch.no_grad()
     def predict(self, b: dict[str, Tensor]) -> Tensor:
         """Quantiles in data units, (B, H, Q), sorted along Q (no crossing)."""
@@ -129,6 +153,21 @@ class ForecastModel(nn.Module):
         q = q.mean(dim=1)  # quantile averaging across members
         q = q * scale.unsqueeze(-1) + loc.unsqueeze(-1)
         return q.sort(dim=-1).values
+
+
+class _ScaledEnsemble(nn.Module):
+    """y_s, m[, x_s][, f_s] -> (B, E, H, Q): every member on the same scaled window (exported)."""
+
+    def __init__(self, model: ForecastModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, y_s: Tensor, m: Tensor, *cov: Tensor) -> Tensor:
+        cfg = self.model.cfg
+        empty = y_s.new_zeros(1, 1, 0)  # a missing block (never concatenated: see ForecastNet.forward)
+        x_s = cov[0] if cfg.n_past + cfg.n_future else empty
+        f_s = cov[-1] if cfg.n_future else empty
+        return torch.stack([net(y_s, m, x_s, f_s) for net in self.model.members], dim=1)
 
 
 def pinball_loss(q_pred: Tensor, y: Tensor, m: Tensor, levels: Tensor) -> Tensor:

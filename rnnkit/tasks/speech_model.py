@@ -65,3 +65,19 @@ class SpeechModel(nn.Module):
         y, _ = self.rnn(x, lengths=out_lengths.cpu())
         y = self.head(self.dropout(y))
         return y.log_softmax(dim=-1), out_lengths
+
+    def onnx_specs(self) -> dict:
+        """ONNX graph ``sequence``: feats (B, T, n_mels), lengths (B,) int64 -> log_probs
+        (B, T', vocab), out_lengths (B,) with T' = ceil(T / 4); batch and time are dynamic and the
+        subsampled lengths drive the bidirectional RNN nodes, so padding never leaks."""
+        from rnnkit.export import ExportSpec, example_lengths
+
+        g = torch.Generator().manual_seed(0)
+
+        def inputs(b: int, t: int) -> tuple[Tensor, Tensor]:
+            return torch.randn(b, t, self.cfg.n_mels, generator=g), example_lengths(b, t, g)
+
+        axes = {"feats": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
+                "log_probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}}
+        return {"sequence": ExportSpec(self.eval(), inputs(2, 40), ["feats", "lengths"], ["log_probs", "out_lengths"],
+                                       axes, check_inputs=inputs(3, 57), lengths_input="out_lengths")}

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -112,6 +113,61 @@ class LanguageModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # tied weights are counted once
+
+    def onnx_specs(self) -> dict:
+        """ONNX graphs (state tensors (num_layers, B, H): ``h`` and, for LSTM, ``c``):
+        ``sequence``: ids (B, T) int64, lengths (B,), h0[, c0] -> logits (B, T, V), hn[, cn]
+        (the state at each row's last real token); ``step``: token (B,) int64, h[, c] ->
+        logits (B, V), h_out[, c_out] — streaming generation with explicit state."""
+        from rnnkit.export import ExportSpec, _state_names, example_lengths
+
+        self.eval()
+        g = torch.Generator().manual_seed(0)
+        n, V = self.rnn.num_layers, self.cfg.vocab_size
+
+        def state(b: int) -> tuple[Tensor, ...]:
+            return tuple(torch.randn(n, b, s, generator=g) * 0.5 for s in self.rnn.state_sizes())
+
+        def seq(b: int, t: int) -> tuple[Tensor, ...]:
+            return (torch.randint(0, V, (b, t), generator=g), example_lengths(b, t, g), *state(b))
+
+        def step(b: int) -> tuple[Tensor, ...]:
+            return (torch.randint(0, V, (b,), generator=g), *state(b))
+
+        s0, sn = _state_names(self.rnn, "0"), _state_names(self.rnn, "n")
+        s_in, s_out = _state_names(self.rnn, ""), _state_names(self.rnn, "_out")
+        bt = {0: "batch", 1: "time"}
+        seq_axes = {"ids": bt, "logits": bt, "lengths": {0: "batch"}} | {k: {1: "batch"} for k in s0 + sn}
+        step_axes = {"token": {0: "batch"}, "logits": {0: "batch"}} | {k: {1: "batch"} for k in s_in + s_out}
+        return {"sequence": ExportSpec(_LMSequenceGraph(self), seq(2, 6), ["ids", "lengths", *s0], ["logits", *sn],
+                                       seq_axes, seq(3, 9), lengths_input="lengths"),
+                "step": ExportSpec(_LMStepGraph(self), step(2), ["token", *s_in], ["logits", *s_out], step_axes, step(3))}
+
+
+class _LMSequenceGraph(nn.Module):
+    """ids, lengths, *state -> logits, *state (exported; see ``LanguageModel.onnx_specs``)."""
+
+    def __init__(self, lm: LanguageModel) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, ids: Tensor, lengths: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        y, out = self.lm.rnn(self.lm.embed(ids), state if len(state) > 1 else state[0], lengths=lengths)
+        return (self.lm._logits(self.lm._features(y)), *(out if isinstance(out, tuple) else (out,)))
+
+
+class _LMStepGraph(nn.Module):
+    """token, *state -> logits, *state through plain tensor ops (the fused step kernels have no ONNX form)."""
+
+    def __init__(self, lm: LanguageModel) -> None:
+        super().__init__()
+        from rnnkit.export import _StepGraph
+
+        self.lm, self.core = lm, _StepGraph(lm.rnn)
+
+    def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        y, *new = self.core(self.lm.embed(token), *state)
+        return (self.lm._logits(self.lm._features(y)), *new)
 
 
 def state_batch(state: State) -> Optional[int]:
