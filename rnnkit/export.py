@@ -205,8 +205,13 @@ def export(spec: ExportSpec, path: os.PathLike, opset: int = 17, atol: float = 1
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"--out {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"--out {path}: is a folder, expected a file name")
     module = spec.module.eval()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot write in {path.parent} ({exc.strerror})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -224,7 +229,10 @@ def export(spec: ExportSpec, path: os.PathLike, opset: int = 17, atol: float = 1
         worst = max(diffs.values())
         if not worst <= atol:
             raise RuntimeError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {atol}): {diffs}")
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UserError(f"--out {path}: cannot write it ({exc.strerror})") from None
         return diffs
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model folder to ONNX (checked against onnxruntime)")
     p.add_argument("--model", required=True, help="model folder (config.json + model.safetensors)")
-    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default: onnx)")
+    p.add_argument("--format", default="onnx", help="export format; only 'onnx' (the default) for now")
     p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
     p.add_argument("--graph", default="sequence",
                    help="which graph: 'sequence' (whole sequences, dynamic batch/time, lengths) or "
@@ -21,6 +21,8 @@ def _run(args: argparse.Namespace) -> int:
     from rnnkit.errors import UserError
     from rnnkit.export import export_model
 
+    if args.format != "onnx":  # checked here, not by argparse choices: a UserError, exit 2 from main()
+        raise UserError(f"--format {args.format}: unknown export format; choose onnx")
     if not args.out.endswith(".onnx"):
         raise UserError(f"--out {args.out}: expected a .onnx file name")
     try:
