@@ -130,9 +130,10 @@ def test_forecast_network_and_predictions(tmp_path):
     from rnnkit.tasks.forecast import Forecaster
 
     t = np.arange(160)
-    df = pd.DataFrame({"y": 50 + 10 * np.sin(2 * np.pi * t / 12)})
+    df = pd.DataFrame({"id": ["a"] * 160 + ["b"] * 160,
+                       "y": np.r_[50 + 10 * np.sin(2 * np.pi * t / 12), 5 + np.cos(2 * np.pi * t / 12)]})
     fc = Forecaster(horizon=4, cell="gru", hidden=12, epochs=2, steps_per_epoch=5, batch_size=16, progress=False)
-    fc.fit(df, target="y")
+    fc.fit(df, target="y", id_col="id")
     fc.save(tmp_path / "m")
     _export(tmp_path / "m", tmp_path / "m.onnx")
     # the scaled-units network on a batch with missing (masked) points
@@ -144,11 +145,12 @@ def test_forecast_network_and_predictions(tmp_path):
                            for net in model.members], dim=1)
     np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", {"y_s": y_s, "m": m})["q"], ref.numpy(), atol=ATOL)
     # predictions in data units: scaling in Python around the ONNX network
-    series = pd.concat([df.iloc[:100], df.iloc[:37]], ignore_index=True)
-    series["id"] = ["a"] * 100 + ["b"] * 37
-    ref_df = fc.predict(series.assign(time=series.groupby("id").cumcount()))
-    got_df = load_onnx(tmp_path / "m", tmp_path / "m.onnx").predict(series.assign(time=series.groupby("id").cumcount()))
-    np.testing.assert_allclose(got_df["forecast"].to_numpy(), ref_df["forecast"].to_numpy(), atol=ATOL * 50)
+    series = pd.concat([df.iloc[:100], df.iloc[160:167]], ignore_index=True)  # b: shorter than the context
+    assert len(series["id"].unique()) == 2 and 7 < model.cfg.context
+    ref_df = fc.predict(series)
+    got_df = load_onnx(tmp_path / "m", tmp_path / "m.onnx").predict(series)
+    assert len(got_df) == 2 * 4
+    np.testing.assert_allclose(got_df["forecast"].to_numpy(), ref_df["forecast"].to_numpy(), rtol=1e-5, atol=ATOL)
 
 
 def test_forecast_with_covariates_exports(tmp_path):
@@ -185,8 +187,7 @@ def test_speech_log_probs_dynamic_time(tmp_path):
         lp, out_len = asr.model(feats, lengths)
     got = run_onnx(tmp_path / "m.onnx", {"feats": feats, "lengths": lengths})
     np.testing.assert_array_equal(got["out_lengths"], out_len.numpy())
-    for b, n in enumerate(out_len.tolist()):  # real frames only (torch pads past them differently: not used)
-        np.testing.assert_allclose(got["log_probs"][b, :n], lp[b, :n].numpy(), atol=ATOL)
+    np.testing.assert_allclose(got["log_probs"], lp.numpy(), atol=ATOL)  # padded frames too
     fast = load_onnx(tmp_path / "m", tmp_path / "m.onnx")
     wave = np.sin(2 * np.pi * 300 * np.arange(8000) / SAMPLE_RATE).astype(np.float32)
     np.testing.assert_allclose(fast.log_probs(wave), asr.log_probs(wave), atol=ATOL)
