@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
         max_time=args.max_time, device=args.device, progress=not args.quiet)
     clf.fit(data, val=val, out_dir=out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the model folder
+        return 0
     clf.save(out)
     h = clf.history
     print(json.dumps({"model": str(out), "classes": len(clf.labels), "epochs": h.epochs,

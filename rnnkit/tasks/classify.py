@@ -147,7 +147,7 @@ class SequenceClassifier:
             w = weights.to(logits.device) if weights is not None else None
             return F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing), None
 
-        from rnnkit.train import TrainConfig, Trainer
+        from rnnkit.train import TrainConfig, Trainer, unwrap
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                            grad_clip=cfg.grad_clip, schedule=cfg.schedule, patience=cfg.patience, seed=cfg.seed,
@@ -155,7 +155,7 @@ class SequenceClassifier:
                            out_dir=str(out_dir) if out_dir is not None else None, resume=resume)
         trainer = Trainer(self.net, tcfg, loss_fn)
         self.history = trainer.fit(make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed), val_batches)
-        self.net = getattr(trainer, "model", self.net)
+        self.net = unwrap(trainer.model)  # the plain module, also after DDP
         self.net.eval()
         return self
 
