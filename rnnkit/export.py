@@ -10,7 +10,12 @@ Two graphs per unidirectional model:
 * ``"step"``: ``(x_t, *state) -> (y_t, *state')``, one streaming step with explicit state.
 
 Task models join by defining ``onnx_specs(self) -> dict[str, ExportSpec]`` (graph name ->
-spec); ``export_model`` calls it. A "layer" model folder (``save_layer``) holds one
+spec) on the task object or its network (``.net`` / ``.model``); ``export_model`` calls it.
+Every task has one: classify (``sequence``: ids or features + lengths -> logits), text
+(``sequence`` with state, and ``step``: token + state -> logits + state), forecast
+(``sequence``: the ensemble in scaled units; scaling stays in Python), speech (``sequence``:
+features + lengths -> log-probs + subsampled lengths, which drive the RNN nodes). Running
+predictions from the exported files: ``rnnkit.onnx_runtime``. A "layer" model folder (``save_layer``) holds one
 ``make_layer`` layer, so a bare layer can go through ``rnnkit export`` as well.
 Shapes: x (batch, time, I) if the layer is batch_first else (time, batch, I); state tensors
 (num_layers * directions, batch, H).
@@ -62,7 +67,7 @@ def example_lengths(batch: int, time: int, generator: torch.Generator) -> Tensor
 
 
 # ----------------------------------------------------------------------------- layer graphs
-class _SequenceGraph(nn.Module):
+class SequenceGraph(nn.Module):
     """Full-sequence forward of a layer with explicit lengths and state."""
 
     def __init__(self, layer: SequenceLayer):
@@ -79,7 +84,7 @@ class _SequenceGraph(nn.Module):
         return (y, *(out if isinstance(out, tuple) else (out,)))
 
 
-class _StepGraph(nn.Module):
+class StepGraph(nn.Module):
     """One streaming step through plain tensor ops (no fused single-step kernels)."""
 
     def __init__(self, layer: SequenceLayer):
@@ -100,7 +105,8 @@ class _StepGraph(nn.Module):
         return (inp, *(torch.stack(p) for p in new))
 
 
-def _state_names(layer: SequenceLayer, suffix: str) -> list[str]:
+def state_names(layer: SequenceLayer, suffix: str) -> list[str]:
+    """Graph names of the state tensors: h (and c for LSTM) + suffix, e.g. ["h0", "c0"]."""
     return ["h" + suffix, "c" + suffix][: len(layer.state_sizes())]
 
 
@@ -121,19 +127,19 @@ def layer_specs(layer: SequenceLayer, batch: int = 2, time: int = 5) -> dict[str
         return (torch.randn(*shape, generator=g), lengths, *states(b))
 
     bt = {0: "batch", 1: "time"} if layer.batch_first else {0: "time", 1: "batch"}
-    s0, sn = _state_names(layer, "0"), _state_names(layer, "n")
+    s0, sn = state_names(layer, "0"), state_names(layer, "n")
     if not isinstance(layer, Recurrent):
         dyn = {"x": bt, "y": bt, "lengths": {0: "batch"}, **{k: {1: "batch"} for k in s0 + sn}}
-        specs["sequence"] = ExportSpec(_SequenceGraph(layer), seq_inputs(batch, time), ["x", "lengths", *s0],
+        specs["sequence"] = ExportSpec(SequenceGraph(layer), seq_inputs(batch, time), ["x", "lengths", *s0],
                                        ["y", *sn], dyn, seq_inputs(batch + 1, time + 3), "lengths")
     if D == 1:
-        names_in, names_out = _state_names(layer, ""), _state_names(layer, "_out")
+        names_in, names_out = state_names(layer, ""), state_names(layer, "_out")
         dyn = {k: {0: "batch"} for k in ("x_t", "y_t")} | {k: {1: "batch"} for k in names_in + names_out}
 
         def step_inputs(b: int) -> tuple[Tensor, ...]:
             return (torch.randn(b, layer.input_size, generator=g), *states(b))
 
-        specs["step"] = ExportSpec(_StepGraph(layer), step_inputs(batch), ["x_t", *names_in], ["y_t", *names_out],
+        specs["step"] = ExportSpec(StepGraph(layer), step_inputs(batch), ["x_t", *names_in], ["y_t", *names_out],
                                    dyn, step_inputs(batch + 2))
     return specs
 

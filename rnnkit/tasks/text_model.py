@@ -119,7 +119,7 @@ class LanguageModel(nn.Module):
         ``sequence``: ids (B, T) int64, lengths (B,), h0[, c0] -> logits (B, T, V), hn[, cn]
         (the state at each row's last real token); ``step``: token (B,) int64, h[, c] ->
         logits (B, V), h_out[, c_out] — streaming generation with explicit state."""
-        from rnnkit.export import ExportSpec, _state_names, example_lengths
+        from rnnkit.export import ExportSpec, state_names, example_lengths
 
         self.eval()
         g = torch.Generator().manual_seed(0)
@@ -134,8 +134,8 @@ class LanguageModel(nn.Module):
         def step(b: int) -> tuple[Tensor, ...]:
             return (torch.randint(0, V, (b,), generator=g), *state(b))
 
-        s0, sn = _state_names(self.rnn, "0"), _state_names(self.rnn, "n")
-        s_in, s_out = _state_names(self.rnn, ""), _state_names(self.rnn, "_out")
+        s0, sn = state_names(self.rnn, "0"), state_names(self.rnn, "n")
+        s_in, s_out = state_names(self.rnn, ""), state_names(self.rnn, "_out")
         bt = {0: "batch", 1: "time"}
         seq_axes = {"ids": bt, "logits": bt, "lengths": {0: "batch"}} | {k: {1: "batch"} for k in s0 + sn}
         step_axes = {"token": {0: "batch"}, "logits": {0: "batch"}} | {k: {1: "batch"} for k in s_in + s_out}
@@ -161,9 +161,9 @@ class _LMStepGraph(nn.Module):
 
     def __init__(self, lm: LanguageModel) -> None:
         super().__init__()
-        from rnnkit.export import _StepGraph
+        from rnnkit.export import StepGraph
 
-        self.lm, self.core = lm, _StepGraph(lm.rnn)
+        self.lm, self.core = lm, StepGraph(lm.rnn)
 
     def forward(self, token: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         y, *new = self.core(self.lm.embed(token), *state)
