@@ -209,3 +209,12 @@ def test_cli_bad_input_exit_2_and_no_output(classifier, tmp_path, capsys):
     assert not any((tmp_path / "dir.onnx").iterdir())
     assert "rnnkit: error:" in capsys.readouterr().err
     assert not out.exists() and not any(p.suffix == ".tmp" for p in tmp_path.rglob("*"))
+
+
+def test_i2h_classifier_is_refused_clearly():
+    from rnnkit.errors import UserError
+    from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig
+
+    net = ClassifierNet(ClassifierNetConfig(n_classes=2, vocab_size=5, cell="i2h", hidden_size=4))
+    with pytest.raises(UserError, match="i2h"):
+        net.onnx_specs()
