@@ -118,7 +118,7 @@ def test_text_generation_through_onnxruntime(text_model):
     assert [w for w, _ in fast.next_words("the c", k=3)] == [w for w, _ in m.next_words("the c", k=3)]
 
 
-def test_text_onnx_needs_the_step_graph(text_model, capsys):
+def test_text_onnx_needs_the_step_graph(text_model):
     from rnnkit.errors import UserError
 
     _, root = text_model
