@@ -181,12 +181,11 @@ def lstm_two_threads(shapes: list[tuple[int, int, int]], repeats: int) -> list[d
 
 def _tables(res: dict) -> str:
     rows = res["grid"]
-    has_keras = any("vs_keras" in r for r in rows)
     nan = float("nan")
     t1 = markdown_table(
         ["cell", "B", "T", "H", "mode", "torch.nn ms", "rnnkit ms", "Keras ms", "vs torch.nn", "vs Keras"],
         [[r["kind"], r["batch"], r["time"], r["hidden"], r["mode"], r["torch_ms"], r["rnnkit_ms"],
-          r.get("keras_ms", nan), r["vs_torch"], r.get("vs_keras", nan)] for r in rows]) if has_keras or rows else ""
+          r.get("keras_ms", nan), r["vs_torch"], r.get("vs_keras", nan)] for r in rows]) if rows else "(layer grid not run)"
     p1, p2 = res["peak_gflops"]["1_thread"], res["peak_gflops"]["2_thread"]
     lstm64 = [r for r in rows if r["kind"] == "LSTM" and r["batch"] == 64]
     t2 = markdown_table(
@@ -210,40 +209,55 @@ def _tables(res: dict) -> str:
     return "\n\n".join(parts)
 
 
-def main(quick: bool = False, budget_s: float | None = None) -> dict[str, Any]:
-    """Run everything; returns (and writes) the results with a Markdown table under ``table``."""
+PARTS = ("grid", "threads", "tasks", "ddp")
+
+
+def main(quick: bool = False, budget_s: float | None = None, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    """Run everything (or only ``parts``: a subset of ``PARTS``; the matmul peak is always measured);
+    returns (and writes) the results with a Markdown table under ``table``. A subset is written to
+    ``bench/results/grid.<parts>.json`` so it never replaces a full run."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
     setup(threads=1)
     t0 = time.perf_counter()
-    res: dict[str, Any] = {"machine": machine_info(), "quick": quick, "input": I, "max_flops": MAX_FLOPS,
-                           "keras_subset": {"max_hidden": KERAS_MAX_H, "max_time": KERAS_MAX_T}}
+    res: dict[str, Any] = {"machine": machine_info(), "quick": quick, "parts": list(parts), "input": I,
+                           "max_flops": MAX_FLOPS, "keras_subset": {"max_hidden": KERAS_MAX_H, "max_time": KERAS_MAX_T}}
     log("grid bench: matmul peak (1 and 2 threads)")
     res["peak_gflops"] = tasks.matmul_peaks(n=1024 if quick else 2048, repeats=5 if quick else 10)
     log(f"  peak {res['peak_gflops']}")
-    res["grid"], res["skipped"] = run_grid(quick, budget_s if budget_s is not None else (30 if quick else 540))
-    log("  LSTM inference with 2 threads")
-    res["two_threads"] = lstm_two_threads([(64, 50, 256)] if quick else [(64, 200, 256), (64, 50, 1024)],
-                                          repeats=2 if quick else 3)
-    log("  text generation")
-    res["text_generation"] = tasks.text_generation(train_seconds=2 if quick else 5, length=100 if quick else 300,
-                                                   chars=20_000 if quick else 60_000)
-    log("  forecast predict latency")
-    res["forecast"] = tasks.forecast_latency(repeats=5 if quick else 20)
-    if quick:
+    res["grid"], res["skipped"] = ([], [])
+    if "grid" in parts:
+        res["grid"], res["skipped"] = run_grid(quick, budget_s if budget_s is not None else (30 if quick else 540))
+    if "threads" in parts:
+        log("  LSTM inference with 2 threads")
+        res["two_threads"] = lstm_two_threads([(64, 50, 256)] if quick else [(64, 200, 256), (64, 50, 1024)],
+                                              repeats=2 if quick else 3)
+    if "tasks" in parts:
+        log("  text generation")
+        res["text_generation"] = tasks.text_generation(train_seconds=2 if quick else 5, length=100 if quick else 300,
+                                                       chars=20_000 if quick else 60_000)
+        log("  forecast predict latency")
+        res["forecast"] = tasks.forecast_latency(repeats=5 if quick else 20)
+    if "ddp" in parts and quick:
         res["ddp"] = {"skipped": "quick mode (4 torchrun launches take ~1.5 min)"}
-    else:
+    elif "ddp" in parts:
         log("  DDP 1 vs 2 processes")
         res["ddp"] = tasks.ddp_scale()
     res["machine"]["load_avg_1m_end"] = machine_info().get("load_avg_1m")
     res["seconds"] = time.perf_counter() - t0
     res["table"] = _tables(res)
-    path = write_results("grid", res, quick=quick)
+    area = "grid" if set(parts) == set(PARTS) else "grid." + "+".join(p for p in PARTS if p in parts)
+    path = write_results(area, res, quick=quick)
     log(f"  wrote {path} ({res['seconds']:.0f} s)")
     return res
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="6 points, no DDP (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="6 points, no DDP (about 20 s)")
     ap.add_argument("--budget", type=float, default=None, help="seconds for the layer grid (default 540; quick 30)")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help=f"comma-separated subset of {','.join(PARTS)} (default: all); a subset writes grid.<parts>.json")
     args = ap.parse_args()
-    print(main(quick=args.quick, budget_s=args.budget)["table"])
+    print(main(quick=args.quick, budget_s=args.budget, parts=tuple(s for s in args.parts.split(",") if s))["table"])
