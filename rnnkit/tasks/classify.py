@@ -45,6 +45,12 @@ class ClassifierConfig:
     max_len: Optional[int] = 512  # longer sequences are truncated
     class_weight: Optional[str] = None  # None | "balanced"
     label_smoothing: float = 0.0  # training loss only
+    conv_kernel: int = 0  # > 0: conv front-end (char n-gram detector of this odd width) before the RNN
+    # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 (logit
+    # adjustment, Menon et al. 2021: favours rare classes) and fold it into the head's bias, so
+    # save/load/ONNX all give the adjusted model. Needs validation data; None = off.
+    logit_adjust: Optional[str] = None
+    logit_adjust_tau: float = 0.0  # the fitted tau (written by fit, kept in config.json)
     val_fraction: float = 0.1  # stratified; ignored when val data is given
     batch_size: int = 32
     epochs: int = 30
@@ -112,6 +118,8 @@ class SequenceClassifier:
             train, val_data = data.subset(tr), data.subset(va)
         else:
             train, val_data = data, None
+        if cfg.logit_adjust == "auto" and (val_data is None or not len(val_data)):
+            raise UserError("logit_adjust='auto' needs validation data (val=... or val_fraction > 0)")
         if train.kind == "tokens":
             self.vocab, self.scaler = Vocab.build(train.texts, cfg.level, cfg.lowercase), None
         else:
@@ -121,7 +129,9 @@ class SequenceClassifier:
             vocab_size=len(self.vocab) if self.vocab else 0,
             n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0,
             embed_dim=cfg.embed_dim, cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling)
+            bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel)
+        if cfg.logit_adjust not in (None, "auto"):
+            raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
         try:
             check_net_config(net_cfg)
         except ValueError as exc:
@@ -157,7 +167,24 @@ class SequenceClassifier:
         self.history = trainer.fit(make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed), val_batches)
         self.net = unwrap(trainer.model)  # the plain module, also after DDP
         self.net.eval()
+        if cfg.logit_adjust == "auto" and val_data is not None and len(val_data):
+            self._fit_logit_adjustment(y_ids.numpy(), val_data)
         return self
+
+    @torch.no_grad()
+    def _fit_logit_adjustment(self, y_train: np.ndarray, val_data: SequenceData) -> None:
+        """Choose tau on validation macro-F1 and fold ``-tau * log prior`` into the head bias."""
+        from rnnkit.metrics.classify import macro_f1
+
+        n = len(self.labels)
+        log_prior = np.log(np.bincount(y_train, minlength=n).clip(min=1) / len(y_train))
+        logp = np.log(self.predict_proba(val_data).clip(min=1e-12))
+        y_val = self._label_ids(val_data).numpy()
+        scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -t, t) for t in np.arange(0.0, 1.51, 0.125)]
+        _, _, tau = max(scores)  # ties -> the smallest tau
+        self.net.head.bias.sub_(torch.as_tensor(tau * log_prior, dtype=self.net.head.bias.dtype,
+                                                device=self.net.head.bias.device))
+        self.config.logit_adjust_tau = float(tau)
 
     # ------------------------------------------------------------------ inference
     def _require_fitted(self) -> ClassifierNet:

@@ -31,6 +31,7 @@ class ClassifierNetConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     pooling: str = "last"
+    conv_kernel: int = 0  # > 0: a 1-D conv (this width, ReLU) over the inputs before the RNN
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,8 @@ def check_net_config(cfg: ClassifierNetConfig) -> None:
         raise ValueError(f"unknown cell {cfg.cell!r}; choose one of {', '.join(names)}")
     if cfg.input_kind not in ("tokens", "numeric"):
         raise ValueError(f"input_kind must be 'tokens' or 'numeric', got {cfg.input_kind!r}")
+    if cfg.conv_kernel < 0 or (cfg.conv_kernel > 0 and cfg.conv_kernel % 2 == 0):
+        raise ValueError(f"conv_kernel must be 0 (off) or an odd width >= 1, got {cfg.conv_kernel}")
     if cfg.hidden_size < 1 or cfg.num_layers < 1 or cfg.n_classes < 2:
         raise ValueError("hidden_size and num_layers must be >= 1 and n_classes >= 2")
 
@@ -97,6 +100,11 @@ class ClassifierNet(nn.Module):
             self.embed = None
             in_size = cfg.n_features
         D = 2 if cfg.bidirectional else 1
+        # Conv front-end: each step also sees its neighbours, i.e. a learned character n-gram
+        # (width conv_kernel) detector, concatenated to the raw input so nothing is lost.
+        self.conv = nn.Conv1d(in_size, in_size, cfg.conv_kernel, padding=cfg.conv_kernel // 2) if cfg.conv_kernel else None
+        if self.conv is not None:
+            in_size *= 2
         if cfg.cell == "i2h":
             # The tutorial's i2h/i2o cell; its i2o output (size hidden) feeds the pooling + head.
             H = cfg.hidden_size
@@ -113,6 +121,11 @@ class ClassifierNet(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, T) token ids or (B, T, F) floats; lengths: (B,) -> logits (B, n_classes)."""
         h = self.drop(self.embed(x)) if self.embed is not None else x  # dropout on embeddings too
+        if self.conv is not None:
+            mask = (torch.arange(h.shape[1], device=h.device)[None, :] < lengths.to(h.device)[:, None]).unsqueeze(-1)
+            h = h * mask.to(h.dtype)  # padded steps are zero: they never leak into real steps' n-grams
+            c = torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)  # (B, T, in)
+            h = torch.cat([h, c], dim=-1)
         out = self.rnn(h, lengths=lengths.cpu())
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))
