@@ -60,3 +60,22 @@ def test_bad_option_values():
         SequenceClassifier(conv_kernel=2, **FAST).fit(X, y)
     with pytest.raises(UserError, match="logit_adjust"):
         SequenceClassifier(logit_adjust="yes", **FAST).fit(X, y)
+
+
+def test_conv_and_adjusted_model_exports_to_onnx(tmp_path):
+    """The conv front-end and the folded logit adjustment survive ONNX export (same probabilities)."""
+    pytest.importorskip("onnxruntime")
+    from rnnkit.cli import main
+    from rnnkit.onnx_runtime import load_onnx
+
+    names = ["anna", "marco", "giulia", "paolo", "francesca", "smith", "john", "william", "elizabeth",
+             "thompson", "hans", "schmidt", "wolfgang", "krueger", "baecker", "sophie", "lena", "mario"]
+    langs = ["it"] * 5 + ["en"] * 5 + ["de"] * 5 + ["de", "de", "it"]
+    clf = SequenceClassifier(cell="gru", hidden_size=8, embed_dim=8, bidirectional=True, conv_kernel=3,
+                             logit_adjust="auto", epochs=2, batch_size=4, **FAST)
+    clf.fit(names, langs, val=(names[::2], langs[::2]))
+    clf.save(tmp_path / "m")
+    assert main(["export", "--model", str(tmp_path / "m"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    fast = load_onnx(tmp_path / "m", tmp_path / "m.onnx")
+    probe = ["anna", "x", "wolfgang", "giuseppina"]
+    np.testing.assert_allclose(fast.predict_proba(probe), clf.predict_proba(probe), atol=1e-4)
