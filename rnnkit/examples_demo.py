@@ -6,7 +6,6 @@ uses smaller settings (seconds), the full mode the examples' defaults.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,13 +15,13 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from rnnkit.tutorials.count import PLAIN_TUTORIAL, SCALED_TANH, CountConfig, CountResult, run_count
 from rnnkit.tutorials.names_i2h import I2HConfig, I2HResult, run_i2h
 from rnnkit.tutorials.sine import SineConfig, SineResult, run_sine
+from rnnkit.io import atomic_path
 
 
 def _save(fig: Figure, path: Path) -> None:
     """Write the PNG atomically (temp file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def _log(msg: str) -> None:

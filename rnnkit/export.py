@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
+from rnnkit.io import atomic_path
 from rnnkit.nn.layers import Recurrent, SequenceLayer, _TorchLayer
 from rnnkit.nn.registry import make_layer
 
@@ -213,14 +213,10 @@ def export(spec: ExportSpec, path: os.PathLike, opset: int = 17, atol: float = 1
         raise UserError(f"--out {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise UserError(f"--out {path}: is a folder, expected a file name")
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"--out {path}: cannot write in {path.parent}")
     module = spec.module.eval()
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"--out {path}: cannot write in {path.parent} ({exc.strerror})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad(), _onnx_rnn_paths(module, spec.lengths_input):
             warnings.simplefilter("ignore")  # the TorchScript exporter warns about tracing on every call
             torch.onnx.export(module, spec.inputs, str(tmp), dynamo=False, input_names=spec.input_names,
@@ -235,13 +231,7 @@ def export(spec: ExportSpec, path: os.PathLike, opset: int = 17, atol: float = 1
         worst = max(diffs.values())
         if not worst <= atol:
             raise RuntimeError(f"onnxruntime differs from PyTorch by {worst:.3g} (> {atol}): {diffs}")
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserError(f"--out {path}: cannot write it ({exc.strerror})") from None
-        return diffs
-    finally:
-        tmp.unlink(missing_ok=True)
+    return diffs
 
 
 def _order_inputs(model: Any, names: Sequence[str]) -> None:

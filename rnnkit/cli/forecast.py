@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UserError
+from rnnkit.io import atomic_path
 
 
 def _cols(text: str | None) -> list[str]:
@@ -126,9 +127,8 @@ def _predict(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a CSV file name")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False)
     print(f"wrote {out} ({len(df)} rows)")
     return 0
 

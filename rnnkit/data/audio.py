@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io import atomic_path
 
 SAMPLE_RATE = 16000
 
@@ -87,10 +88,9 @@ def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAM
     """Write 16-bit PCM WAV (or FLAC by suffix) atomically: temp file in the same folder, then rename."""
     sf = _need("soundfile")
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp{p.suffix}")
     fmt = "FLAC" if p.suffix.lower() == ".flac" else "WAV"
-    sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
 
 
 def duration_seconds(path: str | os.PathLike) -> float:

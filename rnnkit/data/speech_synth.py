@@ -22,6 +22,7 @@ import numpy as np
 
 from rnnkit.data.audio import SAMPLE_RATE, resample, save_audio
 from rnnkit.errors import UserError
+from rnnkit.io import atomic_write_text
 
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
            "en-029", "en-us-nyc"]
@@ -240,9 +241,7 @@ class SynthConfig:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _progress(it, total: int, on: bool):

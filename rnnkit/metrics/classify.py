@@ -4,11 +4,11 @@ Labels are integer class ids ``0..n_classes-1``; ``y_true, y_pred: (n,)``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
+from rnnkit.io import atomic_path
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -92,8 +92,7 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Union[str, Path]
                             color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
