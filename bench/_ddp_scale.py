@@ -10,7 +10,6 @@ warm-up; rank 0 writes samples/s of the later epochs to OUT.json.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import torch
