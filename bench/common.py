@@ -143,3 +143,19 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 def log(msg: str) -> None:
     """Progress goes to stderr; results to stdout/files."""
     print(msg, file=sys.stderr, flush=True)
+
+
+def keras_layer(kind: str, hidden: int, x: torch.Tensor):
+    """A Keras 3 ``LSTM``/``GRU``/``SimpleRNN`` (``kind`` LSTM|GRU|RNN) on the torch backend, built for
+    ``x: (batch, time, features)``; None when keras (with the torch backend) is unavailable."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "torch":
+        return None
+    cls = {"LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU, "RNN": keras.layers.SimpleRNN}[kind]
+    layer = cls(hidden, return_sequences=True)
+    layer.build(tuple(x.shape))
+    return layer

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _grid_tasks as tasks  # noqa: E402
-from bench.common import (log, machine_info, markdown_table, paired_ratio, setup, summary,  # noqa: E402
+from bench.common import (keras_layer, log, machine_info, markdown_table, paired_ratio, setup, summary,  # noqa: E402
                           time_interleaved, write_results)
 
 import rnnkit.nn as rnn  # noqa: E402
@@ -73,21 +72,6 @@ def _infer(forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
     return run
 
 
-def _keras(kind: str, h: int, x: torch.Tensor):
-    """A built Keras 3 layer on the torch backend, or None when keras (torch backend) is missing."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras
-    except ImportError:
-        return None
-    if keras.backend.backend() != "torch":
-        return None
-    layer = {"LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU, "RNN": keras.layers.SimpleRNN}[kind](
-        h, return_sequences=True)
-    layer.build(tuple(x.shape))
-    return layer
-
-
 def cases_for(kind: str, b: int, t: int, h: int, with_keras: bool) -> dict[str, Callable[[], None]]:
     """'<library>|<mode>' -> one unit of work, for one grid point. x: (b, t, I)."""
     torch.manual_seed(0)
@@ -102,7 +86,7 @@ def cases_for(kind: str, b: int, t: int, h: int, with_keras: bool) -> dict[str, 
         "rnnkit|train": _train(lambda: ours(xg)[0], list(ours.parameters()) + [xg]),
         "rnnkit|infer": _infer(lambda: ours(x)[0]),
     }
-    k = _keras(kind, h, x) if with_keras else None
+    k = keras_layer(kind, h, x) if with_keras else None
     if k is not None:
         kparams = [w.value for w in k.weights] + [xg]
         cases["keras|train"] = _train(lambda: k(xg, training=True), kparams)

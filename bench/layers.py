@@ -14,7 +14,6 @@ Writes ``bench/results/layers.json`` (``layers.quick.json`` with --quick).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,8 +22,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (log, machine_info, markdown_table, matmul_peak_gflops, paired_ratio,  # noqa: E402
-                          setup, summary, time_interleaved, write_results)
+from bench.common import (keras_layer, log, machine_info, markdown_table,  # noqa: E402
+                          matmul_peak_gflops, paired_ratio, setup, summary, time_interleaved, write_results)
 
 import rnnkit.nn as rnn  # noqa: E402
 
@@ -61,21 +60,6 @@ def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
-def _keras_layer(kind: str, x: torch.Tensor):
-    """A Keras 3 layer on the torch backend, built for x; None if keras is unavailable."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras
-    except ImportError:
-        return None
-    if keras.backend.backend() != "torch":
-        return None
-    cls = {"LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU, "RNN": keras.layers.SimpleRNN}[kind]
-    layer = cls(H, return_sequences=True)
-    layer.build(tuple(x.shape))
-    return layer
-
-
 def _library_cases(kind: str, x: torch.Tensor, with_keras: bool) -> dict[str, tuple[Callable, Callable]]:
     """name -> (train fn, inference fn) for torch.nn, rnnkit and Keras."""
     torch.manual_seed(0)
@@ -87,7 +71,7 @@ def _library_cases(kind: str, x: torch.Tensor, with_keras: bool) -> dict[str, tu
         "torch.nn": (_train_fn(lambda: ref(xg)[0], list(ref.parameters()) + [xg]), _infer_fn(lambda: ref(x)[0])),
         "rnnkit": (_train_fn(lambda: ours(xg)[0], list(ours.parameters()) + [xg]), _infer_fn(lambda: ours(x)[0])),
     }
-    k = _keras_layer(kind, x) if with_keras else None
+    k = keras_layer(kind, H, x) if with_keras else None
     if k is not None:
         kparams = [w.value for w in k.weights] + [xg]
         cases["keras"] = (_train_fn(lambda: k(xg, training=True), kparams), _infer_fn(lambda: k(x, training=False)))
