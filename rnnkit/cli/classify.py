@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--conv-kernel", type=int, default=0, help="width of a conv front-end over token embeddings (0 = none)")
     t.add_argument("--logit-adjust", choices=["none", "auto"], default="none",
                    help="'auto': favour rare classes by the amount that maximises validation macro-F1")
+    t.add_argument("--ensemble", type=int, default=1,
+                   help="train K networks (seeds seed..seed+K-1) and average their probabilities (default 1)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0 = Adam, none)")
     t.add_argument("--val-fraction", type=float, default=0.1, help="stratified validation share (early stopping)")
     t.add_argument("--batch-size", type=int, default=32)
@@ -96,7 +98,7 @@ def _train(args: argparse.Namespace) -> int:
         lowercase=args.lowercase, max_len=args.max_len,
         class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
         label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        conv_kernel=args.conv_kernel, logit_adjust=None if args.logit_adjust == "none" else "auto",
+        conv_kernel=args.conv_kernel, ensemble=args.ensemble, logit_adjust=None if args.logit_adjust == "none" else "auto",
         optimizer="adamw" if args.weight_decay > 0 else "adam",
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
         max_time=args.max_time, device=args.device, progress=not args.quiet)
@@ -105,7 +107,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     clf.save(out)
     h = clf.history
-    print(json.dumps({"model": str(out), "classes": len(clf.labels), "epochs": h.epochs,
+    print(json.dumps({"model": str(out), "classes": len(clf.labels), "members": len(clf.histories), "epochs": h.epochs,
                       "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason}))
     return 0
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
 
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,7 @@ from rnnkit.data.sequences import SequenceData, check_labels, from_arrays, read_
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
 from rnnkit.tasks.classify_data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
+from rnnkit.tasks.classify_ensemble import EnsembleNet
 from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig, check_net_config
 
 TASK = "classify"
@@ -51,6 +54,9 @@ class ClassifierConfig:
     # save/load/ONNX all give the adjusted model. Needs validation data; None = off.
     logit_adjust: Optional[str] = None
     logit_adjust_tau: float = 0.0  # the fitted tau (written by fit, kept in config.json)
+    # K > 1: train K members (seeds seed..seed+K-1, max_time each) and average their probabilities
+    # (classify_ensemble.EnsembleNet: one network, one model folder, one ONNX graph).
+    ensemble: int = 1
     val_fraction: float = 0.1  # stratified; ignored when val data is given
     batch_size: int = 32
     epochs: int = 30
@@ -76,11 +82,12 @@ class SequenceClassifier:
             raise TypeError(f"unknown SequenceClassifier option(s): {', '.join(unknown)}")
         base = asdict(config) if config is not None else {}
         self.config = ClassifierConfig(**{**base, **overrides})
-        self.net: Optional[ClassifierNet] = None
+        self.net: Optional[Union[ClassifierNet, EnsembleNet]] = None
         self.labels: list[str] = []
         self.vocab: Optional[Vocab] = None
         self.scaler: Optional[FeatureScaler] = None
-        self.history = None
+        self.history = None  # the last member's History (all members: self.histories)
+        self.histories: list = []
 
     # ------------------------------------------------------------------ data
     @staticmethod
@@ -132,6 +139,8 @@ class SequenceClassifier:
             bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel)
         if cfg.logit_adjust not in (None, "auto"):
             raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
+        if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
+            raise UserError(f"ensemble must be an integer >= 1 (number of members), got {cfg.ensemble!r}")
         try:
             check_net_config(net_cfg)
         except ValueError as exc:
@@ -144,8 +153,33 @@ class SequenceClassifier:
             xv, Lv = self._encode(val_data)
             val_batches = make_batches(xv, Lv, self._label_ids(val_data), 256, shuffle=False)(0)
 
-        torch.manual_seed(cfg.seed)  # same initial weights for the same seed
-        self.net = ClassifierNet(net_cfg)
+        members = []
+        self.histories = []
+        for k in range(cfg.ensemble):
+            # Member k = the single model of seed cfg.seed + k (own init, batch order, dropout);
+            # with an out_dir each member checkpoints (and resumes) in its own sub-folder.
+            sub = None if out_dir is None else (Path(out_dir) if cfg.ensemble == 1 else Path(out_dir) / f"member-{k}")
+            if cfg.ensemble > 1 and cfg.progress:
+                print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
+            batches = make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
+            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, sub, resume)
+            members.append(net)
+            self.histories.append(hist)
+        self.history = self.histories[-1]
+        self.net = members[0] if cfg.ensemble == 1 else EnsembleNet.from_members(members)
+        self.net.eval()
+        if cfg.logit_adjust == "auto" and val_data is not None and len(val_data):
+            self._fit_logit_adjustment(y_ids.numpy(), val_data)
+        return self
+
+    def _train_member(self, net_cfg: ClassifierNetConfig, seed: int, train_batches, val_batches,
+                      weights: Optional[torch.Tensor], out_dir: Optional[Path], resume: bool):
+        """One network through the shared Trainer -> (trained ClassifierNet in eval mode, History)."""
+        from rnnkit.train import TrainConfig, Trainer, unwrap
+
+        cfg = self.config
+        torch.manual_seed(seed)  # same initial weights for the same seed
+        net = ClassifierNet(net_cfg)
 
         def loss_fn(model, batch, state):
             xb, Lb, yb = batch
@@ -157,19 +191,14 @@ class SequenceClassifier:
             w = weights.to(logits.device) if weights is not None else None
             return F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing), None
 
-        from rnnkit.train import TrainConfig, Trainer, unwrap
-
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
-                           grad_clip=cfg.grad_clip, schedule=cfg.schedule, patience=cfg.patience, seed=cfg.seed,
+                           grad_clip=cfg.grad_clip, schedule=cfg.schedule, patience=cfg.patience, seed=seed,
                            max_time=cfg.max_time, device=cfg.device, progress=cfg.progress,
                            out_dir=str(out_dir) if out_dir is not None else None, resume=resume)
-        trainer = Trainer(self.net, tcfg, loss_fn)
-        self.history = trainer.fit(make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed), val_batches)
-        self.net = unwrap(trainer.model)  # the plain module, also after DDP
-        self.net.eval()
-        if cfg.logit_adjust == "auto" and val_data is not None and len(val_data):
-            self._fit_logit_adjustment(y_ids.numpy(), val_data)
-        return self
+        trainer = Trainer(net, tcfg, loss_fn)
+        history = trainer.fit(train_batches, val_batches)
+        net = unwrap(trainer.model)  # the plain module, also after DDP
+        return net.eval(), history
 
     @torch.no_grad()
     def _fit_logit_adjustment(self, y_train: np.ndarray, val_data: SequenceData) -> None:
@@ -182,12 +211,11 @@ class SequenceClassifier:
         y_val = self._label_ids(val_data).numpy()
         scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -t, t) for t in np.arange(0.0, 1.51, 0.125)]
         _, _, tau = max(scores)  # ties -> the smallest tau
-        self.net.head.bias.sub_(torch.as_tensor(tau * log_prior, dtype=self.net.head.bias.dtype,
-                                                device=self.net.head.bias.device))
+        self.net.add_logit_bias(torch.as_tensor(-tau * log_prior))  # head bias, or the ensemble's `adjust`
         self.config.logit_adjust_tau = float(tau)
 
     # ------------------------------------------------------------------ inference
-    def _require_fitted(self) -> ClassifierNet:
+    def _require_fitted(self) -> Union[ClassifierNet, EnsembleNet]:
         if self.net is None:
             raise UserError("the classifier is not trained yet: call fit() or load() first")
         return self.net
@@ -260,7 +288,10 @@ class SequenceClassifier:
             clf.scaler = FeatureScaler.from_json(extras["scaler"])
         if len(labels) != net_cfg.n_classes:
             raise UserError(f"{dir}: labels.json has {len(labels)} labels but the model has {net_cfg.n_classes} classes")
-        clf.net = ClassifierNet(net_cfg)
+        k = clf.config.ensemble
+        if not isinstance(k, int) or k < 1:
+            raise UserError(f"{dir}: config.json has a bad ensemble size {k!r}")
+        clf.net = ClassifierNet(net_cfg) if k == 1 else EnsembleNet(net_cfg, k)
         load_state_into(clf.net, state, where=str(Path(dir) / "model.safetensors"))
         clf.net.to(device).eval()
         return clf

@@ -130,6 +130,11 @@ class ClassifierNet(nn.Module):
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))
 
+    @torch.no_grad()
+    def add_logit_bias(self, bias: Tensor) -> None:
+        """Fold a per-class shift (n_classes,) into the head's bias (save/load/ONNX keep it)."""
+        self.head.bias.add_(bias.to(self.head.bias))
+
     def onnx_specs(self) -> dict:
         """ONNX graph ``sequence``: x (B, T) int64 ids or (B, T, F) floats, lengths (B,) int64
         -> logits (B, n_classes); batch and time are dynamic, padded steps never leak."""
@@ -141,7 +146,7 @@ class ClassifierNet(nn.Module):
         g = torch.Generator().manual_seed(0)
 
         def inputs(b: int, t: int) -> tuple[Tensor, Tensor]:
-            if self.embed is not None:
+            if self.cfg.input_kind == "tokens":
                 x = torch.randint(1, self.cfg.vocab_size, (b, t), generator=g)
             else:
                 x = torch.randn(b, t, self.cfg.n_features, generator=g)
