@@ -31,14 +31,23 @@ import torch  # noqa: E402
 from bench.common import log, machine_info, markdown_table, write_results  # noqa: E402
 
 
-def _corpus(out: Path, scale: float, n_test: int, seed: int, workers: int, make_train: bool = True,
-            digits_only: bool = False) -> dict:
-    from rnnkit.data.speech_synth import SynthConfig, build_corpus
+def _synth_config(scale: float, n_test: int, seed: int, make_train: bool = True, digits_only: bool = False,
+                  festival: float = 0.0, cache: Path | None = None, copies: int = 1):
+    from rnnkit.data.speech_synth import SynthConfig
 
     other = 0 if digits_only else 1  # quick mode: digit strings only, so a CPU minute learns something
-    cfg = SynthConfig(n_digits=int(400 * scale), n_numbers=int(150 * scale) * other, n_words=int(200 * scale) * other,
-                      n_sentences=int(300 * scale) * other, n_book=int(300 * scale) * other, n_test=n_test,
-                      seed=seed, make_train=make_train)
+    return SynthConfig(n_digits=int(400 * scale), n_numbers=int(150 * scale) * other, n_words=int(200 * scale) * other,
+                       n_sentences=int(300 * scale) * other, n_book=int(300 * scale) * other, n_test=n_test,
+                       seed=seed, make_train=make_train, p_festival=festival,
+                       p_flite=0.3 - festival / 2 if festival else 0.3,  # festival takes half its share from flite
+                       cache_dir=str(cache) if cache else None, copies=copies)
+
+
+def _corpus(out: Path, scale: float, n_test: int, seed: int, workers: int, make_train: bool = True,
+            digits_only: bool = False, festival: float = 0.0, cache: Path | None = None, copies: int = 1) -> dict:
+    from rnnkit.data.speech_synth import build_corpus
+
+    cfg = _synth_config(scale, n_test, seed, make_train, digits_only, festival, cache, copies)
     if (out / "test.jsonl").is_file():
         log(f"reusing corpus {out}")
         return {"reused": str(out)}
@@ -65,9 +74,9 @@ def _by_kind(asr, manifest: Path, beam: int | None) -> dict:
     rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
     rep = asr.evaluate([Utterance(manifest.parent / r["audio"], r["text"]) for r in rows], beam=beam)
     out, by_engine = {}, {}
-    engine = lambda r: "flite" if r["voice"].startswith("flite:") else "espeak"  # noqa: E731
+    engine = lambda r: r["voice"].split(":")[0] if ":" in r["voice"] else "espeak"  # noqa: E731
     for kind in sorted({r["kind"] for r in rows}) + ["all"]:
-        for eng in (None, "espeak", "flite"):
+        for eng in (None, "espeak", "flite", "festival"):
             us = [u for r, u in zip(rows, rep["utterances"])
                   if kind in ("all", r["kind"]) and eng in (None, engine(r))]
             if not us:
@@ -110,7 +119,9 @@ def _rtf(asr, manifest: Path, n: int = 60) -> dict:
 
 def run(quick: bool = False, corpus: Path | None = None, model: Path | None = None, eval_only: bool = False,
         device: str = "cpu", workers: int = 1, max_time: float | None = None, scale: float | None = None,
-        epochs: int = 40, hidden: int = 256, layers: int = 3, skip_eval: bool = False) -> dict:
+        epochs: int = 40, hidden: int = 256, layers: int = 3, skip_eval: bool = False, festival: float = 0.0,
+        cache: Path | None = None, copies: int = 1, batch_frames: int = 40000, lr: float = 2e-3,
+        dropout: float = 0.1) -> dict:
     from rnnkit.tasks.speech import SpeechRecognizer
 
     torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
@@ -121,11 +132,12 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
     t_start = time.perf_counter()
     if not eval_only:
         log("synthesizing the corpus")
-        result["corpus"] = _corpus(corpus, scale, 40 if quick else 400, seed=0, workers=workers, digits_only=quick)
+        result["corpus"] = _corpus(corpus, scale, 40 if quick else 400, seed=0, workers=workers, digits_only=quick,
+                                   festival=festival, cache=cache, copies=copies)
         fit, val = _split_val(corpus)
         cfg = dict(hidden=64 if quick else hidden, layers=1 if quick else layers, epochs=epochs,
                    device=device, workers=workers, max_time=max_time or (90 if quick else None),
-                   batch_frames=(2500 if quick else 16000) if device == "cpu" else 40000)
+                   batch_frames=(2500 if quick else 16000) if device == "cpu" else batch_frames, lr=lr, dropout=dropout)
         if quick:
             cfg.update(conv_channels=8, lr=3e-3, specaugment=False, dropout=0.0)
         log(f"training {cfg}")
@@ -142,7 +154,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         test_corpus = corpus.parent / "heldout_eval"
         log("synthesizing a fresh held-out-voice test set")
         result["corpus"] = _corpus(test_corpus, 1.0, 40 if quick else 400, seed=12345, workers=workers,
-                                   make_train=False, digits_only=quick)
+                                   make_train=False, digits_only=quick, festival=festival, cache=cache)
         test = test_corpus / "test.jsonl"
     asr.model.to("cpu")
     if skip_eval:  # train elsewhere, evaluate later with --eval-only
@@ -210,10 +222,24 @@ if __name__ == "__main__":
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--skip-eval", action="store_true", help="only synthesize and train")
+    ap.add_argument("--festival", type=float, default=0.0, help="share of utterances spoken by festival voices")
+    ap.add_argument("--copies", type=int, default=1, help="augmented renderings per training utterance")
+    ap.add_argument("--cache", type=Path, help="folder of clean festival/flite renderings")
+    ap.add_argument("--render-cache", action="store_true",
+                    help="only render the festival utterances of the training corpus into --cache, then exit")
+    ap.add_argument("--batch-frames", type=int, default=40000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args()
+    if a.render_cache:
+        from rnnkit.data.speech_synth import render_cache
+
+        cfg = _synth_config(a.scale or 1.0, 400, 0, festival=a.festival, cache=a.cache, copies=a.copies)
+        print(render_cache(cfg, workers=a.workers))
+        sys.exit(0)
     res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
-              a.hidden, a.layers, a.skip_eval)
+              a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout)
     path = write_results("speech", res, quick=a.quick)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))

@@ -179,7 +179,7 @@ def test_augment_keeps_length_sane_and_level_bounded():
 
     rng = np.random.default_rng(0)
     wave = (0.5 * np.sin(np.arange(16000) * 0.1)).astype(np.float32)
-    cfg = AugmentConfig(p_speed=1.0, p_reverb=1.0, p_telephone=1.0, p_noise=1.0)
+    cfg = AugmentConfig(p_speed=1.0, p_reverb=1.0, p_telephone=1.0, p_noise=1.0, p_eq=0.0, p_lowpass=0.0)
     out, applied = augment(wave, rng, cfg)
     assert [a[:5] for a in applied] == ["speed", "rever", "telep", "noise"]
     assert 0.8 * 16000 < out.size < 2.2 * 16000 and np.abs(out).max() <= 1.0 and np.all(np.isfinite(out))

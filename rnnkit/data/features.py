@@ -114,24 +114,48 @@ def features(wave: torch.Tensor | np.ndarray, cfg: FbankConfig | None = None) ->
 
 @dataclass
 class SpecAugmentConfig:
-    """SpecAugment (Park et al. 2019) without time warping: frequency and time masks."""
+    """SpecAugment (Park et al. 2019) without time warping: frequency and time masks, plus a random
+    mel-axis warp per utterance (VTLP, Jaitly & Hinton 2013) for speaker variety."""
 
     freq_masks: int = 2
     freq_width: int = 15          # max bins per frequency mask
     time_masks: int = 2
     time_width: float = 0.05      # max fraction of the utterance per time mask
     max_time_width: int = 40      # frames
+    freq_warp: float = 0.1        # vocal-tract-length perturbation: mel axis scaled by 1 +- up to this
+
+
+def warp_frequency(feats: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Vocal-tract-length perturbation on the mel axis: output bin k reads input bin k * factor
+    (linear interpolation, clamped at the top bin). A factor > 1 moves formants down, as a longer
+    vocal tract would (approximately: the warp is linear in mel, not in Hz).
+
+    feats: (batch, time, n_mels); factors: (batch,). Returns a new tensor of the same shape.
+    """
+    n_mels = feats.shape[-1]
+    pos = (torch.arange(n_mels, device=feats.device, dtype=feats.dtype)[None, :] * factors[:, None].to(feats))
+    pos = pos.clamp(0, n_mels - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=n_mels - 1)
+    w = (pos - lo.to(pos.dtype))[:, None, :]
+    shape = (feats.shape[0], feats.shape[1], n_mels)
+    return (feats.gather(2, lo[:, None, :].expand(shape)) * (1 - w)
+            + feats.gather(2, hi[:, None, :].expand(shape)) * w)
 
 
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mask random frequency bands and time spans with 0 (the normalised mean).
+    """Warp the mel axis (VTLP), then mask random frequency bands and time spans with 0 (the normalised mean).
 
     feats: (batch, time, n_mels); lengths: (batch,) valid frames. Returns a new tensor.
     """
     cfg = cfg or SpecAugmentConfig()
-    out = feats.clone()
-    batch, _, n_mels = out.shape
+    batch, _, n_mels = feats.shape
+    if cfg.freq_warp > 0:
+        factors = 1 + cfg.freq_warp * (2 * torch.rand(batch, generator=generator) - 1)
+        out = warp_frequency(feats, factors.to(feats.device))
+    else:
+        out = feats.clone()
 
     def rand(high: int) -> int:
         return int(torch.randint(0, max(high, 0) + 1, (1,), generator=generator))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.audio import SAMPLE_RATE, resample, save_audio
+from rnnkit.data.speech_augment import AugmentConfig, add_noise_floor, augment  # noqa: F401 (re-exported)
 from rnnkit.errors import UserError
 from rnnkit.io import atomic_write_text
 
@@ -51,6 +52,16 @@ def have_flite() -> bool:
     """flite (CMU's small synthesizer, Debian package 'flite') is optional: its awb/rms/slt voices
     are statistical models of real speakers, more natural than espeak's formant voices."""
     return shutil.which("flite") is not None
+
+
+# Festival voices (Debian packages festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts): diphones
+# concatenated from the recordings of real speakers (kal, ked) and an HTS model of CMU ARCTIC slt.
+FESTIVAL_VOICES = {"kal": "kal_diphone", "ked": "ked_diphone", "slt": "cmu_us_slt_arctic_hts"}
+
+
+def have_festival() -> bool:
+    """festival's ``text2wave`` (Debian package 'festival' + festvox-* voices) is optional."""
+    return shutil.which("text2wave") is not None
 
 
 def number_to_words(n: int) -> str:
@@ -124,6 +135,8 @@ def speak(text: str, voice: str, rate: int = 160, pitch: int = 50, espeak: str |
 
     if voice.startswith("flite:"):
         return _flite(text, voice.split(":", 1)[1], rate)
+    if voice.startswith("festival:"):
+        return _festival(text, voice.split(":", 1)[1], rate)
     exe = espeak or require_espeak()
     proc = subprocess.run([exe, "--stdout", "-v", voice, "-s", str(rate), "-p", str(pitch), text],
                           capture_output=True, check=False)
@@ -154,65 +167,62 @@ def _flite(text: str, voice: str, rate: int) -> np.ndarray:
     return resample(wave, sr, SAMPLE_RATE)
 
 
-@dataclass
-class AugmentConfig:
-    """Probabilities and ranges of each augmentation (applied independently, in this order)."""
+def _festival(text: str, voice: str, rate: int) -> np.ndarray:
+    """festival ``text2wave`` with voice kal|ked|slt; rate via Duration_Stretch (diphone voices) or
+    the HTS engine's speed option (slt)."""
+    import tempfile
 
-    speed: tuple[float, float] = (0.85, 1.15)
-    p_speed: float = 0.5
-    p_reverb: float = 0.35
-    rt60: tuple[float, float] = (0.15, 0.7)       # seconds
-    p_telephone: float = 0.25
-    p_noise: float = 0.6
-    snr_db: tuple[float, float] = (5.0, 30.0)
-    gain_db: tuple[float, float] = (-18.0, 3.0)
-    pad_s: tuple[float, float] = (0.05, 0.4)      # leading/trailing silence (with the noise floor)
+    import soundfile as sf
+
+    exe = shutil.which("text2wave")
+    if exe is None:
+        raise UserError("festival is not installed; install the system packages 'festival festvox-kallpc16k "
+                        "festvox-kdlpc16k festvox-us-slt-hts' (e.g. sudo apt-get install festival ...)")
+    if voice not in FESTIVAL_VOICES:
+        raise UserError(f"unknown festival voice {voice!r}; choose one of {', '.join(FESTIVAL_VOICES)}")
+    name = FESTIVAL_VOICES[voice]
+    speed = ([f"(set! hts_engine_params (append hts_engine_params (list '(\"-r\" {rate / 160:.3f}))))"]
+             if name.endswith("_hts") else [f"(Parameter.set 'Duration_Stretch {160 / rate:.3f})"])
+    fd, tmp = tempfile.mkstemp(suffix=".wav")
+    os.close(fd)
+    try:
+        cmd = [exe, "-o", tmp, "-eval", f"(voice_{name})"] + [a for e in speed for a in ("-eval", e)]
+        proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, check=False)
+        if proc.returncode != 0 or os.path.getsize(tmp) < 100:
+            raise UserError(f"festival failed for voice {voice!r} (is festvox for it installed?): "
+                            f"{(proc.stderr or proc.stdout).decode(errors='replace').strip()[-300:]}")
+        wave, sr = sf.read(tmp, dtype="float32")
+    finally:
+        os.unlink(tmp)
+    if wave.ndim > 1:
+        wave = wave.mean(axis=1)
+    return resample(wave, sr, SAMPLE_RATE)
 
 
-def _colored_noise(rng: np.random.Generator, n: int) -> np.ndarray:
-    """White, pink or brown noise, unit RMS (shaped in the frequency domain)."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spec.size) + 1.0
-    spec = spec / f ** rng.choice([0.0, 0.5, 1.0])
-    x = np.fft.irfft(spec, n)
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+def _cache_path(cache: Path, text: str, voice: str, rate: int, pitch: int) -> Path:
+    import hashlib
+
+    key = hashlib.sha1(f"{voice}|{rate}|{pitch}|{text}".encode("utf-8")).hexdigest()
+    return cache / f"{voice.split(':')[0]}_{key[:20]}.ogg"
 
 
-def augment(wave: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig | None = None) -> tuple[np.ndarray, list[str]]:
-    """Randomly augmented copy of wave (samples,) at 16 kHz, and the names of what was applied."""
-    cfg = cfg or AugmentConfig()
-    x, applied = wave.astype(np.float64), []
-    if rng.random() < cfg.p_speed:
-        factor = rng.uniform(*cfg.speed)  # resampling changes tempo and pitch together, like tape speed
-        x = resample(x.astype(np.float32), int(SAMPLE_RATE * factor), SAMPLE_RATE).astype(np.float64)
-        applied.append(f"speed{factor:.2f}")
-    pad = lambda: np.zeros(int(rng.uniform(*cfg.pad_s) * SAMPLE_RATE))  # noqa: E731
-    x = np.concatenate([pad(), x, pad()])
-    if rng.random() < cfg.p_reverb:
-        rt60 = rng.uniform(*cfg.rt60)
-        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
-        ir = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
-        ir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path
-        ir /= np.sqrt(np.sum(ir ** 2))
-        x = np.fft.irfft(np.fft.rfft(x, x.size + ir.size) * np.fft.rfft(ir, x.size + ir.size))[:x.size]
-        applied.append(f"reverb{rt60:.2f}")
-    if rng.random() < cfg.p_telephone:
-        # telephone: 300-3400 Hz band and an 8 kHz round trip
-        spec = np.fft.rfft(x)
-        freqs = np.fft.rfftfreq(x.size, 1 / SAMPLE_RATE)
-        spec[(freqs < 300) | (freqs > 3400)] = 0
-        x = np.fft.irfft(spec, x.size)
-        x = resample(resample(x.astype(np.float32), SAMPLE_RATE, 8000), 8000, SAMPLE_RATE).astype(np.float64)
-        applied.append("telephone")
-    rms = np.sqrt(np.mean(x ** 2)) + 1e-9
-    if rng.random() < cfg.p_noise:
-        snr = rng.uniform(*cfg.snr_db)
-        x = x + _colored_noise(rng, x.size) * rms / 10 ** (snr / 20)
-        applied.append(f"noise{snr:.0f}dB")
-    peak = np.abs(x).max() + 1e-9
-    gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
-    x = x / peak * 0.9 * gain  # normalise the level first, then a random gain
-    return x.astype(np.float32), applied
+def speak_cached(text: str, voice: str, rate: int, pitch: int, espeak: str | None, cache: str | None) -> np.ndarray:
+    """``speak`` through a folder of clean renderings (Ogg Vorbis, keyed by text/voice/rate/pitch):
+    render festival voices on one machine, synthesize the rest of the corpus on another."""
+    if not cache or ":" not in voice:  # espeak-ng is fast and everywhere: only festival/flite are cached
+        return speak(text, voice, rate, pitch, espeak)
+    import soundfile as sf
+
+    path = _cache_path(Path(cache), text, voice, rate, pitch)
+    if path.is_file():
+        wave, sr = sf.read(path, dtype="float32")
+        return resample(wave, sr, SAMPLE_RATE)
+    wave = speak(text, voice, rate, pitch, espeak)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    sf.write(tmp, wave, SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    os.replace(tmp, path)
+    return wave
 
 
 @dataclass
@@ -231,6 +241,11 @@ class SynthConfig:
     flite_train: list[str] = field(default_factory=lambda: ["awb", "rms", "slt"])
     flite_test: list[str] = field(default_factory=lambda: ["kal16"])  # held out like the espeak variants
     p_flite: float = 0.3                     # share of utterances spoken by flite (when it is installed)
+    festival_train: list[str] = field(default_factory=lambda: ["ked", "slt"])
+    festival_test: list[str] = field(default_factory=lambda: ["kal"])  # the kal speaker is held out in both engines
+    p_festival: float = 0.0                  # share spoken by festival (when installed or cache_dir is given)
+    cache_dir: str | None = None             # clean renderings of festival/flite voices (see speak_cached)
+    copies: int = 1                          # training utterances: 1 + (copies - 1) extra augmented renderings
     rate: tuple[int, int] = (120, 200)       # words per minute
     pitch: tuple[int, int] = (20, 80)
     p_augment: float = 0.8                   # fraction of training utterances augmented
@@ -251,16 +266,10 @@ def _progress(it, total: int, on: bool):
     return tqdm(it, total=total, desc="synth", unit="utt", file=sys.stderr)
 
 
-def add_noise_floor(wave: np.ndarray, rng: np.random.Generator, db: tuple[float, float] = (-75.0, -55.0)) -> np.ndarray:
-    """Add faint white noise: espeak's pauses are exact digital zeros, which real microphones never
-    give, and a model that learns "silence = -inf log energy" is lost on real recordings."""
-    return (wave + rng.standard_normal(wave.size) * 10 ** (rng.uniform(*db) / 20)).astype(np.float32)
-
-
 def _synth_one(spec: dict) -> dict:
     """Speak and (maybe) augment one utterance; write its WAV; return its manifest row."""
     rng = np.random.default_rng(spec["seed"])
-    wave = speak(spec["text"], spec["voice"], spec["rate"], spec["pitch"], spec["espeak"])
+    wave = speak_cached(spec["text"], spec["voice"], spec["rate"], spec["pitch"], spec["espeak"], spec["cache"])
     applied: list[str] = []
     if spec["augment"]:
         wave, applied = augment(wave, rng)
@@ -274,17 +283,18 @@ def _synth_one(spec: dict) -> dict:
             "augment": applied}
 
 
-def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, progress: bool = True,
-                 workers: int = 1) -> dict:
-    """Synthesize the corpus into ``out_dir`` (wav/ + train/test/all.jsonl). Returns a summary dict.
+def _render_one(spec: dict) -> int:
+    speak_cached(spec["text"], spec["voice"], spec["rate"], spec["pitch"], spec["espeak"], spec["cache"])
+    return 1
 
-    ``workers`` > 1 runs espeak-ng and the augmentation in that many processes."""
-    cfg = cfg or SynthConfig()
+
+def plan_corpus(out_dir: str | os.PathLike, cfg: SynthConfig) -> list[dict]:
+    """Every utterance of the corpus as a spec dict (split, kind, text, voice, rate, pitch, augment,
+    seed). All random choices are drawn here, the same on any machine whatever is installed, so a
+    cache of festival renderings made on one machine matches the corpus built on another."""
     espeak = require_espeak()
     if not cfg.test_variants and cfg.n_test:
         raise UserError("n_test > 0 needs at least one held-out voice variant")
-    out = Path(out_dir)
-    (out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
     total = cfg.n_digits + cfg.n_numbers + cfg.n_words + cfg.n_sentences + cfg.n_book
     train_texts = make_texts(rng, cfg.n_digits, cfg.n_numbers, cfg.n_words, cfg.n_sentences, cfg.n_book)
@@ -294,26 +304,64 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     test_texts = make_texts(rng, counts[0], counts[1], counts[2], max(cfg.n_test - sum(counts), 0), counts[3])
     jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts if cfg.make_train]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
-    # draw every random choice up front, so the corpus is the same for any number of workers
     use_flite = cfg.p_flite > 0 and have_flite()
+    use_festival = cfg.p_festival > 0 and (have_festival() or cfg.cache_dir is not None)
 
     def pick_voice(split: str, variants: list[str]) -> str:
         flite = cfg.flite_train if split == "train" else cfg.flite_test
-        if use_flite and flite and rng.random() < cfg.p_flite:
-            return f"flite:{rng.choice(flite)}"
-        return f"{rng.choice(cfg.accents)}+{rng.choice(variants)}"
+        festival = cfg.festival_train if split == "train" else cfg.festival_test
+        # every choice is drawn whatever is installed, so the stream of random numbers never depends on it
+        r, k, espeak_voice = rng.random(), int(rng.integers(1 << 30)), f"{rng.choice(cfg.accents)}+{rng.choice(variants)}"
+        if use_festival and festival and r < cfg.p_festival:
+            return f"festival:{festival[k % len(festival)]}"
+        if use_flite and flite and r < cfg.p_festival + cfg.p_flite:
+            return f"flite:{flite[k % len(flite)]}"
+        return espeak_voice
 
-    specs = [dict(split=split, kind=kind, text=text, i=i, out=str(out), espeak=espeak,
-                  voice=pick_voice(split, variants),
+    base = dict(out=str(out_dir), espeak=espeak, cache=cfg.cache_dir)
+    specs = [dict(base, split=split, kind=kind, text=text, voice=pick_voice(split, variants),
                   rate=int(rng.integers(*cfg.rate)), pitch=int(rng.integers(*cfg.pitch)),
                   augment=bool(rng.random() < p_aug), seed=int(rng.integers(2**31)))
-             for i, (split, kind, text, variants, p_aug) in enumerate(jobs)]
+             for split, kind, text, variants, p_aug in jobs]
+    # extra renderings of the same spoken audio, each with its own augmentation (drawn last, so
+    # copies=1 and copies=2 share the base corpus)
+    specs += [dict(s, augment=True, seed=int(rng.integers(2**31)))
+              for _ in range(max(cfg.copies, 1) - 1) for s in list(specs) if s["split"] == "train"]
+    for i, s in enumerate(specs):
+        s["i"] = i
+    return specs
+
+
+def _run(fn, specs: list[dict], workers: int, progress: bool) -> list:
     if workers > 1:
         from multiprocessing import get_context
         with get_context("spawn").Pool(workers) as pool:
-            made = list(_progress(pool.imap(_synth_one, specs, chunksize=8), len(specs), progress))
-    else:
-        made = list(_progress(map(_synth_one, specs), len(specs), progress))
+            return list(_progress(pool.imap(fn, specs, chunksize=8), len(specs), progress))
+    return list(_progress(map(fn, specs), len(specs), progress))
+
+
+def render_cache(cfg: SynthConfig, prefix: str = "festival", progress: bool = True, workers: int = 1) -> dict:
+    """Render only the utterances whose voice is ``prefix:...`` into ``cfg.cache_dir`` (no corpus).
+    ``build_corpus`` with the same config then reads them from the cache, e.g. on a machine
+    without festival."""
+    if not cfg.cache_dir:
+        raise UserError("render_cache needs cfg.cache_dir (--cache DIR)")
+    todo = [s for s in plan_corpus(cfg.cache_dir, cfg) if s["voice"].startswith(prefix + ":")]
+    unique = list({(s["text"], s["voice"], s["rate"], s["pitch"]): s for s in todo}.values())
+    _run(_render_one, unique, workers, progress)
+    return {"rendered": len(unique), "cache": cfg.cache_dir}
+
+
+def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, progress: bool = True,
+                 workers: int = 1) -> dict:
+    """Synthesize the corpus into ``out_dir`` (wav/ + train/test/all.jsonl). Returns a summary dict.
+
+    ``workers`` > 1 runs the synthesizers and the augmentation in that many processes."""
+    cfg = cfg or SynthConfig()
+    out = Path(out_dir)
+    specs = plan_corpus(out, cfg)
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    made = _run(_synth_one, specs, workers, progress)
     rows: dict[str, list[dict]] = {"train": [], "test": []}
     for spec, row in zip(specs, made):
         rows[spec["split"]].append(row)
@@ -321,6 +369,8 @@ def build_corpus(out_dir: str | os.PathLike, cfg: SynthConfig | None = None, pro
     _write_jsonl(out / "test.jsonl", rows["test"])
     _write_jsonl(out / "all.jsonl", rows["train"] + rows["test"])
     hours = sum(r["duration"] for r in rows["train"] + rows["test"]) / 3600
-    test_voices = cfg.test_variants + ([f"flite:{v}" for v in cfg.flite_test] if use_flite else [])
+    engines = {v.split(":")[0] for v in (r["voice"] for r in rows["train"] + rows["test"]) if ":" in v}
+    test_voices = sorted({r["voice"].split("+")[-1] for r in rows["test"]})
     return {"train": len(rows["train"]), "test": len(rows["test"]), "hours": round(hours, 3),
-            "test_voices": test_voices, "flite": use_flite, "out": str(out)}
+            "test_voices": test_voices, "flite": "flite" in engines, "festival": "festival" in engines,
+            "out": str(out)}
