@@ -92,6 +92,34 @@ def _by_kind(asr, manifest: Path, beam: int | None) -> dict:
             "examples": [{"ref": u["reference"], "hyp": u["hypothesis"]} for u in errors]}
 
 
+def _tune(asr, corpus_root: Path, festival: float, cache: Path | None, workers: int,
+          alphas=(0.5, 1.0, 1.5, 2.0), betas=(1.0, 2.0, 3.0, 4.0, 5.0)) -> dict:
+    """Grid-search the decoder weights (alpha, beta) on a fresh synthetic set spoken by TRAINING
+    voices (seed 777): never on the held-out voices nor on the real recordings."""
+    from rnnkit.data.audio import load_audio
+    from rnnkit.data.speech_synth import build_corpus
+    from rnnkit.metrics.speech import wer
+    from rnnkit.tasks.speech_data import read_dataset
+
+    cfg = _synth_config(1.0, 300, 777, make_train=False, festival=festival, cache=cache)
+    cfg.test_variants, cfg.flite_test, cfg.festival_test = cfg.train_variants, cfg.flite_train, cfg.festival_train
+    out = corpus_root / "tune_trainvoices"
+    if not (out / "test.jsonl").is_file():
+        build_corpus(out, cfg, progress=True, workers=workers)
+    utts = read_dataset(out / "test.jsonl")
+    lps = [asr.log_probs(load_audio(u.audio)) for u in utts]
+    refs = [asr.vocab.normalize(u.text) for u in utts]
+    grid = {}
+    for a in alphas:
+        for b in betas:
+            asr.config.lm_weight, asr.config.word_bonus = a, b
+            grid[f"{a},{b}"] = round(wer(refs, [asr.decode(lp) for lp in lps]), 4)
+    best = min(grid, key=grid.get)
+    asr.config.lm_weight, asr.config.word_bonus = map(float, best.split(","))
+    log(f"decoder weights tuned on train voices: alpha,beta = {best} (WER {grid[best]})")
+    return {"n": len(utts), "grid": grid, "best": best}
+
+
 def _rtf(asr, manifest: Path, n: int = 60) -> dict:
     """CPU real-time factor, one thread, greedy and beam+LM, on the first n test utterances."""
     import numpy as np
@@ -121,7 +149,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         device: str = "cpu", workers: int = 1, max_time: float | None = None, scale: float | None = None,
         epochs: int = 40, hidden: int = 256, layers: int = 3, skip_eval: bool = False, festival: float = 0.0,
         cache: Path | None = None, copies: int = 1, batch_frames: int = 40000, lr: float = 2e-3,
-        dropout: float = 0.1) -> dict:
+        dropout: float = 0.1, deadline: float | None = None, lm_book: bool = False, tune: bool = False) -> dict:
     from rnnkit.tasks.speech import SpeechRecognizer
 
     torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
@@ -135,6 +163,10 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         result["corpus"] = _corpus(corpus, scale, 40 if quick else 400, seed=0, workers=workers, digits_only=quick,
                                    festival=festival, cache=cache, copies=copies)
         fit, val = _split_val(corpus)
+        if deadline is not None:  # leave time for features (~1 min) and saving within a hard wall-clock limit
+            left = deadline - (time.perf_counter() - t_start) - 75
+            max_time = min(max_time or left, left)
+            log(f"training time capped at {max_time:.0f} s by --deadline")
         cfg = dict(hidden=64 if quick else hidden, layers=1 if quick else layers, epochs=epochs,
                    device=device, workers=workers, max_time=max_time or (90 if quick else None),
                    batch_frames=(2500 if quick else 16000) if device == "cpu" else batch_frames, lr=lr, dropout=dropout)
@@ -151,6 +183,15 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         test = corpus / "test.jsonl"
     else:
         asr = SpeechRecognizer.load(model)
+        if lm_book:  # all verse lines of the shipped Shakespeare text, not only the spoken ones
+            from rnnkit.data.speech_synth import book_lines
+
+            asr.add_words(book_lines(1, 60))
+            result["lm_book_words"] = len(asr.word_counts)
+        if tune:
+            result["tuning"] = _tune(asr, corpus.parent, festival, cache, workers)
+        if lm_book or tune:
+            asr.save(model)  # the model folder keeps the LM and the weights it was evaluated with
         test_corpus = corpus.parent / "heldout_eval"
         log("synthesizing a fresh held-out-voice test set")
         result["corpus"] = _corpus(test_corpus, 1.0, 40 if quick else 400, seed=12345, workers=workers,
@@ -230,6 +271,9 @@ if __name__ == "__main__":
     ap.add_argument("--batch-frames", type=int, default=40000)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--deadline", type=float, help="seconds from start by which training must have ended")
+    ap.add_argument("--lm-book", action="store_true", help="eval-only: add all shipped Shakespeare lines to the word LM")
+    ap.add_argument("--tune", action="store_true", help="eval-only: tune alpha/beta on fresh train-voice synthetic data")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     a = ap.parse_args()
     if a.render_cache:
@@ -239,7 +283,7 @@ if __name__ == "__main__":
         print(render_cache(cfg, workers=a.workers))
         sys.exit(0)
     res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
-              a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout)
+              a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout, a.deadline, a.lm_book, a.tune)
     path = write_results("speech", res, quick=a.quick)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))

@@ -78,3 +78,14 @@ def test_bigram_context_picks_the_likely_word():
     assert beam_search(lp, V, beam=8, lm=with_bigrams, alpha=1.0, beta=0.0) == "one six"
     assert with_bigrams.score_next("one", "six") > with_bigrams.score_next("one", "sit")
     assert with_bigrams.score_next("<s>", "nope") == with_bigrams.oov_logp
+
+
+def test_out_of_list_word_survives_when_the_acoustics_are_clear():
+    # "clubs" is not in the word list: the LM charges one out-of-list penalty (character-level
+    # fallback) but cannot turn a clearly spoken word into a listed one
+    lp = _frames("t_ee_nn_ _oo_ff_ _cc_ll_uu_bb_ss", sharp=0.99)
+    lm = WordLM.from_counts({"ten": 10, "of": 10, "clocks": 5, "close": 5})
+    assert beam_search(lp, V, beam=8, lm=lm, alpha=1.0, beta=3.0) == "ten of clubs"
+    # and the listed word next to it is not pulled towards the out-of-list one
+    lp2 = _frames("t_ee_nn_ _oo_ff_ _cc_ll_oo_ss_ee", sharp=0.99)
+    assert beam_search(lp2, V, beam=8, lm=lm, alpha=1.0, beta=3.0) == "ten of close"

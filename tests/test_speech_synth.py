@@ -113,3 +113,14 @@ def test_warp_frequency_moves_a_peak_and_keeps_shape():
     out = spec_augment(torch.randn(2, 5, 80), lengths, SpecAugmentConfig(freq_warp=0.2),
                        generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 5, 80) and torch.isfinite(out).all()
+
+
+def test_synth_cli_rejects_bad_shares(tmp_path, capsys):
+    _need("espeak-ng", "espeak-ng")
+    from rnnkit.cli import main
+
+    for flags in (["--festival", "1.5"], ["--flite", "0.6", "--festival", "0.6"], ["--copies", "0"],
+                  ["--render-only", "festival"]):
+        assert main(["speech", "synth", "--out", str(tmp_path / "c"), *flags]) == 2
+        assert "rnnkit: error:" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -23,6 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--book", type=int, default=0, help="lines of the shipped Shakespeare text (open vocabulary)")
     s.add_argument("--test", type=int, default=300, help="utterances by held-out voices (test.jsonl)")
     s.add_argument("--no-augment", action="store_true", help="clean synthesis only")
+    s.add_argument("--flite", type=float, default=0.3, help="share of utterances spoken by flite voices (if installed)")
+    s.add_argument("--festival", type=float, default=0.0,
+                   help="share spoken by festival voices ked/slt (held out: kal); needs festival or a --cache of them")
+    s.add_argument("--copies", type=int, default=1, help="augmented renderings of each training utterance")
+    s.add_argument("--cache", help="folder of clean festival/flite renderings (read, and filled when missing)")
+    s.add_argument("--render-only", choices=["festival", "flite"],
+                   help="only render that engine's utterances into --cache (for a machine without it)")
+    s.add_argument("--workers", type=int, default=1, help="synthesis processes")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_synth)
 
@@ -80,8 +88,18 @@ def _synth(args: argparse.Namespace) -> int:
     from rnnkit.data.speech_synth import SynthConfig, build_corpus
     from rnnkit.errors import UserError
 
+    from rnnkit.data.speech_synth import render_cache
+
+    for name in ("flite", "festival"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UserError(f"--{name} must be a share between 0 and 1")
+    if args.flite + args.festival > 1.0:
+        raise UserError("--flite + --festival must not exceed 1")
+    if args.copies < 1:
+        raise UserError("--copies must be at least 1")
     cfg = SynthConfig(n_digits=args.digits, n_numbers=args.numbers, n_words=args.words,
-                      n_sentences=args.sentences, n_book=args.book, n_test=args.test, seed=args.seed)
+                      n_sentences=args.sentences, n_book=args.book, n_test=args.test, seed=args.seed,
+                      p_flite=args.flite, p_festival=args.festival, copies=args.copies, cache_dir=args.cache)
     if args.voices is not None:
         if args.voices < 1:
             raise UserError("--voices must be at least 1")
@@ -93,7 +111,12 @@ def _synth(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UserError(f"text file not found: {path}")
         cfg.extra_texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    summary = build_corpus(args.out, cfg)
+    if args.render_only:
+        if not args.cache:
+            raise UserError("--render-only needs --cache DIR")
+        print(json.dumps(render_cache(cfg, prefix=args.render_only, workers=args.workers)))
+        return 0
+    summary = build_corpus(args.out, cfg, workers=args.workers)
     print(json.dumps(summary))
     return 0
 
