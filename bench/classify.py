@@ -36,10 +36,7 @@ NAMES_CANDIDATES = {
     "rnn_bigru_conv3_b128_adjusted": dict(_NAMES_BASE, cell="gru", batch_size=128, lr=5e-3, conv_kernel=3,
                                           logit_adjust="auto"),
 }
-# 40 training cases (BasicMotions) cannot spare a validation split: train on all of them for a
-# fixed 60 epochs. Chosen among 3 configs on BasicMotions' test split (see docs/bench/classify.md).
-UEA_RNN = dict(cell="gru", hidden_size=64, bidirectional=True, pooling="attention", batch_size=8, lr=3e-3,
-               epochs=60, patience=0, val_fraction=0.0)
+# UEA candidates and their cross-validation on the training split: bench/classify_cv.py.
 
 
 def _log(msg: str) -> None:
@@ -47,7 +44,7 @@ def _log(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- names
-def names_benchmark(quick: bool, device: str, skip_ngram: bool) -> dict:
+def names_benchmark(quick: bool, device: str, skip_ngram: bool, workers: int = 2) -> dict:
     from rnnkit.data.names import load_names, split_names
     from rnnkit.metrics.classify import accuracy, macro_f1
 
@@ -67,7 +64,7 @@ def names_benchmark(quick: bool, device: str, skip_ngram: bool) -> dict:
     cands = {k: (dict(v, epochs=2) if quick else v) for k, v in NAMES_CANDIDATES.items()}
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=len(cands)) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(cands))) as pool:
         futures = {k: pool.submit(_train_names_rnn, opts, device, train, val, test) for k, opts in cands.items()}
         for name, fut in futures.items():
             out[name] = fut.result()
@@ -87,13 +84,24 @@ def _train_names_rnn(opts: dict, device: str, train, val, test) -> dict:
     t0 = time.time()
     clf = SequenceClassifier(progress=False, device=device, seed=0, **opts)
     clf.fit([n for n, _ in train], [l for _, l in train], val=([n for n, _ in val], [l for _, l in val]))
-    rv = clf.evaluate([n for n, _ in val], [l for _, l in val])
-    rep = clf.evaluate([n for n, _ in test], [l for _, l in test])
-    return {"config": opts, "val_accuracy": rv["accuracy"], "val_macro_f1": rv["macro_f1"],
-            "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "logit_adjust_tau": clf.config.logit_adjust_tau,
-            "epochs": clf.history.epochs, "best_epoch": clf.history.best_epoch, "stop_reason": clf.history.stop_reason,
-            "val_nll": [round(r["val_loss"], 4) for r in clf.history.rows if r.get("val_loss") is not None],
-            "train_seconds": round(time.time() - t0, 1)}
+    xv, yv, xt, yt = [n for n, _ in val], [l for _, l in val], [n for n, _ in test], [l for _, l in test]
+    rv, rep = clf.evaluate(xv, yv), clf.evaluate(xt, yt)
+    out = {"config": opts, "val_accuracy": rv["accuracy"], "val_macro_f1": rv["macro_f1"],
+           "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "logit_adjust_tau": clf.config.logit_adjust_tau,
+           "members": [{"epochs": h.epochs, "best_epoch": h.best_epoch, "stop_reason": h.stop_reason,
+                        "val_nll": [round(r["val_loss"], 4) for r in h.rows if r.get("val_loss") is not None]}
+                       for h in clf.histories],
+           "train_seconds": round(time.time() - t0, 1)}
+    if opts.get("ensemble", 1) > 1:  # each member alone, unadjusted (context for what averaging adds)
+        single = SequenceClassifier(progress=False, device=device, **dict(opts, ensemble=1))
+        single.labels, single.vocab = clf.labels, clf.vocab
+        out["members_unadjusted"] = []
+        for member in clf.net.members:
+            single.net = member
+            a, b = single.evaluate(xv, yv), single.evaluate(xt, yt)
+            out["members_unadjusted"].append({"val_accuracy": a["accuracy"], "val_macro_f1": a["macro_f1"],
+                                              "accuracy": b["accuracy"], "macro_f1": b["macro_f1"]})
+    return out
 
 
 def _ngram_baseline(train, val, test, labels, quick: bool) -> dict:
@@ -117,7 +125,8 @@ def _ngram_baseline(train, val, test, labels, quick: bool) -> dict:
             best = (f1, C, cw, m)
     f1_val, C, cw, m = best
     p = m.predict(X_te)
-    return {"C": C, "class_weight": cw, "val_macro_f1": f1_val, "accuracy": accuracy_score(y_te, p),
+    return {"C": C, "class_weight": cw, "val_macro_f1": f1_val, "val_accuracy": accuracy_score(y_va, m.predict(X_va)),
+            "accuracy": accuracy_score(y_te, p),
             "macro_f1": f1_score(y_te, p, average="macro", labels=labels)}
 
 
@@ -151,9 +160,9 @@ def one_nn(train_X, train_L, train_y, test_X, test_L, dtw: bool) -> np.ndarray:
     return np.array(preds)
 
 
-def uea_benchmark(quick: bool, device: str) -> dict:
+def uea_benchmark(quick: bool, device: str, workers: int = 2) -> dict:
+    from bench.classify_cv import choose_by_cv, final_ensemble
     from rnnkit.data.uea import load_uea
-    from rnnkit.tasks.classify import SequenceClassifier
 
     out = {}
     for name in ("BasicMotions", "JapaneseVowels"):
@@ -171,19 +180,8 @@ def uea_benchmark(quick: bool, device: str) -> dict:
                 t0 = time.time()
                 res[f"1nn_dtw_d{tag}"] = float((one_nn(Xtr, tr.lengths, tr.y, Xte, te.lengths, dtw=True) == te.y).mean())
                 _log(f"{name} 1NN-DTW_D{tag}: {res[f'1nn_dtw_d{tag}']:.4f} ({time.time() - t0:.0f} s)")
-        seeds = [0] if quick else [0, 1, 2]
-        accs = []
-        for seed in seeds:
-            opts = dict(UEA_RNN, epochs=10) if quick else UEA_RNN
-            t0 = time.time()
-            clf = SequenceClassifier(progress=False, device=device, seed=seed, **opts)
-            clf.fit(tr.X, tr.y, tr.lengths)
-            rep = clf.evaluate(te.X, te.y, te.lengths)
-            accs.append(rep["accuracy"])
-            _log(f"{name} RNN seed {seed}: accuracy {rep['accuracy']:.4f} macro-F1 {rep['macro_f1']:.4f} "
-                 f"({clf.history.epochs} epochs, {time.time() - t0:.0f} s)")
-        res["rnn_bigru"] = {"config": UEA_RNN, "seeds": seeds, "accuracy": accs,
-                            "accuracy_mean": float(np.mean(accs))}
+        res["cv"] = choose_by_cv(name, device, quick, workers)  # on the training split only
+        res["rnn"] = final_ensemble(name, res["cv"]["chosen_config"], device, members=2 if quick else 5)
         out[name] = res
     return out
 
@@ -194,6 +192,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-ngram", action="store_true")
     ap.add_argument("--only", choices=["names", "uea"], default=None)
+    ap.add_argument("--workers", type=int, default=2, help="processes for the parallel runs (one torch thread each)")
     ap.add_argument("--out", default=None, help="default bench/results/classify[.quick].json")
     args = ap.parse_args()
     if args.out is None:  # a quick smoke run never overwrites the full results the docs quote
@@ -208,9 +207,9 @@ def main() -> None:
     out = Path(args.out)
     sections = {}
     if args.only in (None, "uea"):
-        sections["uea"] = {"run": meta, **uea_benchmark(args.quick, args.device)}
+        sections["uea"] = {"run": meta, **uea_benchmark(args.quick, args.device, args.workers)}
     if args.only in (None, "names"):
-        sections["names"] = {"run": meta, **names_benchmark(args.quick, args.device, args.skip_ngram)}
+        sections["names"] = {"run": meta, **names_benchmark(args.quick, args.device, args.skip_ngram, args.workers)}
     # Sections run separately (--only) are merged into one file, each with its own date/command;
     # read just before writing so two runs of different sections do not undo each other.
     result = json.loads(out.read_text()) if out.exists() else {}

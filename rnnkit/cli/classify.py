@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                    help="'balanced' weighs classes inversely to their frequency (imbalanced data)")
     t.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the training loss")
+    t.add_argument("--loss-adjust", type=float, default=0.0,
+                   help="logit-adjusted training loss: add this times log class prior to the logits in the loss")
     t.add_argument("--conv-kernel", type=int, default=0, help="width of a conv front-end over token embeddings (0 = none)")
     t.add_argument("--logit-adjust", choices=["none", "auto"], default="none",
                    help="'auto': favour rare classes by the amount that maximises validation macro-F1")
@@ -98,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
         lowercase=args.lowercase, max_len=args.max_len,
         class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
         label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        conv_kernel=args.conv_kernel, ensemble=args.ensemble, logit_adjust=None if args.logit_adjust == "none" else "auto",
+        conv_kernel=args.conv_kernel, ensemble=args.ensemble, loss_adjust=args.loss_adjust, logit_adjust=None if args.logit_adjust == "none" else "auto",
         optimizer="adamw" if args.weight_decay > 0 else "adam",
         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
         max_time=args.max_time, device=args.device, progress=not args.quiet)

@@ -48,6 +48,10 @@ class ClassifierConfig:
     max_len: Optional[int] = 512  # longer sequences are truncated
     class_weight: Optional[str] = None  # None | "balanced"
     label_smoothing: float = 0.0  # training loss only
+    # > 0: logit-adjusted loss (Menon et al. 2021): training and validation losses see
+    # logits + loss_adjust * log prior(class), so the network's own logits come out balanced
+    # towards rare classes (the rare-class features are learned, not only re-thresholded).
+    loss_adjust: float = 0.0
     conv_kernel: int = 0  # > 0: conv front-end (char n-gram detector of this odd width) before the RNN
     # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 (logit
     # adjustment, Menon et al. 2021: favours rare classes) and fold it into the head's bias, so
@@ -148,6 +152,10 @@ class SequenceClassifier:
         x, L = self._encode(train)
         y_ids = self._label_ids(train)
         weights = class_weights(y_ids.numpy(), len(self.labels), cfg.class_weight)
+        shift = None
+        if cfg.loss_adjust:
+            counts = np.bincount(y_ids.numpy(), minlength=len(self.labels)).clip(min=1)
+            shift = torch.as_tensor(cfg.loss_adjust * np.log(counts / counts.sum()), dtype=torch.float32)
         val_batches = None
         if val_data is not None and len(val_data):
             xv, Lv = self._encode(val_data)
@@ -162,7 +170,7 @@ class SequenceClassifier:
             if cfg.ensemble > 1 and cfg.progress:
                 print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
             batches = make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
-            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, sub, resume)
+            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume)
             members.append(net)
             self.histories.append(hist)
         self.history = self.histories[-1]
@@ -173,7 +181,8 @@ class SequenceClassifier:
         return self
 
     def _train_member(self, net_cfg: ClassifierNetConfig, seed: int, train_batches, val_batches,
-                      weights: Optional[torch.Tensor], out_dir: Optional[Path], resume: bool):
+                      weights: Optional[torch.Tensor], shift: Optional[torch.Tensor], out_dir: Optional[Path],
+                      resume: bool):
         """One network through the shared Trainer -> (trained ClassifierNet in eval mode, History)."""
         from rnnkit.train import TrainConfig, Trainer, unwrap
 
@@ -184,6 +193,8 @@ class SequenceClassifier:
         def loss_fn(model, batch, state):
             xb, Lb, yb = batch
             logits = model(xb, Lb)
+            if shift is not None:  # logit-adjusted loss: the prior is added back inside the loss only
+                logits = logits + shift.to(logits.device)
             if not model.training:
                 # Validation (early stopping) on the plain NLL: class weights and smoothing shape
                 # the training signal only, and a weighted val loss is dominated by a few rare names.
@@ -209,8 +220,10 @@ class SequenceClassifier:
         log_prior = np.log(np.bincount(y_train, minlength=n).clip(min=1) / len(y_train))
         logp = np.log(self.predict_proba(val_data).clip(min=1e-12))
         y_val = self._label_ids(val_data).numpy()
-        scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -t, t) for t in np.arange(0.0, 1.51, 0.125)]
-        _, _, tau = max(scores)  # ties -> the smallest tau
+        # After a logit-adjusted loss the logits are already balanced: negative tau can move back.
+        grid = np.arange(-self.config.loss_adjust, 1.51, 0.125)
+        scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -abs(t), t) for t in grid]
+        _, _, tau = max(scores)  # ties -> the smallest |tau|
         self.net.add_logit_bias(torch.as_tensor(-tau * log_prior))  # head bias, or the ensemble's `adjust`
         self.config.logit_adjust_tau = float(tau)
 
