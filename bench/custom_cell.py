@@ -4,13 +4,17 @@ Shape of issue 8 / DESIGN.md: batch 64, 100 steps, 32 inputs, 256 hidden, float3
 thread; training = forward + backward of ``y.sum()``, inference = forward under no_grad.
 
 Cases (same weights):
-- ``torch.nn.LSTM`` (fused ATen kernel): the reference;
+- ``torch.nn.LSTM`` (fused ATen/oneDNN kernel): the reference;
 - ``Recurrent(UserLSTM)``: a plain ``Cell`` subclass with ``project_input`` (the runner does
-  the input matmul for all steps at once, then a Python loop of small ops per step);
+  the input matmul outside the per-step loop, then a Python loop of small ops per step);
 - ``Recurrent(UserLSTM, no project_input)``: the same cell without the hoisting;
+- ``previous inference loop``: the runner's loop before the inference path (list + stack
+  under no_grad, whole-sequence projection of a strided input), kept to measure the change;
 - ``TorchScript loop``: the whole recurrence scripted (``torch.jit.script``);
-- ``torch.compile step`` (only with ``--compile``: compiling takes ~1 minute here): the
-  cell's pointwise maths compiled by Inductor, the loop in Python.
+- ``floor`` rows (inference only): the recurrent matmul alone as the user's ``nn.Linear``
+  runs it (100 x ``addmm(b, h, W^T)``), and the cell loop without projection or outputs;
+- ``torch.compile scan`` (only with ``--compile``, inference only, ~10-60 s to compile): the
+  whole recurrence as ``torch._higher_order_ops.scan`` over the cell, compiled by Inductor.
 
     python bench/custom_cell.py [--quick] [--compile]   # or: rnnkit bench --only custom_cell
 
@@ -23,7 +27,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -80,15 +84,50 @@ def _load_from(cell: UserLSTM, ref: nn.LSTM) -> None:
         cell.hh.bias.copy_(ref.bias_hh_l0)
 
 
-def _cases(x: Tensor, compile_: bool) -> dict[str, tuple[Callable[[], Tensor], list]]:
+class Case(NamedTuple):
+    fwd: Callable[[], Tensor]
+    params: list
+    train: bool = True  # also timed with a backward pass
+    output: bool = True  # returns y comparable with the fused layer's
+
+
+def _previous_loop(cell: UserLSTM, x: Tensor) -> Tensor:
+    """The runner's inference loop as it was before the inference path (same for training)."""
+    xp = cell.project_input(x.transpose(0, 1))
+    state: tuple[Tensor, ...] = (x.new_zeros(B, H), x.new_zeros(B, H))
+    outs = []
+    for x_t in xp.unbind(0):
+        y, state = cell(x_t, state)
+        outs.append(y)
+    return torch.stack(outs).transpose(0, 1)
+
+
+def _scan_forward(cell: UserLSTM) -> Callable[[Tensor], Tensor]:
+    from torch._higher_order_ops.scan import scan
+
+    def run(x: Tensor) -> Tensor:
+        def combine(carry, x_t):
+            y, s = cell(x_t, carry)
+            return tuple(s), y.clone()  # scan refuses outputs that alias the carry
+
+        _, ys = scan(combine, (x.new_zeros(B, H), x.new_zeros(B, H)), cell.project_input(x.transpose(0, 1)))
+        return ys.transpose(0, 1)
+
+    return torch.compile(run, dynamic=False, fullgraph=True)
+
+
+def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
     torch.manual_seed(0)
     ref = nn.LSTM(I, H, batch_first=True)
     cells = {"Recurrent(UserLSTM)": UserLSTM(I, H), "Recurrent(UserLSTM, no project_input)": UserLSTM(I, H, hoist=False)}
-    out: dict[str, tuple[Callable[[], Tensor], list]] = {"torch.nn.LSTM (fused)": (lambda: ref(x)[0], list(ref.parameters()))}
+    out: dict[str, Case] = {"torch.nn.LSTM (fused)": Case(lambda: ref(x)[0], list(ref.parameters()))}
     for name, cell in cells.items():
         _load_from(cell, ref)
         rec = Recurrent(cell, batch_first=True)
-        out[name] = (lambda rec=rec: rec(x)[0], list(rec.parameters()))
+        out[name] = Case(lambda rec=rec: rec(x)[0], list(rec.parameters()))
+    prev = UserLSTM(I, H)
+    _load_from(prev, ref)
+    out["previous inference loop (list + stack, no_grad)"] = Case(lambda: _previous_loop(prev, x), [], train=False)
     ts_cell = UserLSTM(I, H)
     _load_from(ts_cell, ref)
     with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13; measured for the record
@@ -99,15 +138,34 @@ def _cases(x: Tensor, compile_: bool) -> dict[str, tuple[Callable[[], Tensor], l
         z = x.new_zeros(B, H)
         return scripted(ts_cell.ih(x.transpose(0, 1)), z, z, ts_cell.hh.weight, ts_cell.hh.bias).transpose(0, 1)
 
-    out["TorchScript loop"] = (ts_forward, list(ts_cell.parameters()))
+    out["TorchScript loop"] = Case(ts_forward, list(ts_cell.parameters()))
+    hh = cells["Recurrent(UserLSTM)"].hh
+    h0 = x.new_zeros(B, H)
+    xp0 = cells["Recurrent(UserLSTM)"].project_input(x.transpose(0, 1).contiguous()).detach()
+
+    def matmul_floor() -> Tensor:
+        h = h0
+        for _ in range(T):
+            h = hh(h)[:, :H]  # depends on the previous step, as the recurrence does
+        return h
+
+    def cell_floor() -> Tensor:
+        state: tuple[Tensor, ...] = (h0, h0)
+        for x_t in xp0.unbind(0):
+            _, state = cells["Recurrent(UserLSTM)"](x_t, state)
+        return state[0]
+
+    out["floor: recurrent nn.Linear alone (100 addmm)"] = Case(matmul_floor, [], train=False, output=False)
+    out["floor: cell steps alone (no projection, no outputs)"] = Case(cell_floor, [], train=False, output=False)
     if compile_:
-        comp = UserLSTM(I, H, pointwise=torch.compile(lstm_pointwise, dynamic=False))
+        comp = UserLSTM(I, H)
         _load_from(comp, ref)
-        rec_c = Recurrent(comp, batch_first=True)
+        fwd = _scan_forward(comp)
         t0 = time.perf_counter()
-        rec_c(x)[0].sum().backward()
-        log(f"torch.compile: first call (compilation) {time.perf_counter() - t0:.1f} s")
-        out["torch.compile step"] = (lambda: rec_c(x)[0], list(rec_c.parameters()))
+        with torch.no_grad():
+            fwd(x)
+        log(f"torch.compile scan: first call (compilation) {time.perf_counter() - t0:.1f} s")
+        out["torch.compile scan (Inductor)"] = Case(lambda: fwd(x), [], train=False)
     return out
 
 
@@ -115,36 +173,49 @@ def main(quick: bool = False, compile_: bool = False) -> dict:
     setup(1)
     x = torch.randn(B, T, I)
     cases = _cases(x, compile_)
-    ref_y = cases["torch.nn.LSTM (fused)"][0]().detach()
-    parity = {k: float((f().detach() - ref_y).abs().max()) for k, (f, _) in cases.items()}
+    ref = "torch.nn.LSTM (fused)"
+    with torch.no_grad():
+        ref_y = cases[ref].fwd()
+        parity = {k: float((c.fwd() - ref_y).abs().max()) if c.output else float("nan") for k, c in cases.items()}
     flat: dict[str, Callable[[], None]] = {}
-    for name, (fwd, params) in cases.items():
-        def train(fwd=fwd, params=params) -> None:
+    for name, case in cases.items():
+        def train(fwd=case.fwd, params=case.params) -> None:
             for p in params:
                 p.grad = None
             fwd().sum().backward()
 
-        def infer(fwd=fwd) -> None:
+        def infer(fwd=case.fwd) -> None:
             with torch.no_grad():
                 fwd()
 
-        flat[f"{name}|train"], flat[f"{name}|infer"] = train, infer
+        if case.train:
+            flat[f"{name}|train"] = train
+        flat[f"{name}|infer"] = infer
     repeats = 3 if quick else 9
     log(f"custom_cell bench: B={B} T={T} I={I} H={H}, {len(flat)} cases x {repeats} repeats")
     times = time_interleaved(flat, repeats=repeats, warmup=1)
     res = {k: summary(v) for k, v in times.items()}
-    ref = "torch.nn.LSTM (fused)"
-    # ratios: median over rounds of (case time / fused time) in the same round
-    rows = [{"case": n, "train_ms": res[f"{n}|train"]["median_s"] * 1e3,
-             "train_x_fused": paired_ratio(times[f"{n}|train"], times[f"{ref}|train"]),
-             "infer_ms": res[f"{n}|infer"]["median_s"] * 1e3,
-             "infer_x_fused": paired_ratio(times[f"{n}|infer"], times[f"{ref}|infer"]),
-             "max_abs_diff_vs_fused": parity[n]} for n in cases]
-    table = markdown_table(["case", "train ms", "train ÷ fused", "infer ms", "infer ÷ fused", "max |y - y_fused|"],
+    nan = float("nan")
+
+    def ratio(n: str, mode: str) -> float:
+        return paired_ratio(times[f"{n}|{mode}"], times[f"{ref}|{mode}"]) if f"{n}|{mode}" in times else nan
+
+    # ratios: median over rounds of (case time / fused time) in the same round; spread = min/max of them
+    rows = []
+    for n in cases:
+        infer_r = [a / b for a, b in zip(times[f"{n}|infer"], times[f"{ref}|infer"])]
+        rows.append({"case": n, "train_ms": res[f"{n}|train"]["median_s"] * 1e3 if cases[n].train else nan,
+                     "train_x_fused": ratio(n, "train"), "infer_ms": res[f"{n}|infer"]["median_s"] * 1e3,
+                     "infer_x_fused": ratio(n, "infer"), "infer_x_fused_min": min(infer_r),
+                     "infer_x_fused_max": max(infer_r), "max_abs_diff_vs_fused": parity[n]})
+    table = markdown_table(["case", "train ms", "train ÷ fused", "infer ms", "infer ÷ fused", "(min–max over rounds)",
+                            "max |y - y_fused|"],
                            [[r["case"], r["train_ms"], r["train_x_fused"], r["infer_ms"], r["infer_x_fused"],
-                             r["max_abs_diff_vs_fused"]] for r in rows])
+                             f"{r['infer_x_fused_min']:.2f}–{r['infer_x_fused_max']:.2f}", r["max_abs_diff_vs_fused"]]
+                            for r in rows])
     out = {"area": "custom_cell", "quick": quick, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
-           "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table}
+           "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table,
+           "times_s": times}
     path = write_results("custom_cell", out, quick=quick)
     log(f"wrote {path}")
     return out

@@ -166,7 +166,9 @@ class SequenceLayer(nn.Module):
         raise NotImplementedError  # pragma: no cover
 
     def _run_generic(self, x: Tensor, hx: Optional[StateLike], lengths: Optional[Tensor]):
-        x_tm = x.transpose(0, 1) if self.batch_first else x
+        # contiguous time-major: the projection of a 3-D contiguous input folds its bias into
+        # one addmm, and every step's slice is contiguous (a strided view costs a bias pass)
+        x_tm = x.transpose(0, 1).contiguous() if self.batch_first else x
         B = x_tm.shape[1]
         if hx is None:
             hx = self.init_state(B, device=x.device, dtype=x.dtype)
@@ -179,7 +181,7 @@ class SequenceLayer(nn.Module):
             for d in range(D):
                 k = layer * D + d
                 proj, step = fns[k]
-                y, s = run_cell(step, proj(layer_in), tuple(p[k] for p in parts), lengths, reverse=d == 1)
+                y, s = run_cell(step, layer_in, tuple(p[k] for p in parts), lengths, reverse=d == 1, project=proj)
                 outs.append(y)
                 finals.append(s)
             layer_in = torch.cat(outs, dim=-1) if D > 1 else outs[0]
