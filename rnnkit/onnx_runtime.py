@@ -54,12 +54,34 @@ class OnnxSession:
 
     def __call__(self, **inputs: Any) -> dict[str, np.ndarray]:
         feed = {k: (v.detach().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v)) for k, v in inputs.items()}
-        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        try:
+            return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail...): a graph of another model
+            raise UserError(f"{self.path}: onnxruntime cannot run this graph on the model's inputs "
+                            f"({_first_line(exc)}); export it from the same model folder with `rnnkit export`") from None
+
+    def require_dims(self, kind: str, name: str, expected: dict[int, int], what: str) -> None:
+        """Raise UserError when a static dimension of input/output ``name`` differs from ``expected``
+        ({axis: size}); dynamic (named) dimensions are not checked."""
+        nodes = self.session.get_inputs() if kind == "input" else self.session.get_outputs()
+        shape = next((list(n.shape) for n in nodes if n.name == name), None)
+        if shape is None:
+            return
+        for axis, size in expected.items():
+            got = shape[axis] if -len(shape) <= axis < len(shape) else None
+            if isinstance(got, int) and got != size:
+                raise UserError(f"{self.path}: {kind} {name!r} has size {got} on axis {axis}, {what} needs {size}; "
+                                f"the graph was exported from another model")
 
     def require_inputs(self, names: list[str], what: str) -> None:
         if self.input_names[: len(names)] != names:
             raise UserError(f"{self.path}: graph inputs {self.input_names} are not {what}'s {names}; "
                             f"export the model folder with `rnnkit export`" + (" --graph step" if "token" in names else ""))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:200] if text else type(exc).__name__
 
 
 class OnnxModule:
@@ -148,10 +170,17 @@ def with_onnx(task: Any, onnx_path: Union[str, os.PathLike], threads: int = 1) -
         task._check_ready()
         session.require_inputs(["token"], "the text step graph")
         rnn = task.model.rnn
+        sizes = tuple(rnn.state_sizes())
+        for name, size in zip(session.input_names[1:], sizes):
+            session.require_dims("input", name, {0: rnn.num_layers, 2: size}, "this model's state")
+        session.require_dims("output", session.output_names[0], {-1: len(task.vocab)}, "this model's vocabulary")
         clone.model = OnnxLanguageModel(session, task.model.cfg, tuple(rnn.state_sizes()), rnn.num_layers)
     elif kind == "Forecaster":
         session.require_inputs(["y_s", "m"], "the forecast network")
-        clone.model = OnnxForecastModel(session, task._require_model())
+        net = task._require_model()
+        session.require_dims("input", "y_s", {1: net.cfg.context}, "this model's context")
+        session.require_dims("output", "q", {2: net.cfg.horizon}, "this model's horizon")
+        clone.model = OnnxForecastModel(session, net)
     else:
         raise UserError(f"no onnxruntime path for {kind}")
     return clone

@@ -60,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="CSV with the same columns as the training data")
     p.add_argument("--out", required=True, help="CSV to write: id, time, step, forecast[, q...]")
     p.add_argument("--quantiles", help="extra quantile columns, e.g. 0.1,0.5,0.9")
+    p.add_argument("--onnx", metavar="FILE.onnx", help="run the network in onnxruntime from this graph "
+                                                       "(`rnnkit export --model MODEL --out FILE.onnx`)")
     p.set_defaults(func=_predict)
 
     b = gs.add_parser("backtest", help="rolling-origin evaluation vs naive, seasonal naive, ETS and Theta")
@@ -122,6 +124,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     qs = parse_quantiles(args.quantiles)
     fc = Forecaster.load(args.model)
+    if args.onnx:
+        from rnnkit.onnx_runtime import with_onnx
+
+        fc = with_onnx(fc, args.onnx)
     df = fc.predict(args.data, quantiles=qs)
     out = Path(args.out)
     if out.is_dir():

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--top-k", type=int)
     g.add_argument("--top-p", type=float)
     g.add_argument("--seed", type=int, help="same seed, same text")
+    g.add_argument("--onnx", metavar="FILE.onnx", help="run the network in onnxruntime from the step graph "
+                                                       "(`rnnkit export --model MODEL --graph step --out FILE.onnx`)")
     g.set_defaults(func=_generate)
 
     n = cmds.add_parser("next-word", help="most likely next words with probabilities")
@@ -97,6 +99,10 @@ def _generate(args: argparse.Namespace) -> int:
     from rnnkit.tasks.text import TextModel
 
     model = TextModel.load(args.model)
+    if args.onnx:
+        from rnnkit.onnx_runtime import with_onnx
+
+        model = with_onnx(model, args.onnx)
     with _warnings_to_stderr():
         pieces = model.stream(args.prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed)
         first = next(pieces, "")  # primes (and validates) before anything is printed
