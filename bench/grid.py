@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -163,6 +164,30 @@ def lstm_two_threads(shapes: list[tuple[int, int, int]], repeats: int) -> list[d
     return out
 
 
+def efficiency(repeats: int, quick: bool = False, n: int = 2048) -> list[dict]:
+    """LSTM inference at batch 64 (one thread) as a fraction of the fp32 matmul peak **measured in
+    the same round**: each round times the layer and an n x n matmul back to back, so a slow phase
+    of the shared machine lowers both; the efficiency is the median of per-round ratios (and, as an
+    upper figure, the best layer time against the best matmul time)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    peak_flops = 2.0 * n**3
+    shapes = [(64, 50, 256)] if quick else [(64, t, h) for t in TIMES for h in HIDDENS if lstm_flops(64, t, h) <= MAX_FLOPS]
+    out = []
+    for bb, t, h in shapes:
+        cases = {"rnnkit|infer": cases_for("LSTM", bb, t, h, False)["rnnkit|infer"], "peak": lambda: a @ b}
+        times = time_interleaved(cases, repeats=repeats, warmup=1)
+        fl = lstm_flops(bb, t, h)
+        per_round = [(fl / tl) / (peak_flops / tp) for tl, tp in zip(times["rnnkit|infer"], times["peak"])]
+        out.append({"batch": bb, "time": t, "hidden": h, "threads": torch.get_num_threads(), "repeats": repeats,
+                    "rnnkit_gflops_median": fl / summary(times["rnnkit|infer"])["median_s"] / 1e9,
+                    "peak_gflops_median": peak_flops / summary(times["peak"])["median_s"] / 1e9,
+                    "efficiency_median": statistics.median(per_round), "efficiency_min": min(per_round),
+                    "efficiency_max": max(per_round),
+                    "efficiency_best": (fl / min(times["rnnkit|infer"])) / (peak_flops / min(times["peak"])),
+                    "times_s": times})
+    return out
+
+
 def _tables(res: dict) -> str:
     rows = res["grid"]
     nan = float("nan")
@@ -178,6 +203,14 @@ def _tables(res: dict) -> str:
         + [["", r["time"], r["hidden"], "infer", 2, r["rnnkit_gflops"], 100 * r["rnnkit_gflops"] / p2]
            for r in res.get("two_threads", [])])
     parts = [t1, f"fp32 matmul peak: {p1:.1f} GFLOP/s (1 thread), {p2:.1f} GFLOP/s (2 threads)", t2]
+    eff = res.get("efficiency")
+    if eff:
+        parts.append("LSTM inference, batch 64, 1 thread, vs the matmul peak of the same round:\n\n" + markdown_table(
+            ["T", "H", "GFLOP/s (median)", "peak GFLOP/s (median)", "% of peak (median of rounds)", "range",
+             "% best vs best"],
+            [[r["time"], r["hidden"], r["rnnkit_gflops_median"], r["peak_gflops_median"], 100 * r["efficiency_median"],
+              f"{100 * r['efficiency_min']:.0f}–{100 * r['efficiency_max']:.0f}", 100 * r["efficiency_best"]]
+             for r in eff]))
     tg = res.get("text_generation")
     if tg:
         parts.append(f"Text generation (char LSTM {tg['embed_size']}-{tg['hidden_size']}, vocab {tg['vocab']}, "
@@ -193,7 +226,7 @@ def _tables(res: dict) -> str:
     return "\n\n".join(parts)
 
 
-PARTS = ("grid", "threads", "tasks", "ddp")
+PARTS = ("grid", "threads", "efficiency", "tasks", "ddp")
 
 
 def main(quick: bool = False, budget_s: float | None = None, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
@@ -217,6 +250,9 @@ def main(quick: bool = False, budget_s: float | None = None, parts: tuple[str, .
         log("  LSTM inference with 2 threads")
         res["two_threads"] = lstm_two_threads([(64, 50, 256)] if quick else [(64, 200, 256), (64, 50, 1024)],
                                               repeats=2 if quick else 3)
+    if "efficiency" in parts:
+        log("  LSTM inference at batch 64 vs the matmul peak, paired per round")
+        res["efficiency"] = efficiency(repeats=2 if quick else 7, quick=quick)
     if "tasks" in parts:
         log("  text generation")
         res["text_generation"] = tasks.text_generation(train_seconds=2 if quick else 5, length=100 if quick else 300,
