@@ -13,8 +13,8 @@ Cases (same weights):
 - ``TorchScript loop``: the whole recurrence scripted (``torch.jit.script``);
 - ``floor`` rows (inference only): the recurrent matmul alone as the user's ``nn.Linear``
   runs it (100 x ``addmm(b, h, W^T)``), and the cell loop without projection or outputs;
-- ``torch.compile scan`` (only with ``--compile``, inference only, ~10-60 s to compile): the
-  whole recurrence as ``torch._higher_order_ops.scan`` over the cell, compiled by Inductor.
+- ``Recurrent(UserLSTM, compile=True)`` (only with ``--compile``, inference only, ~10-60 s to
+  compile): the whole recurrence as one Inductor-compiled scan (``rnnkit.nn.compiled``).
 
     python bench/custom_cell.py [--quick] [--compile]   # or: rnnkit bench --only custom_cell
 
@@ -39,6 +39,7 @@ from bench.common import (log, machine_info, markdown_table, paired_ratio, setup
 from rnnkit.nn import Cell, Recurrent  # noqa: E402
 
 B, T, I, H = 64, 100, 32, 256
+COMPILE_S: dict[str, float] = {}  # first-call (compilation) seconds of compiled cases
 
 
 def lstm_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -102,20 +103,6 @@ def _previous_loop(cell: UserLSTM, x: Tensor) -> Tensor:
     return torch.stack(outs).transpose(0, 1)
 
 
-def _scan_forward(cell: UserLSTM) -> Callable[[Tensor], Tensor]:
-    from torch._higher_order_ops.scan import scan
-
-    def run(x: Tensor) -> Tensor:
-        def combine(carry, x_t):
-            y, s = cell(x_t, carry)
-            return tuple(s), y.clone()  # scan refuses outputs that alias the carry
-
-        _, ys = scan(combine, (x.new_zeros(B, H), x.new_zeros(B, H)), cell.project_input(x.transpose(0, 1)))
-        return ys.transpose(0, 1)
-
-    return torch.compile(run, dynamic=False, fullgraph=True)
-
-
 def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
     torch.manual_seed(0)
     ref = nn.LSTM(I, H, batch_first=True)
@@ -160,12 +147,13 @@ def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
     if compile_:
         comp = UserLSTM(I, H)
         _load_from(comp, ref)
-        fwd = _scan_forward(comp)
+        rec_c = Recurrent(comp, batch_first=True, compile=True)
         t0 = time.perf_counter()
         with torch.no_grad():
-            fwd(x)
-        log(f"torch.compile scan: first call (compilation) {time.perf_counter() - t0:.1f} s")
-        out["torch.compile scan (Inductor)"] = Case(lambda: fwd(x), [], train=False)
+            rec_c(x)
+        COMPILE_S["Recurrent(UserLSTM, compile=True)"] = time.perf_counter() - t0
+        log(f"Recurrent(compile=True): first call (compilation) {COMPILE_S['Recurrent(UserLSTM, compile=True)']:.1f} s")
+        out["Recurrent(UserLSTM, compile=True)"] = Case(lambda: rec_c(x)[0], list(rec_c.parameters()))
     return out
 
 
@@ -215,7 +203,7 @@ def main(quick: bool = False, compile_: bool = False) -> dict:
                             for r in rows])
     out = {"area": "custom_cell", "quick": quick, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
            "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table,
-           "times_s": times}
+           "compile_s": COMPILE_S, "times_s": times}
     path = write_results("custom_cell", out, quick=quick)
     log(f"wrote {path}")
     return out

@@ -165,6 +165,10 @@ class SequenceLayer(nn.Module):
         """Per (layer, direction): (input projection, step)."""
         raise NotImplementedError  # pragma: no cover
 
+    def _compiled_loop(self, k: int):
+        """The compiled inference loop of cell ``k`` (layer * directions + direction), or None."""
+        return None
+
     def _run_generic(self, x: Tensor, hx: Optional[StateLike], lengths: Optional[Tensor]):
         # contiguous time-major: the projection of a 3-D contiguous input folds its bias into
         # one addmm, and every step's slice is contiguous (a strided view costs a bias pass)
@@ -181,7 +185,8 @@ class SequenceLayer(nn.Module):
             for d in range(D):
                 k = layer * D + d
                 proj, step = fns[k]
-                y, s = run_cell(step, layer_in, tuple(p[k] for p in parts), lengths, reverse=d == 1, project=proj)
+                y, s = run_cell(step, layer_in, tuple(p[k] for p in parts), lengths, reverse=d == 1, project=proj,
+                                compiled=self._compiled_loop(k))
                 outs.append(y)
                 finals.append(s)
             layer_in = torch.cat(outs, dim=-1) if D > 1 else outs[0]

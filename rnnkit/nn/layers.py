@@ -184,7 +184,9 @@ class Recurrent(SequenceLayer):
     the fused layers (lengths, masks, Keras options, ``step``).
 
     ``cell`` is a Cell (one layer, one direction) or a factory ``input_size -> Cell``
-    called once per layer and direction.
+    called once per layer and direction. ``compile=True`` runs inference (autograd off)
+    through a compiled scan of each cell (``rnnkit.nn.compiled``: ~1.5x the fused kernel
+    instead of ~2x for an LSTM-like cell; the first call compiles for ~10-60 s).
     """
 
     def __init__(
@@ -198,9 +200,12 @@ class Recurrent(SequenceLayer):
         return_sequences: bool = True,
         return_state: bool = True,
         go_backwards: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.num_layers, self.bidirectional, self.dropout, self.batch_first = num_layers, bidirectional, dropout, batch_first
+        self.compile = compile
+        self._loops: dict[int, object] = {}
         self._init_api(return_sequences, return_state, go_backwards)
         D = 2 if bidirectional else 1
         if isinstance(cell, Cell):
@@ -230,6 +235,22 @@ class Recurrent(SequenceLayer):
     def _step_fns(self):
         return [(c.project_input, c) for c in self.cells]
 
+    def __getstate__(self):
+        # compiled loops are a cache tied to this object's cells: copies compile their own
+        state = self.__dict__.copy()
+        state["_loops"] = {}
+        return state
+
+    def _compiled_loop(self, k: int):
+        if not self.compile or torch.is_grad_enabled():
+            return None
+        if k not in self._loops:
+            from rnnkit.nn.compiled import CompiledLoop
+
+            self._loops[k] = CompiledLoop(self.cells[k])
+        return self._loops[k]
+
     def extra_repr(self) -> str:
-        return f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, batch_first={self.batch_first}"
+        return (f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, batch_first={self.batch_first}"
+                + (", compile=True" if self.compile else ""))
 

@@ -43,11 +43,13 @@ def run_cell(
     lengths: Optional[Tensor] = None,
     reverse: bool = False,
     project: Optional[ProjectFn] = None,
+    compiled: Optional[Callable[[Tensor, State, Optional[Tensor]], Optional[tuple[Tensor, State]]]] = None,
 ) -> tuple[Tensor, State]:
     """Run ``step`` over ``xp: (time, batch, F)`` from ``state`` (tuple of (batch, S)).
 
     ``project`` (optional): the cell's input-only part (``Cell.project_input``), applied to
-    all of ``xp`` once before the steps read it.
+    all of ``xp`` once before the steps read it. ``compiled`` (optional, inference only): a
+    ``rnnkit.nn.compiled.CompiledLoop`` of the same step, used unless it returns None.
     Returns ``y: (time, batch, out)`` and the state at each sequence's last real step.
     With ``reverse`` the cell reads each sequence from its last real step backwards and
     ``y`` is returned in the original time order (as torch's bidirectional layers do).
@@ -61,7 +63,10 @@ def run_cell(
     if torch.is_grad_enabled():
         y, state = _run_autograd(step, xp if project is None else project(xp), state, alive_all)
     else:
-        y, state = _run_inference(step, xp, state, alive_all, project)
+        done = None
+        if compiled is not None:
+            done = compiled(xp if project is None else project(xp), state, alive_all)
+        y, state = done if done is not None else _run_inference(step, xp, state, alive_all, project)
     if reverse:
         y = reverse_padded(y, lengths)
     return y, state

@@ -1,0 +1,101 @@
+"""``Recurrent(..., compile=True)``: the compiled-scan inference loop equals the eager loop.
+
+Compiling takes seconds per cell (a minute on a cold Inductor cache), so the equality tests
+are ``slow``; the default run checks the fallback (a cell that cannot be captured whole
+warns once and runs the eager loop) and that training never takes the compiled path.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import rnnkit.nn as rnn
+from rnnkit.nn.compiled import CompiledLoop
+
+H = 6
+
+
+class TwoLinearLSTM(rnn.Cell):
+    def __init__(self, input_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size, self.output_size = input_size, H, H
+        self.state_sizes = (H, H)
+        self.ih, self.hh = nn.Linear(input_size, 4 * H), nn.Linear(H, 4 * H)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self.ih(x)
+
+    def forward(self, x_t: Tensor, state: tuple[Tensor, ...]):
+        i, f, g, o = (x_t + self.hh(state[0])).chunk(4, 1)
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+
+class DataDependentCell(TwoLinearLSTM):
+    """Python control flow on tensor values: cannot be captured as one graph."""
+
+    def forward(self, x_t: Tensor, state: tuple[Tensor, ...]):
+        h, s = super().forward(x_t, state)
+        if float(h.sum()) > 1e9:  # never true; still a graph break
+            h = h * 0
+        return h, s
+
+
+def _compare(layer: rnn.Recurrent, x: Tensor, lengths=None, atol: float = 1e-6) -> None:
+    y_ref, s_ref = layer(x, lengths=lengths)  # autograd on: the eager loop
+    with torch.no_grad():
+        y, s = layer(x, lengths=lengths)
+    torch.testing.assert_close(y, y_ref.detach(), rtol=0, atol=atol)
+    for a, b in zip(s, s_ref):
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=atol)
+
+
+def test_uncompilable_cell_falls_back_to_the_eager_loop_with_one_warning():
+    torch.manual_seed(0)
+    layer = rnn.Recurrent(DataDependentCell(3), batch_first=True, compile=True)
+    x = torch.randn(2, 5, 3)
+    with pytest.warns(RuntimeWarning, match="could not be compiled"):
+        _compare(layer, x)
+    loop = layer._loops[0]
+    assert isinstance(loop, CompiledLoop) and loop.failed
+    with torch.no_grad():  # no second warning, same eager result
+        layer(x)
+
+
+def test_training_and_compile_false_never_compile():
+    layer = rnn.Recurrent(TwoLinearLSTM(3), batch_first=True, compile=True)
+    y, _ = layer(torch.randn(2, 4, 3))
+    y.sum().backward()
+    assert layer._loops == {} and layer.cells[0].hh.weight.grad is not None
+    plain = rnn.Recurrent(TwoLinearLSTM(3), batch_first=True)
+    with torch.no_grad():
+        plain(torch.randn(2, 4, 3))
+    assert plain._loops == {} and "compile" not in repr(plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory", [lambda n: TwoLinearLSTM(n), lambda n: rnn.GRUCell(n, H),
+                                     lambda n: rnn.I2HCell(n, H, H, log_softmax=True)], ids=["user_lstm", "gru", "i2h"])
+def test_compiled_loop_equals_eager_loop_over_shapes_lengths_and_directions(factory):
+    torch.manual_seed(1)
+    layer = rnn.Recurrent(factory, input_size=3, num_layers=2, bidirectional=True, batch_first=True, compile=True)
+    _compare(layer, torch.randn(4, 7, 3))
+    _compare(layer, torch.randn(5, 9, 3), lengths=torch.tensor([9, 3, 1, 5, 9]))
+    _compare(layer, torch.randn(3, 11, 3))  # another batch and length: dynamic shapes
+    assert all(loop.failed is None for loop in layer._loops.values())
+    copy.deepcopy(layer)  # the compiled cache is not copied
+
+
+@pytest.mark.slow
+def test_compiled_loop_sees_weight_updates():
+    torch.manual_seed(2)
+    layer = rnn.Recurrent(TwoLinearLSTM(3), batch_first=True, compile=True)
+    x = torch.randn(2, 6, 3)
+    _compare(layer, x)
+    with torch.no_grad():
+        layer.cells[0].hh.weight.mul_(0.5)  # as an optimizer step does, in place
+    _compare(layer, x)
