@@ -25,16 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Names: candidates trained in parallel (one process, one thread each); the reported model is the
-# one with the best VALIDATION (accuracy + macro-F1) / 2 -- test is never used to choose.
-# Base = the lowest-val-NLL config of the first round (docs/bench/classify.md); new: a conv
-# front-end (char 3-gram detectors) and logit adjustment with tau chosen on validation macro-F1.
+# one with the best VALIDATION (accuracy + macro-F1) -- test is never used to choose.
+# The member recipe is the previous round's val-selected single model (bi-LSTM 128, conv front-end,
+# logit adjustment); the scratch study in docs/bench/classify.md (validation only) found seed
+# ensembling the one change that helped, so the reported model is a 5-seed ensemble of it, with
+# tau fitted on the averaged validation probabilities. max_time is per member and generous: the
+# members stop by early stopping, not by the clock, even on a loaded CPU.
 _NAMES_BASE = dict(cell="lstm", hidden_size=128, bidirectional=True, pooling="last", embed_dim=64, dropout=0.5,
-                   label_smoothing=0.1, batch_size=64, lr=3e-3, epochs=40, patience=4, max_time=600.0)
+                   label_smoothing=0.1, batch_size=64, lr=3e-3, epochs=40, patience=4, max_time=1500.0)
 NAMES_CANDIDATES = {
-    "rnn_bilstm_conv3_adjusted": dict(_NAMES_BASE, conv_kernel=3, logit_adjust="auto"),
-    # Bigger batches + a GRU: more epochs inside the time cap (the LSTM was still improving at the cap).
-    "rnn_bigru_conv3_b128_adjusted": dict(_NAMES_BASE, cell="gru", batch_size=128, lr=5e-3, conv_kernel=3,
-                                          logit_adjust="auto"),
+    "rnn_bilstm_conv3_adjusted_ens5": dict(_NAMES_BASE, conv_kernel=3, logit_adjust="auto", ensemble=5),
 }
 # UEA candidates and their cross-validation on the training split: bench/classify_cv.py.
 
@@ -61,7 +61,8 @@ def names_benchmark(quick: bool, device: str, skip_ngram: bool, workers: int = 2
     if not skip_ngram:
         out["char_ngram_logreg"] = _ngram_baseline(train, val, test, labels, quick)
 
-    cands = {k: (dict(v, epochs=2) if quick else v) for k, v in NAMES_CANDIDATES.items()}
+    cands = {k: (dict(v, epochs=2, ensemble=min(2, v.get("ensemble", 1))) if quick else v)
+             for k, v in NAMES_CANDIDATES.items()}
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=min(workers, len(cands))) as pool:

@@ -22,7 +22,6 @@ _BASE = dict(cell="gru", hidden_size=64, bidirectional=True, pooling="attention"
 UEA_CANDIDATES = {
     "bigru64_attention": _BASE,  # the earlier config (chosen on BasicMotions test before)
     "bigru64_mean": dict(_BASE, pooling="mean"),
-    "bilstm64_attention": dict(_BASE, cell="lstm"),
     "bigru128_attention_drop0.3": dict(_BASE, hidden_size=128, dropout=0.3),
     "bigru64_attention_conv3": dict(_BASE, conv_kernel=3),
     "bigru64_attention_100ep_cosine": dict(_BASE, epochs=100, schedule="cosine"),

@@ -221,7 +221,7 @@ class SequenceClassifier:
         logp = np.log(self.predict_proba(val_data).clip(min=1e-12))
         y_val = self._label_ids(val_data).numpy()
         # After a logit-adjusted loss the logits are already balanced: negative tau can move back.
-        grid = np.arange(-self.config.loss_adjust, 1.51, 0.125)
+        grid = np.arange(-self.config.loss_adjust, 1.51, 0.125) + 0.0  # + 0.0: no "-0.0" tau
         scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -abs(t), t) for t in grid]
         _, _, tau = max(scores)  # ties -> the smallest |tau|
         self.net.add_logit_bias(torch.as_tensor(-tau * log_prior))  # head bias, or the ensemble's `adjust`
