@@ -8,8 +8,8 @@ Cases (same weights):
 - ``Recurrent(UserLSTM)``: a plain ``Cell`` subclass with ``project_input`` (the runner does
   the input matmul outside the per-step loop, then a Python loop of small ops per step);
 - ``Recurrent(UserLSTM, no project_input)``: the same cell without the hoisting;
-- ``previous inference loop``: the runner's loop before the inference path (list + stack
-  under no_grad, whole-sequence projection of a strided input), kept to measure the change;
+- ``previous loop``: the same layer through the runner's autograd loop with nothing requiring
+  grad (what inference ran before its own loop: outputs in a list, then stacked);
 - ``TorchScript loop``: the whole recurrence scripted (``torch.jit.script``);
 - ``floor`` rows (inference only): the recurrent matmul alone as the user's ``nn.Linear``
   runs it (100 x ``addmm(b, h, W^T)``), and the cell loop without projection or outputs;
@@ -92,17 +92,6 @@ class Case(NamedTuple):
     output: bool = True  # returns y comparable with the fused layer's
 
 
-def _previous_loop(cell: UserLSTM, x: Tensor) -> Tensor:
-    """The runner's inference loop as it was before the inference path (same for training)."""
-    xp = cell.project_input(x.transpose(0, 1))
-    state: tuple[Tensor, ...] = (x.new_zeros(B, H), x.new_zeros(B, H))
-    outs = []
-    for x_t in xp.unbind(0):
-        y, state = cell(x_t, state)
-        outs.append(y)
-    return torch.stack(outs).transpose(0, 1)
-
-
 def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
     torch.manual_seed(0)
     ref = nn.LSTM(I, H, batch_first=True)
@@ -112,9 +101,17 @@ def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
         _load_from(cell, ref)
         rec = Recurrent(cell, batch_first=True)
         out[name] = Case(lambda rec=rec: rec(x)[0], list(rec.parameters()))
-    prev = UserLSTM(I, H)
+    # The loop inference took before its own path: the autograd loop (outputs in a list, then
+    # stacked) with nothing requiring grad, so no graph is built; the same layer code otherwise.
+    prev = UserLSTM(I, H).requires_grad_(False)
     _load_from(prev, ref)
-    out["previous inference loop (list + stack, no_grad)"] = Case(lambda: _previous_loop(prev, x), [], train=False)
+    rec_prev = Recurrent(prev, batch_first=True)
+
+    def prev_forward() -> Tensor:
+        with torch.enable_grad():
+            return rec_prev(x)[0]
+
+    out["Recurrent(UserLSTM), previous loop (list + stack)"] = Case(prev_forward, [], train=False)
     ts_cell = UserLSTM(I, H)
     _load_from(ts_cell, ref)
     with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13; measured for the record
