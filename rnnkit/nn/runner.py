@@ -7,7 +7,7 @@ Two loops share the step semantics; both do the input projection for all steps i
 matmul. With autograd on (training) the outputs are collected and stacked. With autograd
 off the loop runs under ``torch.inference_mode`` (no version counters or view tracking
 per op) and writes each output into one preallocated tensor instead of stacking a list
-(together ~4-6% faster; docs/bench/speed.md and docs/decisions.md).
+(together ~3% faster here; docs/bench/speed.md). For a compiled loop see ``rnnkit.nn.compiled``.
 """
 from __future__ import annotations
 
