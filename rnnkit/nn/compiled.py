@@ -4,10 +4,10 @@
 ``torch._higher_order_ops.scan`` over the cell's step, compiled by Inductor with its C++
 wrapper: the time loop runs in C++, each step is the cell's matmul plus one fused
 elementwise kernel, and no Python runs per step. Measured on the bench cell
-(bench/custom_cell.py, B=64, T=100, H=256): ~1.5-1.6x the fused oneDNN kernel against
-~2.1x for the eager runner in the same runs; the first call compiles (about 10 s with a
-warm Inductor cache, a minute cold), and shapes are dynamic, so new batch sizes or lengths
-do not recompile (batch 1 does once: torch specialises size-1 dimensions).
+(bench/custom_cell.py, B=64, T=100, H=256): 1.6-1.75x the fused oneDNN kernel against
+2.0-2.3x for the eager runner in the same runs; the first call compiles (10-14 s with a
+warm Inductor cache, about a minute cold), and shapes are dynamic, so new batch sizes or
+lengths mostly do not recompile (batch 1 does: torch specialises size-1 dimensions).
 
 Exactness: the same ops in the same order, except that Inductor evaluates ``tanh`` as
 ``2 / (1 + exp(-2x)) - 1`` (its Sleef ``tanh`` was 5x slower than ATen's here), which

@@ -185,8 +185,8 @@ class Recurrent(SequenceLayer):
 
     ``cell`` is a Cell (one layer, one direction) or a factory ``input_size -> Cell``
     called once per layer and direction. ``compile=True`` runs inference (autograd off)
-    through a compiled scan of each cell (``rnnkit.nn.compiled``: ~1.5x the fused kernel
-    instead of ~2x for an LSTM-like cell; the first call compiles for ~10-60 s).
+    through a compiled scan of each cell (``rnnkit.nn.compiled``: 1.6-1.75x the fused kernel
+    instead of 2.0-2.3x for an LSTM-like cell; the first call compiles for ~10-60 s).
     """
 
     def __init__(
