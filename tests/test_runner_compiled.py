@@ -45,6 +45,13 @@ class DataDependentCell(TwoLinearLSTM):
         return h, s
 
 
+class TimeMixingCell(TwoLinearLSTM):
+    """A projection that mixes time steps (a running sum): it must stay hoisted."""
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self.ih(x).cumsum(0) * 0.1
+
+
 def _compare(layer: rnn.Recurrent, x: Tensor, lengths=None, atol: float = 1e-6) -> None:
     y_ref, s_ref = layer(x, lengths=lengths)  # autograd on: the eager loop
     with torch.no_grad():
@@ -77,6 +84,14 @@ def test_training_and_compile_false_never_compile():
     assert plain._loops == {} and "compile" not in repr(plain)
 
 
+def test_per_step_projection_check_tells_stepwise_from_time_mixing_projections():
+    torch.manual_seed(3)
+    x = torch.randn(5, 2, 3)  # (time, batch, features)
+    for cell, expected in ((TwoLinearLSTM(3), True), (TimeMixingCell(3), False), (rnn.GRUCell(3, H), True)):
+        with torch.no_grad():
+            assert CompiledLoop(cell, cell.project_input)._projects_per_step(x) is expected
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("factory", [lambda n: TwoLinearLSTM(n), lambda n: rnn.GRUCell(n, H),
                                      lambda n: rnn.I2HCell(n, H, H, log_softmax=True)], ids=["user_lstm", "gru", "i2h"])
@@ -99,3 +114,14 @@ def test_compiled_loop_sees_weight_updates():
     with torch.no_grad():
         layer.cells[0].hh.weight.mul_(0.5)  # as an optimizer step does, in place
     _compare(layer, x)
+
+
+@pytest.mark.slow
+def test_projection_inside_the_scan_only_where_it_is_per_step():
+    torch.manual_seed(4)
+    for cell, per_step in ((TwoLinearLSTM(3), True), (TimeMixingCell(3), False)):
+        layer = rnn.Recurrent(cell, batch_first=True, compile=True)
+        _compare(layer, torch.randn(2, 1, 3))  # one step: undecided, hoisted projection
+        assert layer._loops[0].per_step is None
+        _compare(layer, torch.randn(2, 6, 3), lengths=torch.tensor([6, 2]))
+        assert layer._loops[0].per_step is per_step and layer._loops[0].failed is None

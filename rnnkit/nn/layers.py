@@ -247,7 +247,7 @@ class Recurrent(SequenceLayer):
         if k not in self._loops:
             from rnnkit.nn.compiled import CompiledLoop
 
-            self._loops[k] = CompiledLoop(self.cells[k])
+            self._loops[k] = CompiledLoop(self.cells[k], self.cells[k].project_input)
         return self._loops[k]
 
     def extra_repr(self) -> str:

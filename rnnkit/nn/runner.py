@@ -49,7 +49,8 @@ def run_cell(
 
     ``project`` (optional): the cell's input-only part (``Cell.project_input``), applied to
     all of ``xp`` once before the steps read it. ``compiled`` (optional, inference only): a
-    ``rnnkit.nn.compiled.CompiledLoop`` of the same step, used unless it returns None.
+    ``rnnkit.nn.compiled.CompiledLoop`` of the same step and projection, given ``xp`` NOT
+    projected (it projects itself, per step where it can), used unless it returns None.
     Returns ``y: (time, batch, out)`` and the state at each sequence's last real step.
     With ``reverse`` the cell reads each sequence from its last real step backwards and
     ``y`` is returned in the original time order (as torch's bidirectional layers do).
@@ -65,7 +66,7 @@ def run_cell(
     else:
         done = None
         if compiled is not None:
-            done = compiled(xp if project is None else project(xp), state, alive_all)
+            done = compiled(xp, state, alive_all)
         y, state = done if done is not None else _run_inference(step, xp, state, alive_all, project)
     if reverse:
         y = reverse_padded(y, lengths)
