@@ -32,7 +32,8 @@ from bench.common import log, machine_info, markdown_table, write_results  # noq
 
 
 def _synth_config(scale: float, n_test: int, seed: int, make_train: bool = True, digits_only: bool = False,
-                  festival: float = 0.0, cache: Path | None = None, copies: int = 1):
+                  festival: float = 0.0, cache: Path | None = None, copies: int = 1, audio_format: str = "wav",
+                  keep: float = 1.0):
     from rnnkit.data.speech_synth import SynthConfig
 
     other = 0 if digits_only else 1  # quick mode: digit strings only, so a CPU minute learns something
@@ -40,14 +41,16 @@ def _synth_config(scale: float, n_test: int, seed: int, make_train: bool = True,
                        n_sentences=int(300 * scale) * other, n_book=int(300 * scale) * other, n_test=n_test,
                        seed=seed, make_train=make_train, p_festival=festival,
                        p_flite=0.3 - festival / 2 if festival else 0.3,  # festival takes half its share from flite
-                       cache_dir=str(cache) if cache else None, copies=copies)
+                       cache_dir=str(cache) if cache else None, copies=copies, audio_format=audio_format,
+                       keep=keep)
 
 
 def _corpus(out: Path, scale: float, n_test: int, seed: int, workers: int, make_train: bool = True,
-            digits_only: bool = False, festival: float = 0.0, cache: Path | None = None, copies: int = 1) -> dict:
+            digits_only: bool = False, festival: float = 0.0, cache: Path | None = None, copies: int = 1,
+            keep: float = 1.0) -> dict:
     from rnnkit.data.speech_synth import build_corpus
 
-    cfg = _synth_config(scale, n_test, seed, make_train, digits_only, festival, cache, copies)
+    cfg = _synth_config(scale, n_test, seed, make_train, digits_only, festival, cache, copies, keep=keep)
     if (out / "test.jsonl").is_file():
         log(f"reusing corpus {out}")
         return {"reused": str(out)}
@@ -149,7 +152,8 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         device: str = "cpu", workers: int = 1, max_time: float | None = None, scale: float | None = None,
         epochs: int = 40, hidden: int = 256, layers: int = 3, skip_eval: bool = False, festival: float = 0.0,
         cache: Path | None = None, copies: int = 1, batch_frames: int = 40000, lr: float = 2e-3,
-        dropout: float = 0.1, deadline: float | None = None, lm_book: bool = False, tune: bool = False) -> dict:
+        dropout: float = 0.1, deadline: float | None = None, lm_book: bool = False, tune: bool = False,
+        keep: float = 1.0) -> dict:
     from rnnkit.tasks.speech import SpeechRecognizer
 
     torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
@@ -161,7 +165,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
     if not eval_only:
         log("synthesizing the corpus")
         result["corpus"] = _corpus(corpus, scale, 40 if quick else 400, seed=0, workers=workers, digits_only=quick,
-                                   festival=festival, cache=cache, copies=copies)
+                                   festival=festival, cache=cache, copies=copies, keep=keep)
         fit, val = _split_val(corpus)
         if deadline is not None:  # leave time for features (~1 min) and saving within a hard wall-clock limit
             left = deadline - (time.perf_counter() - t_start) - 75
@@ -266,8 +270,9 @@ if __name__ == "__main__":
     ap.add_argument("--festival", type=float, default=0.0, help="share of utterances spoken by festival voices")
     ap.add_argument("--copies", type=int, default=1, help="augmented renderings per training utterance")
     ap.add_argument("--cache", type=Path, help="folder of clean festival/flite renderings")
-    ap.add_argument("--render-cache", action="store_true",
-                    help="only render the festival utterances of the training corpus into --cache, then exit")
+    ap.add_argument("--keep", type=float, default=1.0, help="share of the planned training texts to synthesize")
+    ap.add_argument("--render-cache", choices=["festival", "all"],
+                    help="only render that engine's (or all) clean utterances of the training corpus into --cache")
     ap.add_argument("--batch-frames", type=int, default=40000)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--dropout", type=float, default=0.1)
@@ -279,11 +284,11 @@ if __name__ == "__main__":
     if a.render_cache:
         from rnnkit.data.speech_synth import render_cache
 
-        cfg = _synth_config(a.scale or 1.0, 400, 0, festival=a.festival, cache=a.cache, copies=a.copies)
-        print(render_cache(cfg, workers=a.workers))
+        cfg = _synth_config(a.scale or 1.0, 400, 0, festival=a.festival, cache=a.cache, copies=a.copies, keep=a.keep)
+        print(render_cache(cfg, prefix=None if a.render_cache == "all" else a.render_cache, workers=a.workers))
         sys.exit(0)
     res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
-              a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout, a.deadline, a.lm_book, a.tune)
+              a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout, a.deadline, a.lm_book, a.tune, a.keep)
     path = write_results("speech", res, quick=a.quick)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))

@@ -124,3 +124,25 @@ def test_synth_cli_rejects_bad_shares(tmp_path, capsys):
         assert main(["speech", "synth", "--out", str(tmp_path / "c"), *flags]) == 2
         assert "rnnkit: error:" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_keep_takes_a_subset_without_changing_the_rest(tmp_path):
+    _need("espeak-ng", "espeak-ng")
+    full = synth.plan_corpus(tmp_path, _small(n_digits=40, cache_dir=str(tmp_path)))
+    part = synth.plan_corpus(tmp_path, _small(n_digits=40, cache_dir=str(tmp_path), keep=0.5))
+    key = lambda s: (s["split"], s["text"], s["voice"], s["rate"], s["pitch"], s["seed"])  # noqa: E731
+    n_train = sum(s["split"] == "train" for s in full)
+    assert 0.2 * n_train < sum(s["split"] == "train" for s in part) < 0.8 * n_train
+    assert {key(s) for s in part} <= {key(s) for s in full}  # same draws, so cached renderings still match
+    assert [key(s) for s in part if s["split"] == "test"] == [key(s) for s in full if s["split"] == "test"]
+
+
+def test_opus_corpus_files_round_trip(tmp_path):
+    from rnnkit.data.audio import load_audio, save_audio
+
+    wave = (0.3 * np.sin(np.arange(16000) * 0.2)).astype(np.float32)
+    save_audio(tmp_path / "a.ogg", wave)
+    back = load_audio(tmp_path / "a.ogg")
+    assert back.shape == wave.shape and (tmp_path / "a.ogg").stat().st_size < 16000  # ~20 kbit/s
+    with pytest.raises(UserError, match="audio_format"):
+        synth.plan_corpus(tmp_path, _small(audio_format="mp3"))

@@ -207,9 +207,10 @@ def _cache_path(cache: Path, text: str, voice: str, rate: int, pitch: int) -> Pa
 
 
 def speak_cached(text: str, voice: str, rate: int, pitch: int, espeak: str | None, cache: str | None) -> np.ndarray:
-    """``speak`` through a folder of clean renderings (Ogg Vorbis, keyed by text/voice/rate/pitch):
-    render festival voices on one machine, synthesize the rest of the corpus on another."""
-    if not cache or ":" not in voice:  # espeak-ng is fast and everywhere: only festival/flite are cached
+    """``speak`` through a folder of clean renderings (Ogg Opus, keyed by text/voice/rate/pitch):
+    render the voices on one machine, augment and build the corpus on another that lacks the
+    synthesizers (e.g. a GPU machine without festival or espeak-ng)."""
+    if not cache:
         return speak(text, voice, rate, pitch, espeak)
     import soundfile as sf
 
@@ -220,7 +221,7 @@ def speak_cached(text: str, voice: str, rate: int, pitch: int, espeak: str | Non
     wave = speak(text, voice, rate, pitch, espeak)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    sf.write(tmp, wave, SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    sf.write(tmp, np.clip(wave, -1, 1), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=0.95)
     os.replace(tmp, path)
     return wave
 
@@ -246,6 +247,8 @@ class SynthConfig:
     p_festival: float = 0.0                  # share spoken by festival (when installed or cache_dir is given)
     cache_dir: str | None = None             # clean renderings of festival/flite voices (see speak_cached)
     copies: int = 1                          # training utterances: 1 + (copies - 1) extra augmented renderings
+    audio_format: str = "wav"                # wav | flac | ogg (Opus, ~8x smaller than wav)
+    keep: float = 1.0                        # render only this share of the planned training texts
     rate: tuple[int, int] = (120, 200)       # words per minute
     pitch: tuple[int, int] = (20, 80)
     p_augment: float = 0.8                   # fraction of training utterances augmented
@@ -276,7 +279,7 @@ def _synth_one(spec: dict) -> dict:
     else:
         wave = wave / (np.abs(wave).max() + 1e-9) * 0.7
     wave = add_noise_floor(wave, rng)
-    name = f"wav/{spec['split']}_{spec['i']:06d}.wav"
+    name = f"wav/{spec['split']}_{spec['i']:06d}.{spec['format']}"
     save_audio(Path(spec["out"]) / name, wave)
     return {"audio": name, "text": spec["text"], "duration": round(wave.size / SAMPLE_RATE, 3),
             "voice": spec["voice"], "kind": spec["kind"], "rate": spec["rate"], "pitch": spec["pitch"],
@@ -292,7 +295,8 @@ def plan_corpus(out_dir: str | os.PathLike, cfg: SynthConfig) -> list[dict]:
     """Every utterance of the corpus as a spec dict (split, kind, text, voice, rate, pitch, augment,
     seed). All random choices are drawn here, the same on any machine whatever is installed, so a
     cache of festival renderings made on one machine matches the corpus built on another."""
-    espeak = require_espeak()
+    # with a cache of renderings espeak-ng is only needed for what is not in it (speak() says so)
+    espeak = shutil.which("espeak-ng") if cfg.cache_dir else require_espeak()
     if not cfg.test_variants and cfg.n_test:
         raise UserError("n_test > 0 needs at least one held-out voice variant")
     rng = np.random.default_rng(cfg.seed)
@@ -304,7 +308,7 @@ def plan_corpus(out_dir: str | os.PathLike, cfg: SynthConfig) -> list[dict]:
     test_texts = make_texts(rng, counts[0], counts[1], counts[2], max(cfg.n_test - sum(counts), 0), counts[3])
     jobs = [("train", k, t, cfg.train_variants, cfg.p_augment) for k, t in train_texts if cfg.make_train]
     jobs += [("test", k, t, cfg.test_variants, cfg.p_augment_test) for k, t in test_texts]
-    use_flite = cfg.p_flite > 0 and have_flite()
+    use_flite = cfg.p_flite > 0 and (have_flite() or cfg.cache_dir is not None)
     use_festival = cfg.p_festival > 0 and (have_festival() or cfg.cache_dir is not None)
 
     def pick_voice(split: str, variants: list[str]) -> str:
@@ -318,11 +322,16 @@ def plan_corpus(out_dir: str | os.PathLike, cfg: SynthConfig) -> list[dict]:
             return f"flite:{flite[k % len(flite)]}"
         return espeak_voice
 
-    base = dict(out=str(out_dir), espeak=espeak, cache=cfg.cache_dir)
+    if cfg.audio_format not in ("wav", "flac", "ogg"):
+        raise UserError(f"audio_format must be wav, flac or ogg, not {cfg.audio_format!r}")
+    base = dict(out=str(out_dir), espeak=espeak, cache=cfg.cache_dir, format=cfg.audio_format)
     specs = [dict(base, split=split, kind=kind, text=text, voice=pick_voice(split, variants),
                   rate=int(rng.integers(*cfg.rate)), pitch=int(rng.integers(*cfg.pitch)),
                   augment=bool(rng.random() < p_aug), seed=int(rng.integers(2**31)))
              for split, kind, text, variants, p_aug in jobs]
+    if cfg.keep < 1.0:  # a subset from its own random stream, so the renderings' keys do not change
+        drop = np.random.default_rng(cfg.seed + 1).random(len(specs)) >= cfg.keep
+        specs = [s for s, d in zip(specs, drop) if not (d and s["split"] == "train")]
     # extra renderings of the same spoken audio, each with its own augmentation (drawn last, so
     # copies=1 and copies=2 share the base corpus)
     specs += [dict(s, augment=True, seed=int(rng.integers(2**31)))
@@ -340,13 +349,14 @@ def _run(fn, specs: list[dict], workers: int, progress: bool) -> list:
     return list(_progress(map(fn, specs), len(specs), progress))
 
 
-def render_cache(cfg: SynthConfig, prefix: str = "festival", progress: bool = True, workers: int = 1) -> dict:
-    """Render only the utterances whose voice is ``prefix:...`` into ``cfg.cache_dir`` (no corpus).
+def render_cache(cfg: SynthConfig, prefix: str | None = "festival", progress: bool = True, workers: int = 1) -> dict:
+    """Render the utterances whose voice is ``prefix:...`` (all with ``prefix=None``) clean into
+    ``cfg.cache_dir`` (no corpus).
     ``build_corpus`` with the same config then reads them from the cache, e.g. on a machine
     without festival."""
     if not cfg.cache_dir:
         raise UserError("render_cache needs cfg.cache_dir (--cache DIR)")
-    todo = [s for s in plan_corpus(cfg.cache_dir, cfg) if s["voice"].startswith(prefix + ":")]
+    todo = [s for s in plan_corpus(cfg.cache_dir, cfg) if prefix is None or s["voice"].startswith(prefix + ":")]
     unique = list({(s["text"], s["voice"], s["rate"], s["pitch"]): s for s in todo}.values())
     _run(_render_one, unique, workers, progress)
     return {"rendered": len(unique), "cache": cfg.cache_dir}
