@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit.nn as rnn
-from rnnkit.nn.compiled import CompiledLoop
+from rnnkit.nn.compiled import CompiledLoop, _graph_inputs, _pack_scan_linears
 
 H = 6
 
@@ -92,6 +92,34 @@ def test_per_step_projection_check_tells_stepwise_from_time_mixing_projections()
             assert CompiledLoop(cell, cell.project_input)._projects_per_step(x) is expected
 
 
+@pytest.mark.skipif(not torch._C.has_mkl, reason="MKL-packed weights need a torch built with MKL")
+def test_packed_weight_rewrite_of_the_captured_scan_is_exact():
+    """The graph rewrite alone (Dynamo capture, no Inductor): same outputs, real weights packed."""
+    torch.manual_seed(5)
+    cell = TwoLinearLSTM(3)
+    loop = CompiledLoop(cell, cell.project_input)
+    graphs = []
+
+    def capture(gm, example_inputs):  # Dynamo drops its references to the real inputs after compiling
+        graphs.append((gm, _graph_inputs(gm)))
+        return gm.forward
+
+    x, state = torch.randn(7, 4, 3), (torch.randn(4, H), torch.randn(4, H))
+    fn = torch.compile(loop._scan, backend=capture, fullgraph=True)
+    with torch.no_grad():
+        y_ref, s_ref = fn(x, state, None, True)
+        gm, inputs = graphs[0]
+        packs = _pack_scan_linears(gm, inputs, batch=4)
+        assert len(packs) == 2 and all(w is p for (w, _), p in zip(packs, (cell.ih.weight, cell.hh.weight)))
+        assert not any(n.target is torch._C._nn.linear for m in gm.children() for n in m.graph.nodes)
+        names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+        args = [inputs[n] for n in names]
+        y, *s = gm(*args)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-6)
+    for a, b in zip(s, s_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("factory", [lambda n: TwoLinearLSTM(n), lambda n: rnn.GRUCell(n, H),
                                      lambda n: rnn.I2HCell(n, H, H, log_softmax=True)], ids=["user_lstm", "gru", "i2h"])
@@ -111,9 +139,20 @@ def test_compiled_loop_sees_weight_updates():
     layer = rnn.Recurrent(TwoLinearLSTM(3), batch_first=True, compile=True)
     x = torch.randn(2, 6, 3)
     _compare(layer, x)
+    loop = layer._loops[0]
+    if torch._C.has_mkl:  # both linears run from packed copies
+        assert [e[0] for e in loop._packs] == ["ih.weight", "hh.weight"]
     with torch.no_grad():
         layer.cells[0].hh.weight.mul_(0.5)  # as an optimizer step does, in place
     _compare(layer, x)
+    layer.load_state_dict({k: v * 1.5 for k, v in layer.state_dict().items()})
+    _compare(layer, x)
+    layer.cells[0].ih.weight = nn.Parameter(torch.randn_like(layer.cells[0].ih.weight))  # a new tensor
+    _compare(layer, x)
+    _compare(layer, torch.randn(5, 6, 3))  # another batch size than the weights were packed for
+    layer.cells[0].hh.weight = nn.Parameter(torch.randn(4 * H, H).t().contiguous().t())  # other strides
+    _compare(layer, x)
+    assert loop.failed is None
 
 
 @pytest.mark.slow
