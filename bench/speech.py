@@ -12,7 +12,11 @@
 4. Real-time factor on CPU with one thread (features + network + decoding, audio already loaded).
 
 ``--eval-only --model DIR`` skips 1-2 for training and synthesizes a fresh held-out-voice test set
-(new seed) to evaluate a model trained elsewhere (e.g. on a GPU machine).
+(new seed) to evaluate a model trained elsewhere (e.g. on a GPU machine); ``--tune`` re-tunes the
+decoder weights on fresh train-voice data, ``--lm-book`` adds the shipped Shakespeare text to the LM.
+``--festival P`` gives festival voices a share P, ``--copies N`` renders every training text N times
+with independent augmentation, ``--render-cache festival|all --cache DIR [--keep F]`` only renders
+clean speech into DIR, for a machine without the synthesizers (see docs/bench/speech.md).
 Writes ``bench/results/speech.json`` (``speech.quick.json`` with ``--quick``).
 """
 from __future__ import annotations

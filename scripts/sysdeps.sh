@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages rnnkit needs (espeak-ng: the offline speech corpus builder).
+# Installs the system packages rnnkit needs (espeak-ng, optional flite and festival: the offline speech corpus builder).
 set -u
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)

@@ -1,10 +1,12 @@
-"""Offline labelled speech corpus: espeak-ng voices x rates x pitches, plus augmentation.
+"""Offline labelled speech corpus: espeak-ng, flite and festival voices x rates x pitches, plus augmentation.
 
-``build_corpus`` writes 16 kHz WAV files and JSON-lines manifests (``train.jsonl``,
-``test.jsonl``, ``all.jsonl``). Whole voices (espeak variants) are held out for the test
-split, so test WER measures generalisation to unseen speakers, not to unseen utterances.
-Augmentation (speed, gain, reverberation, telephone band-limiting, noise) is there to push a
-model trained on clean formant synthesis towards real microphones.
+``build_corpus`` writes 16 kHz audio files and JSON-lines manifests (``train.jsonl``,
+``test.jsonl``, ``all.jsonl``). Whole voices (espeak variants, flite kal16, festival kal) are held
+out for the test split, so test WER measures generalisation to unseen speakers, not to unseen
+utterances. Augmentation (``rnnkit.data.speech_augment``) pushes clean synthesis towards real
+microphones. ``plan_corpus`` draws every random choice up front, independent of what is installed,
+and ``speak_cached`` / ``render_cache`` keep clean renderings in a folder: render on one machine,
+augment and train on another that has no synthesizer.
 """
 from __future__ import annotations
 
