@@ -142,6 +142,8 @@ def test_cli_train_small_and_malformed_input(word_corpus, tmp_path, capsys):
     out2 = tmp_path / "m2"
     assert main(["speech", "train", "--data", str(bad), "--out", str(out2)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err and not out2.exists()
+    assert main(["speech", "train", "--data", str(root / "test.jsonl"), "--out", str(out2), "--dropout", "1.5"]) == 2
+    assert "--dropout" in capsys.readouterr().err and not out2.exists()
 
 
 def test_synth_cli_builds_a_voice_held_out_corpus(tmp_path, capsys):

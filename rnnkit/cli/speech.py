@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, default=3)
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--dropout", type=float, default=0.1, help="dropout between recurrent layers and before the head")
     t.add_argument("--batch-frames", type=int, default=16000, help="padded frames per batch (100 = 1 s)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
@@ -124,8 +125,12 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.speech import SpeechRecognizer
 
+    from rnnkit.errors import UserError
+
+    if not 0.0 <= args.dropout < 1.0:
+        raise UserError("--dropout must be in [0, 1)")
     asr = SpeechRecognizer(cell=args.cell, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
-                           lr=args.lr, batch_frames=args.batch_frames, seed=args.seed,
+                           lr=args.lr, dropout=args.dropout, batch_frames=args.batch_frames, seed=args.seed,
                            max_time=args.max_time, device=args.device)
     asr.fit(args.data, val_data=args.val, out_dir=str(Path(args.out) / "train_state"), resume=args.resume)
     asr.save(args.out)
