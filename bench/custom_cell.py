@@ -14,7 +14,9 @@ Cases (same weights):
 - ``floor`` rows (inference only): the recurrent matmul alone as the user's ``nn.Linear``
   runs it (100 x ``addmm(b, h, W^T)``), and the cell loop without projection or outputs;
 - ``Recurrent(UserLSTM, compile=True)`` (only with ``--compile``, inference only, ~10-60 s to
-  compile): the whole recurrence as one Inductor-compiled scan (``rnnkit.nn.compiled``).
+  compile): the whole recurrence as one Inductor-compiled scan (``rnnkit.nn.compiled``), the
+  input projection inside it per step, the linears from MKL-packed weights; the JSON's
+  ``compile_s`` also holds the recompile after a weight update (~2 s).
 
     python bench/custom_cell.py [--quick] [--compile]   # or: rnnkit bench --only custom_cell
 
@@ -150,6 +152,12 @@ def _cases(x: Tensor, compile_: bool) -> dict[str, Case]:
             rec_c(x)
         COMPILE_S["Recurrent(UserLSTM, compile=True)"] = time.perf_counter() - t0
         log(f"Recurrent(compile=True): first call (compilation) {COMPILE_S['Recurrent(UserLSTM, compile=True)']:.1f} s")
+        with torch.no_grad():  # a weight update (as an optimizer step): the packed weights make it recompile
+            comp.hh.weight.mul_(1.0)
+            t0 = time.perf_counter()
+            rec_c(x)
+        COMPILE_S["Recurrent(UserLSTM, compile=True), first call after a weight update"] = time.perf_counter() - t0
+        log(f"Recurrent(compile=True): first call after a weight update (recompilation) {time.perf_counter() - t0:.1f} s")
         out["Recurrent(UserLSTM, compile=True)"] = Case(lambda: rec_c(x)[0], list(rec_c.parameters()))
     return out
 
