@@ -15,15 +15,16 @@ projection.
 The cell's ``linear`` calls on 2-D fp32 weights (``nn.Linear``, ``F.linear``) run from
 MKL-packed copies of those weights (``mkl._mkl_linear``, what Inductor's freezing would use;
 freezing itself does not reach into the scan's body): a custom Dynamo backend rewrites the
-graph before Inductor compiles it, the packed copies are buffers of the compiled graph,
-repacked in place before a call whenever a weight's version counter or address changed (an
-optimizer step, ``load_state_dict``), so weights stay live, never frozen. MKL packs for one
-batch size (the first call's); other batch sizes take MKL's unpacked path. Each packed copy
-costs ~8-10 MB (MKL's packed layout), per weight and compiled graph. If the rewrite or its
+graph before Inductor compiles it, and the packed copies are buffers of the compiled graph.
+They are opaque MKL tensors that cannot be refreshed in place, so weights are not frozen
+silently: every call compares each packed weight's (tensor, version counter, address) with
+what it was packed from, and any change (an optimizer step, ``load_state_dict``) makes that
+call recompile (1-2 s with warm Inductor caches). MKL packs for one batch size (the first
+call's); other batch sizes take MKL's unpacked path. Each packed copy costs ~8-10 MB (MKL's packed layout), per weight and compiled graph. If the rewrite or its
 compilation fails, the plain graph is compiled instead. Results are bit-identical to
 ``addmm`` here. Measured on the bench cell (bench/custom_cell.py, B=64, T=100, H=256): see
-docs/bench/speed.md; the first call compiles (10-14 s with a warm Inductor cache, about a
-minute cold), and shapes are dynamic, so new batch sizes or lengths mostly do not
+docs/bench/speed.md (1.35-1.4x the fused oneDNN LSTM); the first call compiles (6-14 s
+with a warm Inductor cache, about a minute cold), and shapes are dynamic, so new batch sizes or lengths mostly do not
 recompile (batch 1 does: torch specialises size-1 dimensions).
 
 Exactness: the same ops in the same order, except that Inductor evaluates ``tanh`` as
@@ -146,6 +147,7 @@ class CompiledLoop:
     def __init__(self, step: StepFn, project: Optional[ProjectFn] = None):
         self.step, self.project = step, project
         self.failed: Optional[str] = None
+        self.pack_failed: Optional[str] = None  # why the packed-weight rewrite was not used, if it failed
         # project inside the scan, per step? None until checked on an input of >= 2 steps
         self.per_step: Optional[bool] = None if project is not None else False
         self._fn = self._make_fn()
@@ -179,8 +181,8 @@ class CompiledLoop:
                     compiled = compile_fx(packed_gm, example_inputs, config_patches=INDUCTOR_OPTIONS)
                     self._packs += [(names[id(w)], p, _key(w)) for w, p in packs]
                     return compiled
-            except Exception:  # a faster variant only: the plain graph below is the reference
-                pass
+            except Exception as exc:  # a faster variant only: the plain graph below is the reference
+                self.pack_failed = f"{type(exc).__name__}: {exc}"[:300]  # kept for debugging, no warning
         return compile_fx(gm, example_inputs, config_patches=INDUCTOR_OPTIONS)
 
     def _refresh_packs(self) -> None:
