@@ -1,13 +1,15 @@
 """Benchmark: sequence classification on real data. Writes bench/results/classify.json.
 
-    .venv/bin/python bench/classify.py [--quick] [--device cpu] [--skip-ngram]
+    .venv/bin/python bench/classify.py [--quick] [--device cpu] [--skip-ngram] [--only names|uea] [--workers N]
 
 1. Names by language (rnnkit.data.names, stratified 80/10/10 split, seed 0): the RNN vs the
    majority class and a character n-gram logistic regression (scikit-learn, C and class
    weights chosen on the validation split), same split. Accuracy and macro-F1 on test.
 2. UEA multivariate archive, official train/test splits (BasicMotions, JapaneseVowels): the
-   RNN vs 1-NN Euclidean and 1-NN dependent-DTW computed here on the same split (the archive
-   paper's own benchmark classifiers), next to published numbers (docs/bench/classify.md).
+   RNN (configuration chosen by 5-fold CV on the training split, bench/classify_cv.py; reported
+   per seed and as a 5-seed ensemble) vs 1-NN Euclidean and 1-NN dependent-DTW computed here on
+   the same split (the archive paper's own benchmark classifiers), next to published numbers
+   (docs/bench/classify.md). Reported commands: ``--only uea --workers 1``, ``--only names --workers 1``.
 """
 from __future__ import annotations
 
