@@ -93,3 +93,21 @@ def test_logit_adjusted_loss_favours_the_rare_class():
     adj = SequenceClassifier(loss_adjust=1.0, logit_adjust="auto", **opts).fit(X, y, val=(Xv, yv))
     assert adj.config.logit_adjust_tau in np.arange(-1.0, 1.51, 0.125)
     assert adj.evaluate(Xv, yv)["macro_f1"] >= balanced.evaluate(Xv, yv)["macro_f1"] - 1e-9
+
+
+def test_input_noise_augments_numeric_training_only():
+    """input_noise: changes training (fresh Gaussian noise per batch), never prediction; bad values
+    and token inputs are refused before training."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6, 3)).astype(np.float32)
+    y = np.array(["a", "b"] * 20)
+    X[y == "b"] += 1.0
+    opts = dict(FAST, hidden_size=8, epochs=2, val_fraction=0.0, batch_size=8, pooling="mean")
+    plain = SequenceClassifier(**opts).fit(X, y)
+    noisy = SequenceClassifier(**opts, input_noise=0.5).fit(X, y)
+    assert not np.allclose(plain.predict_proba(X), noisy.predict_proba(X))  # training differed
+    np.testing.assert_allclose(noisy.predict_proba(X), noisy.predict_proba(X))  # inference is deterministic
+    with pytest.raises(UserError, match="input_noise"):
+        SequenceClassifier(**opts, input_noise=-0.1).fit(X, y)
+    with pytest.raises(UserError, match="numeric inputs only"):
+        SequenceClassifier(**opts, input_noise=0.1).fit(["ab", "ba"] * 10, ["x", "y"] * 10)

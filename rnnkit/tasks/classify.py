@@ -48,6 +48,9 @@ class ClassifierConfig:
     max_len: Optional[int] = 512  # longer sequences are truncated
     class_weight: Optional[str] = None  # None | "balanced"
     label_smoothing: float = 0.0  # training loss only
+    # > 0: numeric inputs only; Gaussian noise of this std (in scaler units, i.e. per-feature
+    # standard deviations) is added to every training batch, a cheap augmentation for small data.
+    input_noise: float = 0.0
     # > 0: logit-adjusted loss (Menon et al. 2021): training and validation losses see
     # logits + loss_adjust * log prior(class), so the network's own logits come out balanced
     # towards rare classes (the rare-class features are learned, not only re-thresholded).
@@ -143,6 +146,10 @@ class SequenceClassifier:
             bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel)
         if cfg.logit_adjust not in (None, "auto"):
             raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
+        if not cfg.input_noise >= 0:
+            raise UserError(f"input_noise must be >= 0 (a standard deviation), got {cfg.input_noise!r}")
+        if cfg.input_noise > 0 and train.kind != "numeric":
+            raise UserError("input_noise applies to numeric inputs only (token inputs have no scale to perturb)")
         if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
             raise UserError(f"ensemble must be an integer >= 1 (number of members), got {cfg.ensemble!r}")
         try:
@@ -192,6 +199,8 @@ class SequenceClassifier:
 
         def loss_fn(model, batch, state):
             xb, Lb, yb = batch
+            if model.training and cfg.input_noise > 0:  # fresh noise each step; padding stays masked
+                xb = xb + cfg.input_noise * torch.randn_like(xb)
             logits = model(xb, Lb)
             if shift is not None:  # logit-adjusted loss: the prior is added back inside the loss only
                 logits = logits + shift.to(logits.device)
