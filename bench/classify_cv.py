@@ -260,6 +260,35 @@ def grid_search(name: str, grid: dict, device: str, workers: int, out: str, fold
     return result
 
 
+def _final_into_results(name: str, cand: str, opts: dict, device: str, grid_file: str) -> None:
+    """The reported test numbers: the product's ensemble path (``final_ensemble``) on this machine,
+    merged into bench/results/classify.json under uea/<name> (the previous round kept as rnn_previous)."""
+    import platform
+    from datetime import datetime, timezone
+
+    import torch
+
+    torch.set_num_threads(1)
+    rnn = final_ensemble(name, opts, device)
+    rnn["run"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "machine": f"{platform.machine()} {platform.node()}, 1 torch thread, torch {torch.__version__}, device {device}",
+                  "command": " ".join(["python"] + sys.argv)}
+    grid = json.loads(Path(grid_file).read_text())
+    out = Path(__file__).resolve().parent / "results" / "classify.json"
+    result = json.loads(out.read_text())  # read just before writing: other sections stay as they are
+    res = result["uea"][name]
+    if "rnn_previous" not in res:
+        res["rnn_previous"] = res["rnn"]
+    res["rnn"] = rnn
+    res["cv_grid"] = {"file": grid_file, "chosen": cand, "device": "H100 machine (16 CPU cores + GPU, mixed workers)",
+                      "cv_seconds": grid.get("cv_seconds"),
+                      "cv_accuracy": {k: v["cv_accuracy"] for k, v in grid["cv"].items()},
+                      "device_final": grid.get("final")}
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Wider train-split CV search for one UEA dataset (JV_GRID).")
     ap.add_argument("--dataset", default="JapaneseVowels")
@@ -273,7 +302,13 @@ def main() -> None:
     ap.add_argument("--folds-file", default=None, help="fold indices written by --write-folds (no sklearn needed)")
     ap.add_argument("--write-folds", default=None, help="write the held-out indices of every fold to this JSON and exit")
     ap.add_argument("--final-seeds", type=int, default=0, help="then train the winner with seeds 0..K-1, score on test")
+    ap.add_argument("--final", default=None, metavar="CANDIDATE",
+                    help="skip CV: train this grid entry on all training cases as SequenceClassifier(ensemble=5) "
+                         "on this machine, score on test, merge into bench/results/classify.json")
     args = ap.parse_args()
+    if args.final:
+        _final_into_results(args.dataset, args.final, JV_GRID[args.final], args.device, args.out)
+        return
     if args.write_folds:
         from rnnkit.data.uea import load_uea
 
