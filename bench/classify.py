@@ -10,6 +10,8 @@
    per seed and as a 5-seed ensemble) vs 1-NN Euclidean and 1-NN dependent-DTW computed here on
    the same split (the archive paper's own benchmark classifiers), next to published numbers
    (docs/bench/classify.md). Reported commands: ``--only uea --workers 1``, ``--only names --workers 1``.
+   JapaneseVowels' current numbers come from a wider second CV round (``bench/classify_cv.py``:
+   grid CV, then ``--final CANDIDATE``); rerunning ``--only uea`` redoes round 1 and replaces them.
 """
 from __future__ import annotations
 
