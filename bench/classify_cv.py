@@ -6,6 +6,13 @@ mean CV accuracy (ties: the earlier one in the list) is then trained on ALL trai
 5-member seed ensemble (``SequenceClassifier(ensemble=5)``, seeds 0-4) and scored once on the
 official test split: each member alone (= the single model of that seed) and the ensemble.
 The test split is never used to choose anything.
+
+Run as a script it is the wider JapaneseVowels search (``JV_GRID``, round 2)::
+
+    python bench/classify_cv.py --write-folds bench/results/classify_cv_folds.json
+    python bench/classify_cv.py --workers 20 --device mixed --gpu-workers 6 --budget 370 \
+        --folds-file bench/results/classify_cv_folds.json --final-seeds 5 --out grid.json
+    python bench/classify_cv.py --final CANDIDATE --out bench/results/classify_cv_grid.json
 """
 from __future__ import annotations
 
