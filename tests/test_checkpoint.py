@@ -138,3 +138,12 @@ def test_tensor_tree_and_rng_round_trip():
     set_rng_state(state)
     b = (torch.rand(3), np.random.rand(), random.random())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_a_folder_of_another_task_is_refused_by_name(tmp_path):
+    save_model(tmp_path / "m", nn.Linear(2, 3), {"task": "text"})
+    assert load_model(tmp_path / "m", task="text")[0]["task"] == "text"
+    with pytest.raises(UserError, match=r"a 'text' model, not a 'forecast' model"):
+        load_model(tmp_path / "m", task="forecast")
+    with pytest.raises(UserError, match="not a 'classify' model"):
+        rnnkit.SequenceClassifier.load(tmp_path / "m")

@@ -288,9 +288,7 @@ class SequenceClassifier:
     def load(cls, dir: Union[str, Path], device: str = "cpu") -> "SequenceClassifier":
         from rnnkit.train.checkpoint import load_model, load_state_into
 
-        config, state, extras = load_model(dir)
-        if config.get("task") != TASK:
-            raise UserError(f"{dir}: not a classifier model (task is {config.get('task')!r})")
+        config, state, extras = load_model(dir, task=TASK)
         try:
             net_cfg = ClassifierNetConfig(**config["net"])
             names = {f.name for f in fields(ClassifierConfig)}

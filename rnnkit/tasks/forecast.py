@@ -258,9 +258,7 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "Forecaster":
-        config, state, extras = load_model(path)
-        if config.get("task") != "forecast":
-            raise UserError(f"{path}: a {config.get('task')!r} model, not a forecaster")
+        config, state, extras = load_model(path, task="forecast")
         try:
             net = config_from_dict(config["net"])
             train = config["train"]

@@ -215,9 +215,7 @@ class SpeechRecognizer:
     def load(cls, dir: Union[str, Path], device: str = "cpu") -> "SpeechRecognizer":
         from rnnkit.train.checkpoint import load_model, load_state_into
 
-        config, state, extras = load_model(dir)
-        if config.get("task") != TASK:
-            raise UserError(f"{dir}: not a speech model (task {config.get('task')!r})")
+        config, state, extras = load_model(dir, task=TASK)
         try:
             known = {f.name for f in fields(SpeechConfig)}
             self = cls(SpeechConfig(**{k: v for k, v in config["speech"].items() if k in known}))

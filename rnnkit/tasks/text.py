@@ -308,9 +308,7 @@ class TextModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "TextModel":
-        config, state, extras = load_model(path)
-        if config.get("task") != "text":
-            raise UserError(f"{path}: a {config.get('task')!r} model, not a text model")
+        config, state, extras = load_model(path, task="text")
         if "vocab" not in extras:
             raise UserError(f"{path}: vocab.json is missing")
         try:

@@ -193,8 +193,9 @@ def check_version(version: Any, where: PathLike) -> None:
                         f"{rnnkit.__version__}; upgrade rnnkit to load it")
 
 
-def load_model(dir: PathLike) -> tuple[dict, dict[str, Tensor], dict[str, Any]]:
-    """Read a model folder -> ``(config, state_dict, extras)``; UserError on anything wrong."""
+def load_model(dir: PathLike, task: Optional[str] = None) -> tuple[dict, dict[str, Tensor], dict[str, Any]]:
+    """Read a model folder -> ``(config, state_dict, extras)``; UserError on anything wrong,
+    including a folder of another task than ``task`` (when given)."""
     dir = Path(dir)
     if not dir.exists():
         raise UserError(f"model folder not found: {dir}")
@@ -204,6 +205,8 @@ def load_model(dir: PathLike) -> tuple[dict, dict[str, Tensor], dict[str, Any]]:
     if not isinstance(config, dict):
         raise UserError(f"{dir / CONFIG}: expected a JSON object")
     check_version(config.get("rnnkit_version", "0"), dir / CONFIG)
+    if task is not None and config.get("task") != task:
+        raise UserError(f"{dir}: a {config.get('task')!r} model, not a {task!r} model")
     state = load_tensors(dir / WEIGHTS)
     extras = {}
     for p in sorted(dir.glob("*.json")):
