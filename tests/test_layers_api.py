@@ -165,6 +165,19 @@ def test_bench_cli_errors_exit_2(tmp_path, capsys):
     assert "not a bench folder" in capsys.readouterr().err
 
 
+def test_bench_missing_optional_package_is_skipped_not_failed(tmp_path, capsys):
+    d = _toy_bench(tmp_path, """
+        def main(quick: bool) -> dict:
+            import rnnkit_no_such_package  # noqa: F401  (like bench/export.py without the [export] extra)
+    """)
+    (d / "other.py").write_text("import rnnkit_other_missing_package\n")
+    assert cli_main(["bench", "--quick", "--bench-dir", str(d)]) == 0
+    err = capsys.readouterr().err
+    assert "skipping toy: it needs the package 'rnnkit_no_such_package'" in err
+    assert "skipping other: it needs the package 'rnnkit_other_missing_package'" in err
+    assert "skipped for missing packages: other (rnnkit_other_missing_package), toy (rnnkit_no_such_package)" in err
+
+
 def test_bench_cli_finds_repository_bench_folder(capsys):
     assert cli_main(["bench", "--list"]) == 0
     assert "layers" in capsys.readouterr().out.split()
