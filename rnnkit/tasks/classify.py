@@ -12,11 +12,10 @@ weights restored), cross-entropy with optional balanced class weights.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
-
-import sys
 
 import numpy as np
 import torch
