@@ -16,6 +16,7 @@ root on ``sys.path`` (see ``bench/layers.py``).
 """
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -24,7 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 
@@ -127,7 +128,15 @@ def write_results(area: str, data: dict[str, Any], quick: bool = False) -> Path:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
+    log(f"wrote {path}")
     return path
+
+
+def run_quick_script(main: Callable[..., dict[str, Any]], doc: Optional[str]) -> None:
+    """The command line of a bench file whose only option is ``--quick``: run it, print its table."""
+    ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and shapes")
+    print(main(ap.parse_args().quick)["table"])
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

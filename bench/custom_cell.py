@@ -209,8 +209,7 @@ def main(quick: bool = False, compile_: bool = False) -> dict:
     out = {"area": "custom_cell", "quick": quick, "shape": {"batch": B, "time": T, "input": I, "hidden": H},
            "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table,
            "compile_s": COMPILE_S, "times_s": times}
-    path = write_results("custom_cell", out, quick=quick)
-    log(f"wrote {path}")
+    write_results("custom_cell", out, quick=quick)
     return out
 
 

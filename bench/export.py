@@ -12,7 +12,6 @@ Run: ``python bench/export.py [--quick]`` (or ``rnnkit bench --only export``). W
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import log, machine_info, markdown_table, paired_ratio, setup, time_interleaved, write_results  # noqa: E402
+from bench.common import log, machine_info, markdown_table, paired_ratio, run_quick_script, setup, time_interleaved, write_results  # noqa: E402
 
 NAMES = ["anna", "marco", "giulia", "paolo", "francesca", "smith", "john", "william", "elizabeth", "thompson",
          "hans", "schmidt", "wolfgang", "krueger", "baecker", "nakamura", "tanaka", "suzuki", "ivanov", "petrov"]
@@ -121,12 +120,9 @@ def main(quick: bool = False) -> dict:
     table = markdown_table(["case", "torch µs/call (median)", "onnxruntime µs/call (median)", "onnxruntime ÷ torch"],
                            [[r["case"], r["torch_us"], r["onnxruntime_us"], r["onnx_over_torch"]] for r in rows])
     out = {"area": "export", "quick": quick, "machine": machine_info(), "threads": 1, "rows": rows, "table": table}
-    path = write_results("export", out, quick=quick)
-    log(f"wrote {path}")
+    write_results("export", out, quick=quick)
     return out
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    print(main(ap.parse_args().quick)["table"])
+    run_quick_script(main, __doc__)

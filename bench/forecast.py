@@ -13,7 +13,6 @@ Accuracy, not speed, is measured here; wall-clock seconds are reported for infor
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny scipy fits: threads only add overhead
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import log, machine_info, markdown_table, setup, write_results  # noqa: E402
+from bench.common import log, machine_info, markdown_table, run_quick_script, setup, write_results  # noqa: E402
 from rnnkit.data.series import load_series  # noqa: E402
 from rnnkit.tasks.backtest import run_backtest  # noqa: E402
 from rnnkit.tasks.forecast import ForecastConfig  # noqa: E402
@@ -90,6 +89,4 @@ def main(quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    print(main(ap.parse_args().quick)["table"])
+    run_quick_script(main, __doc__)

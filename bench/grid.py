@@ -268,8 +268,8 @@ def main(quick: bool = False, budget_s: float | None = None, parts: tuple[str, .
     res["seconds"] = time.perf_counter() - t0
     res["table"] = _tables(res)
     area = "grid" if set(parts) == set(PARTS) else "grid." + "+".join(p for p in PARTS if p in parts)
-    path = write_results(area, res, quick=quick)
-    log(f"  wrote {path} ({res['seconds']:.0f} s)")
+    write_results(area, res, quick=quick)
+    log(f"  ({res['seconds']:.0f} s)")
     return res
 
 

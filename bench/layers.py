@@ -225,8 +225,7 @@ def main(quick: bool = False, device: str = "cpu") -> dict[str, Any]:
             [[r["batch"], r["time"], r["hidden"], r["mode"], r["torch_ms"], r["rnnkit_ms"], r["speed_ratio"],
               r["rnnkit_gflops"], r["pct_of_peak"]] for r in sweep])
     results["table"] = table
-    path = write_results("layers" if DEV.type == "cpu" else f"layers.{DEV.type}", results, quick=quick)
-    log(f"  wrote {path}")
+    write_results("layers" if DEV.type == "cpu" else f"layers.{DEV.type}", results, quick=quick)
     return results
 
 

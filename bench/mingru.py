@@ -174,8 +174,7 @@ def main(quick: bool = False, threads: int = 1) -> dict:
     out = {"area": "mingru", "quick": quick, "threads": threads, "japanese_vowels": acc,
            "shape": {"batch": B, "time": T, "input": I, "hidden": H},
            "machine": machine_info(), "repeats": repeats, "rows": rows, "table": table}
-    path = write_results("mingru" if threads == 1 else f"mingru_threads{threads}", out, quick=quick)
-    log(f"wrote {path}")
+    write_results("mingru" if threads == 1 else f"mingru_threads{threads}", out, quick=quick)
     return out
 
 

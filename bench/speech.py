@@ -293,8 +293,7 @@ if __name__ == "__main__":
         sys.exit(0)
     res = run(a.quick, a.corpus, a.model, a.eval_only, a.device, a.workers, a.max_time, a.scale, a.epochs,
               a.hidden, a.layers, a.skip_eval, a.festival, a.cache, a.copies, a.batch_frames, a.lr, a.dropout, a.deadline, a.lm_book, a.tune, a.keep)
-    path = write_results("speech", res, quick=a.quick)
+    write_results("speech", res, quick=a.quick)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     print(res["table"])
-    print(f"wrote {path}", file=sys.stderr)

@@ -21,7 +21,6 @@ Writes ``bench/results/streaming.json`` (``streaming.quick.json`` with --quick).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import log, machine_info, markdown_table, paired_ratio, setup, write_results  # noqa: E402
+from bench.common import log, machine_info, markdown_table, paired_ratio, run_quick_script, setup, write_results  # noqa: E402
 
 from rnnkit.nn import LSTM  # noqa: E402
 from rnnkit.nn.fast import WEIGHTS, StreamingLSTM, lean_lstm_step  # noqa: E402
@@ -170,12 +169,9 @@ def main(quick: bool = False) -> dict:
     table += "\n\n" + markdown_table(["sine predictor path", "test MSE"], [[k, v] for k, v in task.items()])
     out = {"area": "streaming", "quick": quick, "batch": 1,
            "machine": machine_info(), "rows": rows, "accuracy_vs_fp32": acc, "sine_task_mse": task, "table": table}
-    path = write_results("streaming", out, quick=quick)
-    log(f"wrote {path}")
+    write_results("streaming", out, quick=quick)
     return out
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    print(main(ap.parse_args().quick)["table"])
+    run_quick_script(main, __doc__)
