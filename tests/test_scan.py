@@ -7,7 +7,7 @@ import torch
 
 from rnnkit.nn import kernels
 from rnnkit.nn.registry import make_layer
-from rnnkit.nn.scan import MinGRU, MinLSTM, scan, scan_sequential
+from rnnkit.nn.scan import MinGRU, MinLSTM, scan, scan_fused, scan_sequential
 
 KINDS = {"mingru": 2, "minlstm": 3}
 METHODS = ["fused", "log", "chunked", "script"]
@@ -44,6 +44,45 @@ def test_fused_gradcheck(kind):
     k = torch.randn(2, 5, KINDS[kind] * 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda k, h: scan(kind, k, h, "fused"), (k, h0))
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_bias_gradcheck(kind):
+    """The kernels add the bias themselves and sum its gradient."""
+    torch.manual_seed(1)
+    G = KINDS[kind]
+    k = torch.randn(2, 5, G * 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(G * 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda k, b, h: scan_fused(kind, k, h, b), (k, bias, h0))
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_work_split_over_threads(kind, batch):
+    """With 2 threads the kernel splits batches, or channel blocks when the batch is smaller
+    than the thread count (H = 230: blocks of 16 with a ragged end); results equal the
+    sequential recurrence exactly as with one thread."""
+    torch.manual_seed(9)
+    G, H, T = KINDS[kind], 230, 300  # B*T*H >= 2**16: big enough to be split
+    k = torch.randn(batch, T, G * H, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(G * H, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(batch, H, dtype=torch.float64, requires_grad=True)
+    ref = scan_sequential(kind, k + bias, h0)
+    gy = torch.randn_like(ref)
+    g_ref = torch.autograd.grad(ref, (k, bias, h0), gy)
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = scan_fused(kind, k, h0, bias)
+        g_out = torch.autograd.grad(out, (k, bias, h0), gy)
+    finally:
+        torch.set_num_threads(n)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", KINDS)

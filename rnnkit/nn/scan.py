@@ -152,26 +152,29 @@ def scan_chunked(kind: str, k: Tensor, h0: Tensor, chunk: int = 32) -> Tensor:
 
 
 class _FusedScan(torch.autograd.Function):
-    """Forward and backward in one pass each through the C kernels."""
+    """Forward and backward in one pass each through the C kernels; the bias is added and
+    its gradient summed inside them."""
 
     @staticmethod
-    def forward(ctx, k: Tensor, h0: Tensor, kind: str) -> Tensor:  # type: ignore[override]
-        out = kernels.scan_forward(kind, k, h0)
-        ctx.kind = kind
-        ctx.save_for_backward(k, h0, out)
+    def forward(ctx, k: Tensor, bias: Optional[Tensor], h0: Tensor, kind: str) -> Tensor:  # type: ignore[override]
+        out = kernels.scan_forward(kind, k, h0, bias)
+        ctx.kind, ctx.has_bias = kind, bias is not None
+        ctx.save_for_backward(k, bias if bias is not None else k.new_empty(0), h0, out)
         return out
 
     @staticmethod
     def backward(ctx, gout: Tensor):  # type: ignore[override]
-        k, h0, out = ctx.saved_tensors
-        gk, gh0 = kernels.scan_backward(ctx.kind, k, h0, out, gout)
-        return gk, gh0, None
+        k, bias, h0, out = ctx.saved_tensors
+        bias = bias if ctx.has_bias else None
+        gk, gb, gh0 = kernels.scan_backward(ctx.kind, k, h0, out, gout, bias)
+        return gk, (gb.to(bias.dtype) if bias is not None else None), gh0, None
 
 
-def scan_fused(kind: str, k: Tensor, h0: Tensor) -> Tensor:
+def scan_fused(kind: str, k: Tensor, h0: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """The C-kernel scan of ``k + bias`` (bias: (G*H,) or None)."""
     if k.stride(-1) != 1:
         k = k.contiguous()
-    return _FusedScan.apply(k, h0.to(kernels.state_dtype(k)), kind)
+    return _FusedScan.apply(k, bias, h0.to(kernels.state_dtype(k)), kind)
 
 
 def scan(kind: str, k: Tensor, h0: Tensor, method: str = "auto") -> Tensor:
@@ -246,12 +249,19 @@ class _MinLayer(SequenceLayer):
             outs = []
             for d in range(self.directions):
                 idx = layer * self.directions + d
-                k = F.linear(inp, *self._params(layer, d))  # one matmul for all steps
-                if k.dtype in (torch.bfloat16, torch.float16) and not (self.scan in ("auto", "fused") and kernels.supports(k)):
-                    k = k.float()  # autocast: bf16 matmul, fp32 scan (the fused kernel reads bf16 itself)
+                w, b = self._params(layer, d)
+                k = F.linear(inp, w)  # one matmul for all steps; the bias goes in below
+                fused = self.scan in ("auto", "fused") and kernels.supports(k) and not torch.jit.is_tracing()
+                if not fused:
+                    k = k if b is None else k + b
+                    if k.dtype in (torch.bfloat16, torch.float16):
+                        k = k.float()  # autocast: bf16 matmul, fp32 scan (the fused kernel reads bf16 itself)
                 if d == 1:  # read each sequence backwards from its last real step
                     k = reverse_padded(k.transpose(0, 1), lengths).transpose(0, 1)
-                h = scan(self.kind, k, h0[idx], self.scan)
+                if fused:
+                    h = scan_fused(self.kind, k, h0[idx], b)
+                else:
+                    h = scan(self.kind, k, h0[idx], self.scan)
                 if lengths is None:
                     finals.append(h[:, -1])
                 else:
