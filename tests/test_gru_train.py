@@ -1,0 +1,106 @@
+"""The CPU training path of rnnkit.nn.GRU (rnnkit/nn/gru_train.py) equals torch.nn.GRU in float32:
+outputs, final state and every gradient, over layers, directions, layouts, bias and states."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import rnnkit.nn as rnn
+from rnnkit.nn import gru_train
+
+pytestmark = pytest.mark.skipif(gru_train._lib() is None, reason="no C compiler for the GRU training kernels")
+
+GRID = list(itertools.product([1, 2], [False, True], [False, True], [True, False], [True, False]))
+
+
+def _pair(I, H, **kw):
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(I, H, **kw)
+    ours = rnn.GRU(I, H, **kw)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def _grads(layer, x, h0, loss):
+    for p in layer.parameters():
+        p.grad = None
+    x = x.detach().requires_grad_()
+    h0 = h0.detach().requires_grad_() if h0 is not None else None
+    y, hn = layer(x, h0)
+    loss(y, hn).backward()
+    return [y, hn, x.grad] + ([h0.grad] if h0 is not None else []) + [p.grad for p in layer.parameters()]
+
+
+def _close(a_list, b_list):
+    for a, b in zip(a_list, b_list, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-6 * max(1.0, b.abs().max().item()))
+
+
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first,bias,with_h0", GRID)
+def test_equals_torch_gru_float32(num_layers, bidirectional, batch_first, bias, with_h0):
+    I, H, T, B = 5, 7, 9, 3
+    ref, ours = _pair(I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
+    h0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, generator=g) if with_h0 else None
+    w_y = torch.randn(ref(x)[0].shape, generator=g)
+
+    def loss(y, hn):
+        return (y * w_y).sum() + hn.square().sum()
+
+    _close(_grads(ours, x, h0, loss), _grads(ref, x, h0, loss))
+
+
+@pytest.mark.parametrize("which", ["output", "state"])
+def test_loss_on_output_or_state_only(which):
+    ref, ours = _pair(4, 16)
+    x = torch.randn(20, 6, 4)
+
+    def loss(y, hn):
+        return y.tanh().sum() if which == "output" else hn.sum()
+
+    _close(_grads(ours, x, None, loss), _grads(ref, x, None, loss))
+
+
+def test_realistic_size_and_unbatched():
+    ref, ours = _pair(32, 256)
+    x = torch.randn(100, 16, 32)
+    _close(_grads(ours, x, None, lambda y, hn: y.sin().sum()), _grads(ref, x, None, lambda y, hn: y.sin().sum()))
+    xu = torch.randn(12, 32, requires_grad=True)
+    y, hn = ours(xu)
+    y_ref, hn_ref = ref(xu)
+    _close([y, hn], [y_ref, hn_ref])
+
+
+def test_path_is_taken_only_where_it_applies(monkeypatch):
+    calls = []
+    real = gru_train.GRULayer.apply
+    monkeypatch.setattr(gru_train.GRULayer, "apply", lambda *a: calls.append(1) or real(*a))
+    layer = rnn.GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    layer(x)
+    assert len(calls) == 1  # training, float32, CPU
+    with torch.no_grad():
+        layer(x)  # inference: torch's kernel
+    layer(x, lengths=torch.tensor([5, 3]))  # packed: torch's kernel
+    layer.double()(x.double())  # float64: torch's kernel
+    layer.float().fast_train = False
+    layer(x)
+    assert len(calls) == 1
+
+
+def test_dropout_between_layers_trains():
+    torch.manual_seed(3)
+    layer = rnn.GRU(3, 8, num_layers=2, dropout=0.5)
+    x = torch.randn(6, 4, 3)
+    y1, _ = layer(x)
+    y2, _ = layer(x)
+    assert not torch.equal(y1, y2)  # dropout active in training
+    y1.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
+    layer.eval()
+    ref = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).eval()
+    ref.load_state_dict(layer.state_dict())
+    _close([layer(x)[0]], [ref(x)[0]])
