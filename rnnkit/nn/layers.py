@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.nn import gru_train
+from rnnkit.nn import cpu_train
 from rnnkit.nn.base import SequenceLayer, StateLike
 from rnnkit.nn.cells import Cell, State, gru_step, lstm_step, project, rnn_step
 
@@ -41,8 +41,8 @@ class _TorchLayer(SequenceLayer):
         if not self.fused:
             return self._run_generic(x, hx, lengths)
         if lengths is None:
-            if self._torch_cls is nn.GRU and gru_train.fast_train_ok(self, x, hx):
-                return gru_train.gru_forward(self, x, hx)
+            if cpu_train.fast_train_ok(self, x, hx):  # CPU float32 training: faster than torch's loop
+                return cpu_train.forward(self, x, hx)
             return self._torch_cls.forward(self, x, hx)
         T = x.shape[1] if self.batch_first else x.shape[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)

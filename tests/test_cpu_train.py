@@ -1,4 +1,4 @@
-"""The CPU training path of rnnkit.nn.GRU (rnnkit/nn/gru_train.py) equals torch.nn.GRU in float32:
+"""The CPU training path of rnnkit.nn.GRU/RNN (rnnkit/nn/cpu_train.py) equals torch.nn in float32:
 outputs, final state and every gradient, over layers, directions, layouts, bias and states."""
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import pytest
 import torch
 
 import rnnkit.nn as rnn
-from rnnkit.nn import gru_train
+from rnnkit.nn import cpu_train
 
-pytestmark = pytest.mark.skipif(gru_train._lib() is None, reason="no C compiler for the GRU training kernels")
+pytestmark = pytest.mark.skipif(cpu_train._lib() is None, reason="no C compiler for the training kernels")
+KINDS = {"gru": ("GRU", {}), "rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"})}
 
 GRID = list(itertools.product([1, 2], [False, True], [False, True], [True, False], [True, False]))
 
 
-def _pair(I, H, **kw):
+def _pair(I, H, kind="gru", **kw):
     torch.manual_seed(0)
-    ref = torch.nn.GRU(I, H, **kw)
-    ours = rnn.GRU(I, H, **kw)
+    cls, extra = KINDS[kind]
+    ref = getattr(torch.nn, cls)(I, H, **extra, **kw)
+    ours = getattr(rnn, cls)(I, H, **extra, **kw)
     ours.load_state_dict(ref.state_dict())
     return ref, ours
 
@@ -38,10 +40,12 @@ def _close(a_list, b_list):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-6 * max(1.0, b.abs().max().item()))
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("num_layers,bidirectional,batch_first,bias,with_h0", GRID)
-def test_equals_torch_gru_float32(num_layers, bidirectional, batch_first, bias, with_h0):
+def test_equals_torch_float32(kind, num_layers, bidirectional, batch_first, bias, with_h0):
     I, H, T, B = 5, 7, 9, 3
-    ref, ours = _pair(I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    ref, ours = _pair(I, H, kind, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
+                      bias=bias)
     g = torch.Generator().manual_seed(1)
     x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
     h0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, generator=g) if with_h0 else None
@@ -53,9 +57,10 @@ def test_equals_torch_gru_float32(num_layers, bidirectional, batch_first, bias, 
     _close(_grads(ours, x, h0, loss), _grads(ref, x, h0, loss))
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("which", ["output", "state"])
-def test_loss_on_output_or_state_only(which):
-    ref, ours = _pair(4, 16)
+def test_loss_on_output_or_state_only(kind, which):
+    ref, ours = _pair(4, 16, kind)
     x = torch.randn(20, 6, 4)
 
     def loss(y, hn):
@@ -76,8 +81,8 @@ def test_realistic_size_and_unbatched():
 
 def test_path_is_taken_only_where_it_applies(monkeypatch):
     calls = []
-    real = gru_train.GRULayer.apply
-    monkeypatch.setattr(gru_train.GRULayer, "apply", lambda *a: calls.append(1) or real(*a))
+    real = cpu_train._GRU.apply
+    monkeypatch.setattr(cpu_train._GRU, "apply", lambda *a: calls.append(1) or real(*a))
     layer = rnn.GRU(3, 4)
     x = torch.randn(5, 2, 3)
     layer(x)
@@ -88,6 +93,8 @@ def test_path_is_taken_only_where_it_applies(monkeypatch):
     layer.double()(x.double())  # float64: torch's kernel
     layer.float().fast_train = False
     layer(x)
+    assert len(calls) == 1
+    rnn.LSTM(3, 4)(x)  # LSTM training stays on oneDNN (faster there)
     assert len(calls) == 1
 
 

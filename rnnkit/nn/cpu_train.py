@@ -1,0 +1,259 @@
+"""CPU training path for GRU and RNN layers: torch's matmuls, fused C gate kernels, hoisted weight gradients.
+
+``torch.nn.GRU``/``RNN`` on a CPU run each step as a handful of separate ops recorded by autograd,
+and the backward replays them op by op with a small weight-gradient matmul per step. Here one
+layer-direction is one autograd Function (x: (T, B, I) time-major):
+
+* forward: the input projection of all steps is one matmul (with both biases folded in where
+  they simply add); per step one matmul ``h W_hh^T`` and one C call that computes the gates and
+  the new state and keeps what the backward needs;
+* backward: per step one C call for the gate derivatives and one in-place ``addmm_`` carrying the
+  state gradient (``dh_{t-1} = (part through the gates) + dG_t W_hh``); the weight and bias
+  gradients of all steps are then a few big matmuls and sums instead of T small ones.
+
+Same maths and parameter layout as torch.nn (GRU gate order r, z, n with ``b_hn`` inside the
+reset gate). Used by ``rnnkit.nn.GRU/RNN`` when they train on a CPU in float32 without lengths
+(``fast_train_ok``); anything else takes torch's kernel. The LSTM keeps torch's: its CPU training
+already runs through oneDNN, which measured 1.1-1.3x faster than this design (docs/decisions.md).
+Measured in docs/bench/layers.md; equal to torch.nn in tests/test_cpu_train.py.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.nn import kernels
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+typedef int64_t I64;
+#define R restrict
+static inline float sig(float x) { float e = expf(-fabsf(x)), s = 1.f / (1.f + e); return x >= 0 ? s : e * s; }
+/* tanh from one exp of a non-positive number (no overflow): sign(x) (1 - e) / (1 + e), e = exp(-2|x|) */
+static inline float tnh(float x) { float e = expf(-2.f * fabsf(x)), t = (1.f - e) / (1.f + e); return x >= 0 ? t : -t; }
+/* Common arguments: B rows of H units; gi: this step's input side (row stride sgi) incl. the
+   biases that simply add; gh: h_{t-1} W_hh^T (B, G*H); dy: output gradient of the step or NULL;
+   dh (B, H): gradient reaching h_t, overwritten with the part that reaches h_{t-1} without
+   going through W_hh; dG (B, G*H): pre-activation gradients. */
+
+/* GRU. bhn: (H,) the n part of b_hh (inside the reset gate); act (B, 4H) = [r|z|n|W_hn h + b_hn]. */
+void gru_fwd(I64 B, I64 H, const float* gi, I64 sgi, const float* gh, const float* bhn, const float* h,
+             float* hout, float* act) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R xi = gi + b * sgi, *R xh = gh + b * 3 * H, *R hp = h + b * H;
+        float *R ho = hout + b * H, *R a = act + b * 4 * H;
+        #pragma omp simd
+        for (I64 j = 0; j < H; j++) {
+            float r = sig(xi[j] + xh[j]), z = sig(xi[H + j] + xh[H + j]), hn = xh[2 * H + j] + bhn[j];
+            float n = tnh(xi[2 * H + j] + r * hn);
+            ho[j] = n + z * (hp[j] - n);
+            a[j] = r; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = hn;
+        }
+    }
+}
+/* dgi: input-side gradients [r|z|n]; dgh: hidden-side [r|z|n*r] (what multiplies W_hh). */
+void gru_bwd(I64 B, I64 H, const float* dy, float* dh, const float* act, const float* h, float* dgi, float* dgh) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R a = act + b * 4 * H, *R hp = h + b * H, *R y = dy ? dy + b * H : 0;
+        float *R d = dh + b * H, *R gi = dgi + b * 3 * H, *R gh = dgh + b * 3 * H;
+        #pragma omp simd
+        for (I64 j = 0; j < H; j++) {
+            float g = d[j] + (y ? y[j] : 0.f);
+            float r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
+            float dz = g * (hp[j] - n) * z * (1.f - z);
+            float dn = g * (1.f - z) * (1.f - n * n);
+            float dr = dn * hn * r * (1.f - r);
+            gi[j] = dr; gi[H + j] = dz; gi[2 * H + j] = dn;
+            gh[j] = dr; gh[H + j] = dz; gh[2 * H + j] = dn * r;
+            d[j] = g * z;
+        }
+    }
+}
+/* Elman RNN: h_t = act(gi + gh) written to hout (also what the backward reads); relu != 0 for ReLU. */
+void rnn_fwd(I64 B, I64 H, I64 relu, const float* gi, I64 sgi, const float* gh, float* hout) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R xi = gi + b * sgi, *R xh = gh + b * H;
+        float *R ho = hout + b * H;
+        if (relu) {
+            #pragma omp simd
+            for (I64 j = 0; j < H; j++) { float v = xi[j] + xh[j]; ho[j] = v > 0.f ? v : 0.f; }
+        } else {
+            #pragma omp simd
+            for (I64 j = 0; j < H; j++) ho[j] = tnh(xi[j] + xh[j]);
+        }
+    }
+}
+void rnn_bwd(I64 B, I64 H, I64 relu, const float* dy, float* dh, const float* hout, float* dG) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R ho = hout + b * H, *R y = dy ? dy + b * H : 0;
+        float *R d = dh + b * H, *R G = dG + b * H;
+        #pragma omp simd
+        for (I64 j = 0; j < H; j++) {
+            float g = d[j] + (y ? y[j] : 0.f);
+            G[j] = relu ? (ho[j] > 0.f ? g : 0.f) : g * (1.f - ho[j] * ho[j]);
+            d[j] = 0.f;
+        }
+    }
+}
+"""
+_LIB: Optional[ctypes.CDLL] = None
+_TRIED = False
+
+
+def _lib() -> Optional[ctypes.CDLL]:
+    global _LIB, _TRIED
+    if not _TRIED:
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        types = {"gru_fwd": [i64, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr], "gru_bwd": [i64, i64] + [ptr] * 6,
+                 "rnn_fwd": [i64, i64, i64, ptr, i64, ptr, ptr], "rnn_bwd": [i64, i64, i64] + [ptr] * 4}
+        _LIB, _TRIED = kernels.build_library("cpu_train", _SOURCE, {"f32": []}, types).get("f32"), True
+    return _LIB
+
+
+def _p(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def _input_side(x: Tensor, w_ih: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], n_add: int) -> Tensor:
+    """x W_ih^T + b_ih for all steps, plus the first ``n_add`` entries of b_hh (those that add)."""
+    gi = F.linear(x, w_ih, b_ih)
+    if b_hh is not None and n_add:
+        gi[..., :n_add] += b_hh[:n_add]
+    return gi.contiguous()
+
+
+def _weight_grads(ctx, dG: Tensor, dGh: Tensor, x: Tensor, h0: Tensor, y: Tensor, w_ih: Tensor):
+    """Gradients of x, W_ih, W_hh and both biases from the per-step pre-activation gradients:
+    dG (T, B, G*H) on the input side, dGh on the hidden side (the same tensor except for GRU)."""
+    T, B, I = x.shape
+    GH = dG.shape[2]
+    H = y.shape[2]
+    dG2, dGh2 = dG.view(T * B, GH), dGh.view(T * B, GH)
+    dw_hh = dGh[0].t() @ h0
+    if T > 1:
+        dw_hh = torch.addmm(dw_hh, dGh2[B:].t(), y[:-1].reshape((T - 1) * B, H))
+    dw_ih = dG2.t() @ x.reshape(T * B, I)
+    dx = (dG2 @ w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None
+    db_ih = dG2.sum(0) if ctx.has_bias else None
+    db_hh = (dGh2.sum(0) if dGh is not dG else db_ih) if ctx.has_bias else None
+    return dx, dw_ih, dw_hh, db_ih, db_hh
+
+
+class _GRU(torch.autograd.Function):
+    """``(x (T, B, I), h0 (B, H), w_ih, w_hh, b_ih, b_hh) -> (y (T, B, H), h_T)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        gi = _input_side(x, w_ih, b_ih, b_hh, 2 * H)
+        b_hn = b_hh[2 * H:].contiguous() if b_hh is not None else x.new_zeros(H)
+        w_hh_t = w_hh.t().contiguous()  # (H, 3H): the plain layout multiplies ~15 % faster than a transposed view
+        y, act, gh = x.new_empty(T, B, H), x.new_empty(T, B, 4 * H), x.new_empty(B, 3 * H)
+        h = h0
+        for t in range(T):
+            torch.mm(h, w_hh_t, out=gh)
+            _LIB.gru_fwd(B, H, gi[t].data_ptr(), 3 * H, gh.data_ptr(), b_hn.data_ptr(), h.data_ptr(),
+                         y[t].data_ptr(), act[t].data_ptr())
+            h = y[t]
+        ctx.save_for_backward(x, h0, w_ih, w_hh, y, act)
+        ctx.has_bias = b_ih is not None
+        return y, y[T - 1].clone()
+
+    @staticmethod
+    def backward(ctx, dy, dhT):  # type: ignore[override]
+        x, h0, w_ih, w_hh, y, act = ctx.saved_tensors
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dy = dy.contiguous() if dy is not None else None
+        dh = dhT.clone().contiguous() if dhT is not None else x.new_zeros(B, H)
+        dgi, dgh = x.new_empty(T, B, 3 * H), x.new_empty(T, B, 3 * H)
+        for t in range(T - 1, -1, -1):
+            h = y[t - 1] if t else h0
+            _LIB.gru_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), act[t].data_ptr(),
+                         h.data_ptr(), dgi[t].data_ptr(), dgh[t].data_ptr())
+            dh.addmm_(dgh[t], w_hh)  # dh_{t-1} = dh_t * z (left by the kernel) + dgh @ W_hh
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, dgh, x, h0, y, w_ih)
+        return dx, dh, dw_ih, dw_hh, db_ih, db_hh
+
+
+class _RNN(torch.autograd.Function):
+    """``(x, h0, w_ih, w_hh, b_ih, b_hh, relu) -> (y (T, B, H), h_T)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu):  # type: ignore[override]
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        gi = _input_side(x, w_ih, b_ih, b_hh, H)
+        w_hh_t = w_hh.t().contiguous()
+        y, gh = x.new_empty(T, B, H), x.new_empty(B, H)
+        h = h0
+        for t in range(T):
+            torch.mm(h, w_hh_t, out=gh)
+            _LIB.rnn_fwd(B, H, relu, gi[t].data_ptr(), H, gh.data_ptr(), y[t].data_ptr())
+            h = y[t]
+        ctx.save_for_backward(x, h0, w_ih, w_hh, y)
+        ctx.has_bias, ctx.relu = b_ih is not None, relu
+        return y, y[T - 1].clone()
+
+    @staticmethod
+    def backward(ctx, dy, dhT):  # type: ignore[override]
+        x, h0, w_ih, w_hh, y = ctx.saved_tensors
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dy = dy.contiguous() if dy is not None else None
+        dh = dhT.clone().contiguous() if dhT is not None else x.new_zeros(B, H)
+        dG = x.new_empty(T, B, H)
+        for t in range(T - 1, -1, -1):
+            _LIB.rnn_bwd(B, H, ctx.relu, _p(dy[t]) if dy is not None else None, dh.data_ptr(),
+                         y[t].data_ptr(), dG[t].data_ptr())
+            dh.addmm_(dG[t], w_hh)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)
+        return dx, dh, dw_ih, dw_hh, db_ih, db_hh, None
+
+
+def _f32_cpu(t: Tensor) -> bool:
+    return isinstance(t, Tensor) and t.dtype == torch.float32 and t.device.type == "cpu"
+
+
+def fast_train_ok(layer: nn.RNNBase, x: Tensor, hx) -> bool:
+    """True where this path applies: a GRU or RNN training (autograd on) on a CPU in float32, no
+    packed input, no tracing or autocast, the kernels built, ``layer.fast_train`` not False."""
+    return (isinstance(layer, (nn.GRU, nn.RNN)) and getattr(layer, "fast_train", True) and torch.is_grad_enabled()
+            and _f32_cpu(x) and x.numel() > 0 and _f32_cpu(layer.weight_hh_l0) and (hx is None or _f32_cpu(hx))
+            and (x.requires_grad or any(p.requires_grad for p in layer.parameters()))
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not torch.is_autocast_enabled("cpu") and _lib() is not None)
+
+
+def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """``torch.nn.GRU/RNN.forward`` semantics for a batched x ((B, T, I) if batch_first else
+    (T, B, I)) and hx (L*D, B, H) or None, on this path."""
+    xt = x.transpose(0, 1) if layer.batch_first else x  # (T, B, I)
+    D, H, B = 2 if layer.bidirectional else 1, layer.hidden_size, xt.shape[1]
+    relu = int(getattr(layer, "nonlinearity", "tanh") == "relu")
+    if hx is None:
+        hx = xt.new_zeros(layer.num_layers * D, B, H)
+    inp, finals = xt.contiguous(), []
+    for k in range(layer.num_layers):
+        outs = []
+        for d in range(D):
+            sfx = f"_l{k}{'_reverse' if d else ''}"
+            w = [getattr(layer, n + sfx, None) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            src = inp if d == 0 else inp.flip(0)
+            if isinstance(layer, nn.GRU):
+                out, last = _GRU.apply(src, hx[k * D + d].contiguous(), *w)
+            else:
+                out, last = _RNN.apply(src, hx[k * D + d].contiguous(), *w, relu)
+            outs.append(out if d == 0 else out.flip(0))
+            finals.append(last)
+        inp = torch.cat(outs, dim=2) if D > 1 else outs[0]
+        if layer.dropout and layer.training and k < layer.num_layers - 1:
+            inp = F.dropout(inp, layer.dropout, training=True)
+    y = inp.transpose(0, 1) if layer.batch_first else inp
+    return y, torch.stack(finals)
