@@ -89,7 +89,6 @@ def test_path_is_taken_only_where_it_applies(monkeypatch):
     assert len(calls) == 1  # training, float32, CPU
     with torch.no_grad():
         layer(x)  # inference: torch's kernel
-    layer(x, lengths=torch.tensor([5, 3]))  # packed: torch's kernel
     layer.double()(x.double())  # float64: torch's kernel
     layer.float().fast_train = False
     layer(x)
@@ -111,3 +110,38 @@ def test_dropout_between_layers_trains():
     ref = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).eval()
     ref.load_state_dict(layer.state_dict())
     _close([layer(x)[0]], [ref(x)[0]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first", [(1, False, False), (2, True, True), (1, True, False)])
+def test_lengths_equal_torch_packed(kind, num_layers, bidirectional, batch_first):
+    """With lengths the path equals torch's packed-sequence run: outputs zero past each length,
+    final state at each sequence's last real step, same gradients."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    I, H, T, B = 4, 6, 8, 4
+    ref, ours = _pair(I, H, kind, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    lengths = torch.tensor([8, 3, 5, 1])
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
+    h0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, generator=g)
+    w_y = torch.randn((B, T, H * (2 if bidirectional else 1)) if batch_first else (T, B, H * (2 if bidirectional else 1)),
+                      generator=g)
+
+    def torch_packed(x, h):
+        packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+        y, hn = ref(packed, h)
+        return pad_packed_sequence(y, batch_first=batch_first, total_length=T)[0], hn
+
+    def loss(y, hn):
+        return (y * w_y).sum() + hn.square().sum()
+
+    results = []
+    for fn, layer in ((torch_packed, ref), (lambda x, h: ours(x, h, lengths=lengths), ours)):
+        for p in layer.parameters():
+            p.grad = None
+        xr, hr = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        y, hn = fn(xr, hr)
+        loss(y, hn).backward()
+        results.append([y, hn, xr.grad, hr.grad] + [p.grad for p in layer.parameters()])
+    _close(results[1], results[0])

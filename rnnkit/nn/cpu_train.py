@@ -12,8 +12,8 @@ layer-direction is one autograd Function (x: (T, B, I) time-major):
   gradients of all steps are then a few big matmuls and sums instead of T small ones.
 
 Same maths and parameter layout as torch.nn (GRU gate order r, z, n with ``b_hn`` inside the
-reset gate). Used by ``rnnkit.nn.GRU/RNN`` when they train on a CPU in float32 without lengths
-(``fast_train_ok``); anything else takes torch's kernel. The LSTM keeps torch's: its CPU training
+reset gate). Used by ``rnnkit.nn.GRU/RNN`` when they train on a CPU in float32
+(``fast_train_ok``), with or without lengths; anything else takes torch's kernel. The LSTM keeps torch's: its CPU training
 already runs through oneDNN, which measured 1.1-1.3x faster than this design (docs/decisions.md).
 Measured in docs/bench/layers.md; equal to torch.nn in tests/test_cpu_train.py.
 """
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn import kernels
+from rnnkit.nn.runner import reverse_padded
 
 _SOURCE = r"""
 #include <math.h>
@@ -223,7 +224,7 @@ def _f32_cpu(t: Tensor) -> bool:
 
 def fast_train_ok(layer: nn.RNNBase, x: Tensor, hx) -> bool:
     """True where this path applies: a GRU or RNN training (autograd on) on a CPU in float32, no
-    packed input, no tracing or autocast, the kernels built, ``layer.fast_train`` not False."""
+    tracing or autocast, the kernels built, ``layer.fast_train`` not False."""
     return (isinstance(layer, (nn.GRU, nn.RNN)) and getattr(layer, "fast_train", True) and torch.is_grad_enabled()
             and _f32_cpu(x) and x.numel() > 0 and _f32_cpu(layer.weight_hh_l0) and (hx is None or _f32_cpu(hx))
             and (x.requires_grad or any(p.requires_grad for p in layer.parameters()))
@@ -231,28 +232,39 @@ def fast_train_ok(layer: nn.RNNBase, x: Tensor, hx) -> bool:
             and not torch.is_autocast_enabled("cpu") and _lib() is not None)
 
 
-def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor],
+            lengths: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """``torch.nn.GRU/RNN.forward`` semantics for a batched x ((B, T, I) if batch_first else
-    (T, B, I)) and hx (L*D, B, H) or None, on this path."""
+    (T, B, I)) and hx (L*D, B, H) or None, on this path. With ``lengths`` (B,) the result equals
+    torch's packed-sequence run: outputs are zero past each length and the final state is each
+    sequence's state at its last real step. The recurrence runs over the padding too (it comes
+    after the real steps, so it cannot change them): cheap for length-bucketed batches."""
     xt = x.transpose(0, 1) if layer.batch_first else x  # (T, B, I)
-    D, H, B = 2 if layer.bidirectional else 1, layer.hidden_size, xt.shape[1]
+    D, H, (T, B) = 2 if layer.bidirectional else 1, layer.hidden_size, xt.shape[:2]
     relu = int(getattr(layer, "nonlinearity", "tanh") == "relu")
     if hx is None:
         hx = xt.new_zeros(layer.num_layers * D, B, H)
+    mask = last = None
+    if lengths is not None:
+        lengths = lengths.to(torch.long)
+        mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(xt.dtype)  # (T, B, 1)
+        last = (lengths - 1, torch.arange(B))
     inp, finals = xt.contiguous(), []
     for k in range(layer.num_layers):
         outs = []
         for d in range(D):
             sfx = f"_l{k}{'_reverse' if d else ''}"
             w = [getattr(layer, n + sfx, None) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            src = inp if d == 0 else inp.flip(0)
+            src = inp if d == 0 else reverse_padded(inp, lengths).contiguous()  # reverse within each length
             if isinstance(layer, nn.GRU):
-                out, last = _GRU.apply(src, hx[k * D + d].contiguous(), *w)
+                out, h_last = _GRU.apply(src, hx[k * D + d].contiguous(), *w)
             else:
-                out, last = _RNN.apply(src, hx[k * D + d].contiguous(), *w, relu)
-            outs.append(out if d == 0 else out.flip(0))
-            finals.append(last)
+                out, h_last = _RNN.apply(src, hx[k * D + d].contiguous(), *w, relu)
+            finals.append(h_last if last is None else out[last])
+            outs.append(out if d == 0 else reverse_padded(out, lengths))
         inp = torch.cat(outs, dim=2) if D > 1 else outs[0]
+        if mask is not None:
+            inp = inp * mask
         if layer.dropout and layer.training and k < layer.num_layers - 1:
             inp = F.dropout(inp, layer.dropout, training=True)
     y = inp.transpose(0, 1) if layer.batch_first else inp

@@ -40,9 +40,9 @@ class _TorchLayer(SequenceLayer):
     def _run(self, x: Tensor, hx: Optional[StateLike], lengths: Optional[Tensor]):
         if not self.fused:
             return self._run_generic(x, hx, lengths)
+        if cpu_train.fast_train_ok(self, x, hx):  # GRU/RNN training on a CPU: faster than torch's loop
+            return cpu_train.forward(self, x, hx, lengths)
         if lengths is None:
-            if cpu_train.fast_train_ok(self, x, hx):  # CPU float32 training: faster than torch's loop
-                return cpu_train.forward(self, x, hx)
             return self._torch_cls.forward(self, x, hx)
         T = x.shape[1] if self.batch_first else x.shape[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False)
