@@ -5,7 +5,8 @@ Main table (one run, interleaved repeats, medians): LSTM/GRU/RNN at batch 64, 10
 (no optimizer step, same for every library), inference = forward under ``torch.no_grad``.
 Generic runner: ``rnnkit.nn.LSTM(fused=False)`` and ``Recurrent(LSTMCell)`` vs a plain
 Python loop over ``torch.nn.LSTMCell``. Full mode adds an LSTM shape sweep (batch, time,
-hidden varied one at a time) of rnnkit vs torch.nn with achieved GFLOP/s.
+hidden varied one at a time) of rnnkit vs torch.nn with achieved GFLOP/s. On a CPU, also
+bidirectional GRU training with variable lengths: torch's packed path vs rnnkit's CPU training path.
 
     python bench/layers.py [--quick]        # or: rnnkit bench [--quick]
 
@@ -173,6 +174,37 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
     return rows
 
 
+# name, input, hidden, layers, batch, time: a bidirectional GRU on variable-length batches, as the
+# classification (names) and speech tasks train it; lengths uniform in [0.7 T, T] (length-bucketed)
+VARLEN_SHAPES = [("names-like", 32, 128, 2, 64, 15), ("speech-like", 320, 192, 3, 16, 300)]
+
+
+def _variable_lengths(repeats: int, quick: bool = False) -> list[dict[str, Any]]:
+    """Training with lengths: torch's packed-sequence GRU vs rnnkit's CPU training path, same layer
+    (``fast_train`` toggled), forward + backward of ``y.sum()``."""
+    rows = []
+    for name, i, h, layers, b, t in VARLEN_SHAPES[:1] if quick else VARLEN_SHAPES:
+        torch.manual_seed(0)
+        layer = rnn.GRU(i, h, num_layers=layers, bidirectional=True, batch_first=True)
+        x = torch.randn(b, t, i)
+        lengths = torch.randint(int(0.7 * t), t + 1, (b,))
+
+        def train(fast: bool) -> Callable[[], None]:
+            def run() -> None:
+                layer.fast_train = fast
+                for p in layer.parameters():
+                    p.grad = None
+                layer(x, lengths=lengths)[0].sum().backward()
+            return run
+        log(f"  variable lengths: {name}")
+        times = time_interleaved({"torch packed": train(False), "rnnkit": train(True)}, repeats=repeats, warmup=1)
+        rows.append({"case": name, "input": i, "hidden": h, "layers": layers, "batch": b, "time": t,
+                     "torch_packed_ms": 1e3 * summary(times["torch packed"])["median_s"],
+                     "rnnkit_ms": 1e3 * summary(times["rnnkit"])["median_s"],
+                     "speed_ratio": paired_ratio(times["torch packed"], times["rnnkit"])})
+    return rows
+
+
 def main(quick: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Run the layer benchmark; returns (and writes) the results with a Markdown table.
     ``device="cuda"`` times the GPU (cuDNN) path instead and writes ``layers.cuda.json``."""
@@ -224,6 +256,13 @@ def main(quick: bool = False, device: str = "cpu") -> dict[str, Any]:
              f"% of GEMM peak ({peak:.0f} GFLOP/s)"],
             [[r["batch"], r["time"], r["hidden"], r["mode"], r["torch_ms"], r["rnnkit_ms"], r["speed_ratio"],
               r["rnnkit_gflops"], r["pct_of_peak"]] for r in sweep])
+    if DEV.type == "cpu":
+        results["variable_lengths"] = var = _variable_lengths(3 if quick else 7, quick)
+        table += "\n\n" + markdown_table(
+            ["bi-GRU training with lengths", "I", "H", "layers", "batch", "time", "torch packed ms", "rnnkit ms",
+             "rnnkit speed vs torch"],
+            [[r["case"], r["input"], r["hidden"], r["layers"], r["batch"], r["time"], r["torch_packed_ms"], r["rnnkit_ms"],
+              r["speed_ratio"]] for r in var])
     results["table"] = table
     write_results("layers" if DEV.type == "cpu" else f"layers.{DEV.type}", results, quick=quick)
     return results
