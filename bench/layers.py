@@ -6,7 +6,7 @@ Main table (one run, interleaved repeats, medians): LSTM/GRU/RNN at batch 64, 10
 Generic runner: ``rnnkit.nn.LSTM(fused=False)`` and ``Recurrent(LSTMCell)`` vs a plain
 Python loop over ``torch.nn.LSTMCell``. Full mode adds an LSTM shape sweep (batch, time,
 hidden varied one at a time) of rnnkit vs torch.nn with achieved GFLOP/s. On a CPU, also
-bidirectional GRU training with variable lengths: torch's packed path vs rnnkit's CPU training path.
+bidirectional GRU/LSTM training with variable lengths: torch's packed path vs rnnkit's CPU training path.
 
     python bench/layers.py [--quick]        # or: rnnkit bench [--quick]
 
@@ -174,34 +174,35 @@ def _sweep(repeats: int, peak: float) -> list[dict[str, Any]]:
     return rows
 
 
-# name, input, hidden, layers, batch, time: a bidirectional GRU on variable-length batches, as the
-# classification (names) and speech tasks train it; lengths uniform in [0.7 T, T] (length-bucketed)
+# name, input, hidden, layers, batch, time: bidirectional layers on variable-length batches, as the
+# classification (names) and speech tasks train them; lengths uniform in [0.7 T, T] (length-bucketed)
 VARLEN_SHAPES = [("names-like", 32, 128, 2, 64, 15), ("speech-like", 320, 192, 3, 16, 300)]
 
 
 def _variable_lengths(repeats: int, quick: bool = False) -> list[dict[str, Any]]:
-    """Training with lengths: torch's packed-sequence GRU vs rnnkit's CPU training path, same layer
-    (``fast_train`` toggled), forward + backward of ``y.sum()``."""
+    """Training with lengths: torch's packed-sequence run vs rnnkit's CPU training path, same layer
+    (``fast_train`` toggled), forward + backward of ``y.sum()``, bidirectional GRU and LSTM."""
     rows = []
-    for name, i, h, layers, b, t in VARLEN_SHAPES[:1] if quick else VARLEN_SHAPES:
-        torch.manual_seed(0)
-        layer = rnn.GRU(i, h, num_layers=layers, bidirectional=True, batch_first=True)
-        x = torch.randn(b, t, i)
-        lengths = torch.randint(int(0.7 * t), t + 1, (b,))
+    for kind in ("GRU", "LSTM"):
+        for name, i, h, layers, b, t in VARLEN_SHAPES[:1] if quick else VARLEN_SHAPES:
+            torch.manual_seed(0)
+            layer = getattr(rnn, kind)(i, h, num_layers=layers, bidirectional=True, batch_first=True)
+            x = torch.randn(b, t, i)
+            lengths = torch.randint(int(0.7 * t), t + 1, (b,))
 
-        def train(fast: bool) -> Callable[[], None]:
-            def run() -> None:
-                layer.fast_train = fast
-                for p in layer.parameters():
-                    p.grad = None
-                layer(x, lengths=lengths)[0].sum().backward()
-            return run
-        log(f"  variable lengths: {name}")
-        times = time_interleaved({"torch packed": train(False), "rnnkit": train(True)}, repeats=repeats, warmup=1)
-        rows.append({"case": name, "input": i, "hidden": h, "layers": layers, "batch": b, "time": t,
-                     "torch_packed_ms": 1e3 * summary(times["torch packed"])["median_s"],
-                     "rnnkit_ms": 1e3 * summary(times["rnnkit"])["median_s"],
-                     "speed_ratio": paired_ratio(times["torch packed"], times["rnnkit"])})
+            def train(fast: bool, layer=layer, x=x, lengths=lengths) -> Callable[[], None]:
+                def run() -> None:
+                    layer.fast_train = fast
+                    for p in layer.parameters():
+                        p.grad = None
+                    layer(x, lengths=lengths)[0].sum().backward()
+                return run
+            log(f"  variable lengths: bi-{kind} {name}")
+            times = time_interleaved({"torch packed": train(False), "rnnkit": train(True)}, repeats=repeats, warmup=1)
+            rows.append({"cell": kind, "case": name, "input": i, "hidden": h, "layers": layers, "batch": b, "time": t,
+                         "torch_packed_ms": 1e3 * summary(times["torch packed"])["median_s"],
+                         "rnnkit_ms": 1e3 * summary(times["rnnkit"])["median_s"],
+                         "speed_ratio": paired_ratio(times["torch packed"], times["rnnkit"])})
     return rows
 
 
@@ -259,9 +260,9 @@ def main(quick: bool = False, device: str = "cpu") -> dict[str, Any]:
     if DEV.type == "cpu":
         results["variable_lengths"] = var = _variable_lengths(3 if quick else 7, quick)
         table += "\n\n" + markdown_table(
-            ["bi-GRU training with lengths", "I", "H", "layers", "batch", "time", "torch packed ms", "rnnkit ms",
+            ["training with lengths", "cell", "I", "H", "layers", "batch", "time", "torch packed ms", "rnnkit ms",
              "rnnkit speed vs torch"],
-            [[r["case"], r["input"], r["hidden"], r["layers"], r["batch"], r["time"], r["torch_packed_ms"], r["rnnkit_ms"],
+            [[r["case"], "bi-" + r["cell"], r["input"], r["hidden"], r["layers"], r["batch"], r["time"], r["torch_packed_ms"], r["rnnkit_ms"],
               r["speed_ratio"]] for r in var])
     results["table"] = table
     write_results("layers" if DEV.type == "cpu" else f"layers.{DEV.type}", results, quick=quick)

@@ -12,13 +12,14 @@ from rnnkit.nn import cpu_train
 
 pytestmark = pytest.mark.skipif(cpu_train._lib() is None, reason="no C compiler for the training kernels")
 KINDS = {"gru": ("GRU", {}), "rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"})}
+WITH_LENGTHS = {**KINDS, "lstm": ("LSTM", {})}  # the LSTM takes the path only with lengths
 
 GRID = list(itertools.product([1, 2], [False, True], [False, True], [True, False], [True, False]))
 
 
 def _pair(I, H, kind="gru", **kw):
     torch.manual_seed(0)
-    cls, extra = KINDS[kind]
+    cls, extra = WITH_LENGTHS[kind]
     ref = getattr(torch.nn, cls)(I, H, **extra, **kw)
     ours = getattr(rnn, cls)(I, H, **extra, **kw)
     ours.load_state_dict(ref.state_dict())
@@ -93,8 +94,13 @@ def test_path_is_taken_only_where_it_applies(monkeypatch):
     layer.float().fast_train = False
     layer(x)
     assert len(calls) == 1
-    rnn.LSTM(3, 4)(x)  # LSTM training stays on oneDNN (faster there)
+    rnn.LSTM(3, 4)(x)  # LSTM training without lengths stays on oneDNN (faster there)
     assert len(calls) == 1
+    lstm_calls = []
+    real_lstm = cpu_train._LSTM.apply
+    monkeypatch.setattr(cpu_train._LSTM, "apply", lambda *a: lstm_calls.append(1) or real_lstm(*a))
+    rnn.LSTM(3, 4)(x, lengths=torch.tensor([5, 3]))  # with lengths: this path, not torch's packed loop
+    assert len(lstm_calls) == 1
 
 
 def test_dropout_between_layers_trains():
@@ -112,7 +118,7 @@ def test_dropout_between_layers_trains():
     _close([layer(x)[0]], [ref(x)[0]])
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", WITH_LENGTHS)
 @pytest.mark.parametrize("num_layers,bidirectional,batch_first", [(1, False, False), (2, True, True), (1, True, False)])
 def test_lengths_equal_torch_packed(kind, num_layers, bidirectional, batch_first):
     """With lengths the path equals torch's packed-sequence run: outputs zero past each length,
@@ -125,8 +131,10 @@ def test_lengths_equal_torch_packed(kind, num_layers, bidirectional, batch_first
     g = torch.Generator().manual_seed(2)
     x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
     h0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, generator=g)
+    c0 = torch.randn(num_layers * (2 if bidirectional else 1), B, H, generator=g)
     w_y = torch.randn((B, T, H * (2 if bidirectional else 1)) if batch_first else (T, B, H * (2 if bidirectional else 1)),
                       generator=g)
+    lstm = kind == "lstm"
 
     def torch_packed(x, h):
         packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
@@ -134,14 +142,15 @@ def test_lengths_equal_torch_packed(kind, num_layers, bidirectional, batch_first
         return pad_packed_sequence(y, batch_first=batch_first, total_length=T)[0], hn
 
     def loss(y, hn):
-        return (y * w_y).sum() + hn.square().sum()
+        return (y * w_y).sum() + (hn[0].square().sum() + hn[1].sin().sum() if lstm else hn.square().sum())
 
     results = []
     for fn, layer in ((torch_packed, ref), (lambda x, h: ours(x, h, lengths=lengths), ours)):
         for p in layer.parameters():
             p.grad = None
-        xr, hr = x.clone().requires_grad_(), h0.clone().requires_grad_()
-        y, hn = fn(xr, hr)
+        xr, hr, cr = x.clone().requires_grad_(), h0.clone().requires_grad_(), c0.clone().requires_grad_()
+        y, hn = fn(xr, (hr, cr) if lstm else hr)
         loss(y, hn).backward()
-        results.append([y, hn, xr.grad, hr.grad] + [p.grad for p in layer.parameters()])
+        states = list(hn) + [hr.grad, cr.grad] if lstm else [hn, hr.grad]
+        results.append([y, xr.grad] + states + [p.grad for p in layer.parameters()])
     _close(results[1], results[0])

@@ -1,4 +1,4 @@
-"""CPU training path for GRU and RNN layers: torch's matmuls, fused C gate kernels, hoisted weight gradients.
+"""CPU training path for GRU/RNN layers (and LSTMs with lengths): torch's matmuls, fused C gate kernels, hoisted weight gradients.
 
 ``torch.nn.GRU``/``RNN`` on a CPU run each step as a handful of separate ops recorded by autograd,
 and the backward replays them op by op with a small weight-gradient matmul per step. Here one
@@ -13,8 +13,9 @@ layer-direction is one autograd Function (x: (T, B, I) time-major):
 
 Same maths and parameter layout as torch.nn (GRU gate order r, z, n with ``b_hn`` inside the
 reset gate). Used by ``rnnkit.nn.GRU/RNN`` when they train on a CPU in float32
-(``fast_train_ok``), with or without lengths; anything else takes torch's kernel. The LSTM keeps torch's: its CPU training
-already runs through oneDNN, which measured 1.1-1.3x faster than this design (docs/decisions.md).
+(``fast_train_ok``), with or without lengths, and ``rnnkit.nn.LSTM`` when it trains with lengths
+(torch then runs a slow packed-sequence loop; without lengths its oneDNN LSTM is faster than this
+design, docs/decisions.md); anything else takes torch's kernel.
 Measured in docs/bench/layers.md; equal to torch.nn in tests/test_cpu_train.py.
 """
 from __future__ import annotations
@@ -75,6 +76,42 @@ void gru_bwd(I64 B, I64 H, const float* dy, float* dh, const float* act, const f
         }
     }
 }
+/* LSTM. c (B, H) previous cell -> cout; act (B, 5H) = [i|f|g|o|tanh(c_t)]. */
+void lstm_fwd(I64 B, I64 H, const float* gi, I64 sgi, const float* gh, const float* c, float* hout,
+              float* cout, float* act) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R xi = gi + b * sgi, *R xh = gh + b * 4 * H, *R cp = c + b * H;
+        float *R ho = hout + b * H, *R co = cout + b * H, *R a = act + b * 5 * H;
+        #pragma omp simd
+        for (I64 j = 0; j < H; j++) {
+            float i = sig(xi[j] + xh[j]), f = sig(xi[H + j] + xh[H + j]);
+            float g = tnh(xi[2 * H + j] + xh[2 * H + j]), o = sig(xi[3 * H + j] + xh[3 * H + j]);
+            float cn = f * cp[j] + i * g, tc = tnh(cn);
+            co[j] = cn; ho[j] = o * tc;
+            a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; a[4 * H + j] = tc;
+        }
+    }
+}
+/* dc (B, H): cell gradient reaching c_t (carried), overwritten with the one reaching c_{t-1};
+   c: c_{t-1}; dh is left at zero (h_{t-1} is reached only through W_hh). */
+void lstm_bwd(I64 B, I64 H, const float* dy, float* dh, float* dc, const float* act, const float* c, float* dG) {
+    for (I64 b = 0; b < B; b++) {
+        const float *R a = act + b * 5 * H, *R cp = c + b * H, *R y = dy ? dy + b * H : 0;
+        float *R d = dh + b * H, *R dcc = dc + b * H, *R G = dG + b * 4 * H;
+        #pragma omp simd
+        for (I64 j = 0; j < H; j++) {
+            float g_h = d[j] + (y ? y[j] : 0.f);
+            float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], tc = a[4 * H + j];
+            float dcn = dcc[j] + g_h * o * (1.f - tc * tc);
+            G[j] = dcn * g * i * (1.f - i);
+            G[H + j] = dcn * cp[j] * f * (1.f - f);
+            G[2 * H + j] = dcn * i * (1.f - g * g);
+            G[3 * H + j] = g_h * tc * o * (1.f - o);
+            dcc[j] = dcn * f;
+            d[j] = 0.f;
+        }
+    }
+}
 /* Elman RNN: h_t = act(gi + gh) written to hout (also what the backward reads); relu != 0 for ReLU. */
 void rnn_fwd(I64 B, I64 H, I64 relu, const float* gi, I64 sgi, const float* gh, float* hout) {
     for (I64 b = 0; b < B; b++) {
@@ -111,6 +148,7 @@ def _lib() -> Optional[ctypes.CDLL]:
     if not _TRIED:
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         types = {"gru_fwd": [i64, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr], "gru_bwd": [i64, i64] + [ptr] * 6,
+                 "lstm_fwd": [i64, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr], "lstm_bwd": [i64, i64] + [ptr] * 6,
                  "rnn_fwd": [i64, i64, i64, ptr, i64, ptr, ptr], "rnn_bwd": [i64, i64, i64] + [ptr] * 4}
         _LIB, _TRIED = kernels.build_library("cpu_train", _SOURCE, {"f32": []}, types).get("f32"), True
     return _LIB
@@ -146,7 +184,7 @@ def _weight_grads(ctx, dG: Tensor, dGh: Tensor, x: Tensor, h0: Tensor, y: Tensor
 
 
 class _GRU(torch.autograd.Function):
-    """``(x (T, B, I), h0 (B, H), w_ih, w_hh, b_ih, b_hh) -> (y (T, B, H), h_T)``."""
+    """``(x (T, B, I), h0 (B, H), w_ih, w_hh, b_ih, b_hh) -> y (T, B, H)``, the state of every step."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
@@ -164,15 +202,15 @@ class _GRU(torch.autograd.Function):
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y, act)
         ctx.has_bias = b_ih is not None
-        return y, y[T - 1].clone()
+        return y
 
     @staticmethod
-    def backward(ctx, dy, dhT):  # type: ignore[override]
+    def backward(ctx, dy):  # type: ignore[override]
         x, h0, w_ih, w_hh, y, act = ctx.saved_tensors
         T, B, _ = x.shape
         H = h0.shape[1]
         dy = dy.contiguous() if dy is not None else None
-        dh = dhT.clone().contiguous() if dhT is not None else x.new_zeros(B, H)
+        dh = x.new_zeros(B, H)
         dgi, dgh = x.new_empty(T, B, 3 * H), x.new_empty(T, B, 3 * H)
         for t in range(T - 1, -1, -1):
             h = y[t - 1] if t else h0
@@ -183,8 +221,49 @@ class _GRU(torch.autograd.Function):
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
+class _LSTM(torch.autograd.Function):
+    """``(x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> (y (T, B, H), c (T, B, H))``: outputs and cell
+    states of every step (the caller picks the final ones, at each sequence's length)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        gi = _input_side(x, w_ih, b_ih, b_hh, 4 * H)
+        w_hh_t = w_hh.t().contiguous()
+        y, cs, act, gh = x.new_empty(T, B, H), x.new_empty(T, B, H), x.new_empty(T, B, 5 * H), x.new_empty(B, 4 * H)
+        h, c = h0, c0
+        for t in range(T):
+            torch.mm(h, w_hh_t, out=gh)
+            _LIB.lstm_fwd(B, H, gi[t].data_ptr(), 4 * H, gh.data_ptr(), c.data_ptr(), y[t].data_ptr(),
+                          cs[t].data_ptr(), act[t].data_ptr())
+            h, c = y[t], cs[t]
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, y, cs, act)
+        ctx.has_bias = b_ih is not None
+        return y, cs
+
+    @staticmethod
+    def backward(ctx, dy, dcs):  # type: ignore[override]
+        x, h0, c0, w_ih, w_hh, y, cs, act = ctx.saved_tensors
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dy = dy.contiguous() if dy is not None else None
+        dcs = dcs.contiguous() if dcs is not None else None
+        dh, dc = x.new_zeros(B, H), x.new_zeros(B, H)
+        dG = x.new_empty(T, B, 4 * H)
+        for t in range(T - 1, -1, -1):
+            if dcs is not None:
+                dc += dcs[t]
+            c = cs[t - 1] if t else c0
+            _LIB.lstm_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), dc.data_ptr(),
+                          act[t].data_ptr(), c.data_ptr(), dG[t].data_ptr())
+            dh.addmm_(dG[t], w_hh)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
+
+
 class _RNN(torch.autograd.Function):
-    """``(x, h0, w_ih, w_hh, b_ih, b_hh, relu) -> (y (T, B, H), h_T)``."""
+    """``(x, h0, w_ih, w_hh, b_ih, b_hh, relu) -> y (T, B, H)``, the state of every step."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu):  # type: ignore[override]
@@ -200,15 +279,15 @@ class _RNN(torch.autograd.Function):
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y)
         ctx.has_bias, ctx.relu = b_ih is not None, relu
-        return y, y[T - 1].clone()
+        return y
 
     @staticmethod
-    def backward(ctx, dy, dhT):  # type: ignore[override]
+    def backward(ctx, dy):  # type: ignore[override]
         x, h0, w_ih, w_hh, y = ctx.saved_tensors
         T, B, _ = x.shape
         H = h0.shape[1]
         dy = dy.contiguous() if dy is not None else None
-        dh = dhT.clone().contiguous() if dhT is not None else x.new_zeros(B, H)
+        dh = x.new_zeros(B, H)
         dG = x.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
             _LIB.rnn_bwd(B, H, ctx.relu, _p(dy[t]) if dy is not None else None, dh.data_ptr(),
@@ -222,29 +301,48 @@ def _f32_cpu(t: Tensor) -> bool:
     return isinstance(t, Tensor) and t.dtype == torch.float32 and t.device.type == "cpu"
 
 
-def fast_train_ok(layer: nn.RNNBase, x: Tensor, hx) -> bool:
-    """True where this path applies: a GRU or RNN training (autograd on) on a CPU in float32, no
-    tracing or autocast, the kernels built, ``layer.fast_train`` not False."""
-    return (isinstance(layer, (nn.GRU, nn.RNN)) and getattr(layer, "fast_train", True) and torch.is_grad_enabled()
-            and _f32_cpu(x) and x.numel() > 0 and _f32_cpu(layer.weight_hh_l0) and (hx is None or _f32_cpu(hx))
+def fast_train_ok(layer: nn.RNNBase, x: Tensor, hx, lengths: Optional[Tensor] = None) -> bool:
+    """True where this path applies: training (autograd on) on a CPU in float32, no tracing or
+    autocast, the kernels built, ``layer.fast_train`` not False; a GRU or RNN always, an LSTM
+    (without projection) only with lengths: without them oneDNN's fused LSTM is faster, with them
+    torch falls back to a packed-sequence loop that is several times slower than this path."""
+    states = () if hx is None else (hx if isinstance(hx, tuple) else (hx,))
+    cell_ok = isinstance(layer, (nn.GRU, nn.RNN)) or (
+        isinstance(layer, nn.LSTM) and lengths is not None and not layer.proj_size)
+    return (cell_ok and getattr(layer, "fast_train", True) and torch.is_grad_enabled()
+            and _f32_cpu(x) and x.numel() > 0 and _f32_cpu(layer.weight_hh_l0) and all(_f32_cpu(h) for h in states)
             and (x.requires_grad or any(p.requires_grad for p in layer.parameters()))
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
             and not torch.is_autocast_enabled("cpu") and _lib() is not None)
 
 
-def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor],
-            lengths: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """``torch.nn.GRU/RNN.forward`` semantics for a batched x ((B, T, I) if batch_first else
-    (T, B, I)) and hx (L*D, B, H) or None, on this path. With ``lengths`` (B,) the result equals
-    torch's packed-sequence run: outputs are zero past each length and the final state is each
-    sequence's state at its last real step. The recurrence runs over the padding too (it comes
-    after the real steps, so it cannot change them): cheap for length-bucketed batches."""
+def _direction(layer: nn.RNNBase, src: Tensor, state: tuple[Tensor, ...], w: list, relu: int):
+    """One layer-direction over src (T, B, I) -> (outputs (T, B, H), per-step states to pick the final ones from)."""
+    if isinstance(layer, nn.LSTM):
+        out, cs = _LSTM.apply(src, state[0].contiguous(), state[1].contiguous(), *w)
+        return out, (out, cs)
+    if isinstance(layer, nn.GRU):
+        out = _GRU.apply(src, state[0].contiguous(), *w)
+    else:
+        out = _RNN.apply(src, state[0].contiguous(), *w, relu)
+    return out, (out,)
+
+
+def forward(layer: nn.RNNBase, x: Tensor, hx, lengths: Optional[Tensor] = None):
+    """``torch.nn.GRU/RNN/LSTM.forward`` semantics for a batched x ((B, T, I) if batch_first else
+    (T, B, I)) and hx (L*D, B, H) (LSTM: a pair) or None, on this path. With ``lengths`` (B,) the
+    result equals torch's packed-sequence run: outputs are zero past each length and the final
+    state is each sequence's state at its last real step. The recurrence runs over the padding
+    too (it comes after the real steps, so it cannot change them): cheap for length-bucketed batches."""
     xt = x.transpose(0, 1) if layer.batch_first else x  # (T, B, I)
     D, H, (T, B) = 2 if layer.bidirectional else 1, layer.hidden_size, xt.shape[:2]
     relu = int(getattr(layer, "nonlinearity", "tanh") == "relu")
+    lstm = isinstance(layer, nn.LSTM)
     if hx is None:
-        hx = xt.new_zeros(layer.num_layers * D, B, H)
-    mask = last = None
+        zeros = xt.new_zeros(layer.num_layers * D, B, H)
+        hx = (zeros, zeros) if lstm else zeros
+    hx = hx if isinstance(hx, tuple) else (hx,)
+    mask, last = None, (torch.full((B,), T - 1), torch.arange(B))
     if lengths is not None:
         lengths = lengths.to(torch.long)
         mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(xt.dtype)  # (T, B, 1)
@@ -256,11 +354,8 @@ def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor],
             sfx = f"_l{k}{'_reverse' if d else ''}"
             w = [getattr(layer, n + sfx, None) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             src = inp if d == 0 else reverse_padded(inp, lengths).contiguous()  # reverse within each length
-            if isinstance(layer, nn.GRU):
-                out, h_last = _GRU.apply(src, hx[k * D + d].contiguous(), *w)
-            else:
-                out, h_last = _RNN.apply(src, hx[k * D + d].contiguous(), *w, relu)
-            finals.append(h_last if last is None else out[last])
+            out, seqs = _direction(layer, src, tuple(h[k * D + d] for h in hx), w, relu)
+            finals.append([s[last] for s in seqs])
             outs.append(out if d == 0 else reverse_padded(out, lengths))
         inp = torch.cat(outs, dim=2) if D > 1 else outs[0]
         if mask is not None:
@@ -268,4 +363,5 @@ def forward(layer: nn.RNNBase, x: Tensor, hx: Optional[Tensor],
         if layer.dropout and layer.training and k < layer.num_layers - 1:
             inp = F.dropout(inp, layer.dropout, training=True)
     y = inp.transpose(0, 1) if layer.batch_first else inp
-    return y, torch.stack(finals)
+    states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(finals[0])))
+    return y, (states if lstm else states[0])

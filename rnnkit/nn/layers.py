@@ -40,7 +40,7 @@ class _TorchLayer(SequenceLayer):
     def _run(self, x: Tensor, hx: Optional[StateLike], lengths: Optional[Tensor]):
         if not self.fused:
             return self._run_generic(x, hx, lengths)
-        if cpu_train.fast_train_ok(self, x, hx):  # GRU/RNN training on a CPU: faster than torch's loop
+        if cpu_train.fast_train_ok(self, x, hx, lengths):  # CPU training: faster than torch's loops
             return cpu_train.forward(self, x, hx, lengths)
         if lengths is None:
             return self._torch_cls.forward(self, x, hx)
