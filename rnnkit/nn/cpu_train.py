@@ -188,6 +188,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        lib = _lib()
         T, B, _ = x.shape
         H = h0.shape[1]
         gi = _input_side(x, w_ih, b_ih, b_hh, 2 * H)
@@ -197,7 +198,7 @@ class _GRU(torch.autograd.Function):
         h = h0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            _LIB.gru_fwd(B, H, gi[t].data_ptr(), 3 * H, gh.data_ptr(), b_hn.data_ptr(), h.data_ptr(),
+            lib.gru_fwd(B, H, gi[t].data_ptr(), 3 * H, gh.data_ptr(), b_hn.data_ptr(), h.data_ptr(),
                          y[t].data_ptr(), act[t].data_ptr())
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y, act)
@@ -206,6 +207,7 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
+        lib = _lib()
         x, h0, w_ih, w_hh, y, act = ctx.saved_tensors
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -214,7 +216,7 @@ class _GRU(torch.autograd.Function):
         dgi, dgh = x.new_empty(T, B, 3 * H), x.new_empty(T, B, 3 * H)
         for t in range(T - 1, -1, -1):
             h = y[t - 1] if t else h0
-            _LIB.gru_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), act[t].data_ptr(),
+            lib.gru_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), act[t].data_ptr(),
                          h.data_ptr(), dgi[t].data_ptr(), dgh[t].data_ptr())
             dh.addmm_(dgh[t], w_hh)  # dh_{t-1} = dh_t * z (left by the kernel) + dgh @ W_hh
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, dgh, x, h0, y, w_ih)
@@ -227,6 +229,7 @@ class _LSTM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        lib = _lib()
         T, B, _ = x.shape
         H = h0.shape[1]
         gi = _input_side(x, w_ih, b_ih, b_hh, 4 * H)
@@ -235,7 +238,7 @@ class _LSTM(torch.autograd.Function):
         h, c = h0, c0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            _LIB.lstm_fwd(B, H, gi[t].data_ptr(), 4 * H, gh.data_ptr(), c.data_ptr(), y[t].data_ptr(),
+            lib.lstm_fwd(B, H, gi[t].data_ptr(), 4 * H, gh.data_ptr(), c.data_ptr(), y[t].data_ptr(),
                           cs[t].data_ptr(), act[t].data_ptr())
             h, c = y[t], cs[t]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, y, cs, act)
@@ -244,6 +247,7 @@ class _LSTM(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dcs):  # type: ignore[override]
+        lib = _lib()
         x, h0, c0, w_ih, w_hh, y, cs, act = ctx.saved_tensors
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -255,7 +259,7 @@ class _LSTM(torch.autograd.Function):
             if dcs is not None:
                 dc += dcs[t]
             c = cs[t - 1] if t else c0
-            _LIB.lstm_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), dc.data_ptr(),
+            lib.lstm_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), dc.data_ptr(),
                           act[t].data_ptr(), c.data_ptr(), dG[t].data_ptr())
             dh.addmm_(dG[t], w_hh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)
@@ -267,6 +271,7 @@ class _RNN(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, relu):  # type: ignore[override]
+        lib = _lib()
         T, B, _ = x.shape
         H = h0.shape[1]
         gi = _input_side(x, w_ih, b_ih, b_hh, H)
@@ -275,7 +280,7 @@ class _RNN(torch.autograd.Function):
         h = h0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            _LIB.rnn_fwd(B, H, relu, gi[t].data_ptr(), H, gh.data_ptr(), y[t].data_ptr())
+            lib.rnn_fwd(B, H, relu, gi[t].data_ptr(), H, gh.data_ptr(), y[t].data_ptr())
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y)
         ctx.has_bias, ctx.relu = b_ih is not None, relu
@@ -283,6 +288,7 @@ class _RNN(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
+        lib = _lib()
         x, h0, w_ih, w_hh, y = ctx.saved_tensors
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -290,7 +296,7 @@ class _RNN(torch.autograd.Function):
         dh = x.new_zeros(B, H)
         dG = x.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
-            _LIB.rnn_bwd(B, H, ctx.relu, _p(dy[t]) if dy is not None else None, dh.data_ptr(),
+            lib.rnn_bwd(B, H, ctx.relu, _p(dy[t]) if dy is not None else None, dh.data_ptr(),
                          y[t].data_ptr(), dG[t].data_ptr())
             dh.addmm_(dG[t], w_hh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)
