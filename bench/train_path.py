@@ -19,7 +19,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, run_quick_script, setup, write_results  # noqa: E402
-
 from rnnkit.data.names import load_names  # noqa: E402
 from rnnkit.nn import cpu_train  # noqa: E402
 from rnnkit.tasks.classify import SequenceClassifier  # noqa: E402

@@ -139,19 +139,11 @@ void rnn_bwd(I64 B, I64 H, I64 relu, const float* dy, float* dh, const float* ho
     }
 }
 """
-_LIB: Optional[ctypes.CDLL] = None
-_TRIED = False
-
-
-def _lib() -> Optional[ctypes.CDLL]:
-    global _LIB, _TRIED
-    if not _TRIED:
-        i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        types = {"gru_fwd": [i64, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr], "gru_bwd": [i64, i64] + [ptr] * 6,
-                 "lstm_fwd": [i64, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr], "lstm_bwd": [i64, i64] + [ptr] * 6,
-                 "rnn_fwd": [i64, i64, i64, ptr, i64, ptr, ptr], "rnn_bwd": [i64, i64, i64] + [ptr] * 4}
-        _LIB, _TRIED = kernels.build_library("cpu_train", _SOURCE, {"f32": []}, types).get("f32"), True
-    return _LIB
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+_lib = kernels.lazy_library("cpu_train", _SOURCE, [], {
+    "gru_fwd": [_I64, _I64, _PTR, _I64] + [_PTR] * 5, "gru_bwd": [_I64, _I64] + [_PTR] * 6,
+    "lstm_fwd": [_I64, _I64, _PTR, _I64] + [_PTR] * 5, "lstm_bwd": [_I64, _I64] + [_PTR] * 6,
+    "rnn_fwd": [_I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], "rnn_bwd": [_I64, _I64, _I64] + [_PTR] * 4})
 
 
 def _p(t: Optional[Tensor]) -> Optional[int]:

@@ -90,18 +90,8 @@ void lstm_step(I64 wt, I64 B, I64 I, I64 H, const void* W, const float* sc, cons
     }
 }
 """
-_LIB: Optional[ctypes.CDLL] = None
-_TRIED = False
-
-
-def _lib() -> Optional[ctypes.CDLL]:
-    global _LIB, _TRIED
-    if not _TRIED:
-        i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        libs = kernels.build_library("stream", _SOURCE, {"f32": ["-mprefer-vector-width=512"]},
-                                     {"lstm_step": [i64] * 4 + [ptr] * 11})
-        _LIB, _TRIED = libs.get("f32"), True
-    return _LIB
+_lib = kernels.lazy_library("stream", _SOURCE, ["-mprefer-vector-width=512"],
+                             {"lstm_step": [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 11})
 
 
 def pack_weights(w: Tensor, weights: str) -> tuple[Tensor, Tensor]:

@@ -30,7 +30,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -250,6 +250,20 @@ def build_library(name: str, source: str, variants: dict[str, list[str]],
         if libs:
             return libs
     return {}
+
+
+def lazy_library(name: str, source: str, flags: list[str], argtypes: dict[str, list]) -> Callable[[], Optional[ctypes.CDLL]]:
+    """A function returning the float32 build of ``source`` (extra ``flags``), compiled on its first
+    call and reused after; None where there is no compiler."""
+    built: dict[str, Optional[ctypes.CDLL]] = {}
+
+    def get() -> Optional[ctypes.CDLL]:
+        if "lib" not in built:
+            with _LOCK:
+                if "lib" not in built:
+                    built["lib"] = build_library(name, source, {"f32": flags}, argtypes).get("f32")
+        return built["lib"]
+    return get
 
 
 def _build_variants(name: str, source: str, variants: dict[str, list[str]], argtypes: dict[str, list],
