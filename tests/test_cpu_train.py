@@ -154,3 +154,11 @@ def test_lengths_equal_torch_packed(kind, num_layers, bidirectional, batch_first
         states = list(hn) + [hr.grad, cr.grad] if lstm else [hn, hr.grad]
         results.append([y, xr.grad] + states + [p.grad for p in layer.parameters()])
     _close(results[1], results[0])
+
+
+def test_double_backward_raises_instead_of_going_wrong():
+    layer = rnn.GRU(3, 4)
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()

@@ -15,7 +15,9 @@ Same maths and parameter layout as torch.nn (GRU gate order r, z, n with ``b_hn`
 reset gate). Used by ``rnnkit.nn.GRU/RNN`` when they train on a CPU in float32
 (``fast_train_ok``), with or without lengths, and ``rnnkit.nn.LSTM`` when it trains with lengths
 (torch then runs a slow packed-sequence loop; without lengths its oneDNN LSTM is faster than this
-design, docs/decisions.md); anything else takes torch's kernel.
+design, docs/decisions.md); anything else takes torch's kernel. The backward is not itself
+differentiable: double backward (``create_graph=True``, e.g. gradient penalties) raises, and
+``layer.fast_train = False`` gives torch's kernels, which support it.
 Measured in docs/bench/layers.md; equal to torch.nn in tests/test_cpu_train.py.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from rnnkit.nn import kernels
 from rnnkit.nn.runner import reverse_padded
@@ -198,6 +201,7 @@ class _GRU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # C kernels: a double backward raises instead of going silently wrong
     def backward(ctx, dy):  # type: ignore[override]
         lib = _lib()
         x, h0, w_ih, w_hh, y, act = ctx.saved_tensors
@@ -238,6 +242,7 @@ class _LSTM(torch.autograd.Function):
         return y, cs
 
     @staticmethod
+    @once_differentiable  # C kernels: a double backward raises instead of going silently wrong
     def backward(ctx, dy, dcs):  # type: ignore[override]
         lib = _lib()
         x, h0, c0, w_ih, w_hh, y, cs, act = ctx.saved_tensors
@@ -279,6 +284,7 @@ class _RNN(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # C kernels: a double backward raises instead of going silently wrong
     def backward(ctx, dy):  # type: ignore[override]
         lib = _lib()
         x, h0, w_ih, w_hh, y = ctx.saved_tensors
