@@ -284,7 +284,17 @@ if __name__ == "__main__":
     ap.add_argument("--lm-book", action="store_true", help="eval-only: add all shipped Shakespeare lines to the word LM")
     ap.add_argument("--tune", action="store_true", help="eval-only: tune alpha/beta on fresh train-voice synthetic data")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--rtf-only", nargs="+", type=Path, metavar="MODEL",
+                    help="only the CPU real-time factor of these models on --corpus's test.jsonl (2 rounds each)")
     a = ap.parse_args()
+    if a.rtf_only:
+        import rnnkit
+
+        res = {"machine": machine_info(), "manifest": str(a.corpus / "test.jsonl"),
+               "rtf": {str(m): [_rtf(rnnkit.load(m), a.corpus / "test.jsonl") for _ in range(2)] for m in a.rtf_only}}
+        write_results("speech_rtf", res)
+        print(json.dumps(res["rtf"], indent=1))
+        sys.exit(0)
     if a.render_cache:
         from rnnkit.data.speech_synth import render_cache
 
