@@ -162,3 +162,10 @@ def test_double_backward_raises_instead_of_going_wrong():
     (g,) = torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_single_step_sequence(kind):
+    ref, ours = _pair(3, 5, kind, bidirectional=True)
+    x = torch.randn(1, 4, 3)
+    _close(_grads(ours, x, None, lambda y, hn: y.sum() + hn.sum()), _grads(ref, x, None, lambda y, hn: y.sum() + hn.sum()))
