@@ -41,16 +41,16 @@ typedef int64_t I64;
 static inline float sig(float x) { float e = expf(-fabsf(x)), s = 1.f / (1.f + e); return x >= 0 ? s : e * s; }
 /* tanh from one exp of a non-positive number (no overflow): sign(x) (1 - e) / (1 + e), e = exp(-2|x|) */
 static inline float tnh(float x) { float e = expf(-2.f * fabsf(x)), t = (1.f - e) / (1.f + e); return x >= 0 ? t : -t; }
-/* Common arguments: B rows of H units; gi: this step's input side (row stride sgi) incl. the
+/* Common arguments: B rows of H units; gi: this step's input side (B, G*H) incl. the
    biases that simply add; gh: h_{t-1} W_hh^T (B, G*H); dy: output gradient of the step or NULL;
    dh (B, H): gradient reaching h_t, overwritten with the part that reaches h_{t-1} without
    going through W_hh; dG (B, G*H): pre-activation gradients. */
 
 /* GRU. bhn: (H,) the n part of b_hh (inside the reset gate); act (B, 4H) = [r|z|n|W_hn h + b_hn]. */
-void gru_fwd(I64 B, I64 H, const float* gi, I64 sgi, const float* gh, const float* bhn, const float* h,
+void gru_fwd(I64 B, I64 H, const float* gi, const float* gh, const float* bhn, const float* h,
              float* hout, float* act) {
     for (I64 b = 0; b < B; b++) {
-        const float *R xi = gi + b * sgi, *R xh = gh + b * 3 * H, *R hp = h + b * H;
+        const float *R xi = gi + b * 3 * H, *R xh = gh + b * 3 * H, *R hp = h + b * H;
         float *R ho = hout + b * H, *R a = act + b * 4 * H;
         #pragma omp simd
         for (I64 j = 0; j < H; j++) {
@@ -80,10 +80,10 @@ void gru_bwd(I64 B, I64 H, const float* dy, float* dh, const float* act, const f
     }
 }
 /* LSTM. c (B, H) previous cell -> cout; act (B, 5H) = [i|f|g|o|tanh(c_t)]. */
-void lstm_fwd(I64 B, I64 H, const float* gi, I64 sgi, const float* gh, const float* c, float* hout,
+void lstm_fwd(I64 B, I64 H, const float* gi, const float* gh, const float* c, float* hout,
               float* cout, float* act) {
     for (I64 b = 0; b < B; b++) {
-        const float *R xi = gi + b * sgi, *R xh = gh + b * 4 * H, *R cp = c + b * H;
+        const float *R xi = gi + b * 4 * H, *R xh = gh + b * 4 * H, *R cp = c + b * H;
         float *R ho = hout + b * H, *R co = cout + b * H, *R a = act + b * 5 * H;
         #pragma omp simd
         for (I64 j = 0; j < H; j++) {
@@ -116,9 +116,9 @@ void lstm_bwd(I64 B, I64 H, const float* dy, float* dh, float* dc, const float* 
     }
 }
 /* Elman RNN: h_t = act(gi + gh) written to hout (also what the backward reads); relu != 0 for ReLU. */
-void rnn_fwd(I64 B, I64 H, I64 relu, const float* gi, I64 sgi, const float* gh, float* hout) {
+void rnn_fwd(I64 B, I64 H, I64 relu, const float* gi, const float* gh, float* hout) {
     for (I64 b = 0; b < B; b++) {
-        const float *R xi = gi + b * sgi, *R xh = gh + b * H;
+        const float *R xi = gi + b * H, *R xh = gh + b * H;
         float *R ho = hout + b * H;
         if (relu) {
             #pragma omp simd
@@ -144,13 +144,14 @@ void rnn_bwd(I64 B, I64 H, I64 relu, const float* dy, float* dh, const float* ho
 """
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _lib = kernels.lazy_library("cpu_train", _SOURCE, [], {
-    "gru_fwd": [_I64, _I64, _PTR, _I64] + [_PTR] * 5, "gru_bwd": [_I64, _I64] + [_PTR] * 6,
-    "lstm_fwd": [_I64, _I64, _PTR, _I64] + [_PTR] * 5, "lstm_bwd": [_I64, _I64] + [_PTR] * 6,
-    "rnn_fwd": [_I64, _I64, _I64, _PTR, _I64, _PTR, _PTR], "rnn_bwd": [_I64, _I64, _I64] + [_PTR] * 4})
+    "gru_fwd": [_I64, _I64] + [_PTR] * 6, "gru_bwd": [_I64, _I64] + [_PTR] * 6,
+    "lstm_fwd": [_I64, _I64] + [_PTR] * 6, "lstm_bwd": [_I64, _I64] + [_PTR] * 6,
+    "rnn_fwd": [_I64, _I64, _I64] + [_PTR] * 3, "rnn_bwd": [_I64, _I64, _I64] + [_PTR] * 4})
 
 
-def _p(t: Optional[Tensor]) -> Optional[int]:
-    return None if t is None else t.data_ptr()
+def _row(seq: Optional[Tensor], t: int) -> Optional[int]:
+    """Address of step t of an optional (T, B, ...) gradient (None: no gradient came)."""
+    return None if seq is None else seq[t].data_ptr()
 
 
 def _input_side(x: Tensor, w_ih: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], n_add: int) -> Tensor:
@@ -193,7 +194,7 @@ class _GRU(torch.autograd.Function):
         h = h0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            lib.gru_fwd(B, H, gi[t].data_ptr(), 3 * H, gh.data_ptr(), b_hn.data_ptr(), h.data_ptr(),
+            lib.gru_fwd(B, H, gi[t].data_ptr(), gh.data_ptr(), b_hn.data_ptr(), h.data_ptr(),
                          y[t].data_ptr(), act[t].data_ptr())
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y, act)
@@ -212,7 +213,7 @@ class _GRU(torch.autograd.Function):
         dgi, dgh = x.new_empty(T, B, 3 * H), x.new_empty(T, B, 3 * H)
         for t in range(T - 1, -1, -1):
             h = y[t - 1] if t else h0
-            lib.gru_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), act[t].data_ptr(),
+            lib.gru_bwd(B, H, _row(dy, t), dh.data_ptr(), act[t].data_ptr(),
                          h.data_ptr(), dgi[t].data_ptr(), dgh[t].data_ptr())
             dh.addmm_(dgh[t], w_hh)  # dh_{t-1} = dh_t * z (left by the kernel) + dgh @ W_hh
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, dgh, x, h0, y, w_ih)
@@ -234,7 +235,7 @@ class _LSTM(torch.autograd.Function):
         h, c = h0, c0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            lib.lstm_fwd(B, H, gi[t].data_ptr(), 4 * H, gh.data_ptr(), c.data_ptr(), y[t].data_ptr(),
+            lib.lstm_fwd(B, H, gi[t].data_ptr(), gh.data_ptr(), c.data_ptr(), y[t].data_ptr(),
                           cs[t].data_ptr(), act[t].data_ptr())
             h, c = y[t], cs[t]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, y, cs, act)
@@ -256,7 +257,7 @@ class _LSTM(torch.autograd.Function):
             if dcs is not None:
                 dc += dcs[t]
             c = cs[t - 1] if t else c0
-            lib.lstm_bwd(B, H, _p(dy[t]) if dy is not None else None, dh.data_ptr(), dc.data_ptr(),
+            lib.lstm_bwd(B, H, _row(dy, t), dh.data_ptr(), dc.data_ptr(),
                           act[t].data_ptr(), c.data_ptr(), dG[t].data_ptr())
             dh.addmm_(dG[t], w_hh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)
@@ -277,7 +278,7 @@ class _RNN(torch.autograd.Function):
         h = h0
         for t in range(T):
             torch.mm(h, w_hh_t, out=gh)
-            lib.rnn_fwd(B, H, relu, gi[t].data_ptr(), H, gh.data_ptr(), y[t].data_ptr())
+            lib.rnn_fwd(B, H, relu, gi[t].data_ptr(), gh.data_ptr(), y[t].data_ptr())
             h = y[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, y)
         ctx.has_bias, ctx.relu = b_ih is not None, relu
@@ -294,7 +295,7 @@ class _RNN(torch.autograd.Function):
         dh = x.new_zeros(B, H)
         dG = x.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
-            lib.rnn_bwd(B, H, ctx.relu, _p(dy[t]) if dy is not None else None, dh.data_ptr(),
+            lib.rnn_bwd(B, H, ctx.relu, _row(dy, t), dh.data_ptr(),
                          y[t].data_ptr(), dG[t].data_ptr())
             dh.addmm_(dG[t], w_hh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, dG, x, h0, y, w_ih)

@@ -208,6 +208,7 @@ _SIMD_ONLY, _OPENMP = ["-fopenmp-simd"], ["-fopenmp"]
 _LOCK = threading.Lock()
 _LIBS: dict[str, ctypes.CDLL] = {}
 _TRIED = False
+_OPENMP_BUILD = False  # the scan library splits work itself (set by available())
 _POOL: Optional[ThreadPoolExecutor] = None
 KINDS = {"mingru": 2, "minlstm": 3}  # gate blocks per cell
 _CTYPES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}  # by the dtype of k
@@ -299,10 +300,11 @@ def _build() -> dict[str, ctypes.CDLL]:
 
 def available() -> bool:
     """True if the compiled kernels can be used (built on first call, ~1 s)."""
-    global _LIBS, _TRIED
+    global _LIBS, _TRIED, _OPENMP_BUILD
     with _LOCK:
         if not _TRIED:
             _LIBS, _TRIED = _build(), True
+            _OPENMP_BUILD = bool(_LIBS) and bool(next(iter(_LIBS.values())).has_openmp())
     return bool(_LIBS)
 
 
@@ -321,9 +323,8 @@ def _run(fn, B: int, T: int, H: int, *args) -> None:
     threads (ctypes releases the GIL)."""
     global _POOL
     n = _threads(B, T, H)
-    lib_parallel = bool(next(iter(_LIBS.values())).has_openmp())
-    if lib_parallel or n <= 1 or B < 2:
-        fn(0, B, T, H, n if lib_parallel else 1, *args)
+    if _OPENMP_BUILD or n <= 1 or B < 2:
+        fn(0, B, T, H, n if _OPENMP_BUILD else 1, *args)
         return
     n = min(n, B)
     if _POOL is None or _POOL._max_workers < n:
