@@ -25,7 +25,7 @@ def text_generation(train_seconds: float = 5.0, length: int = 300, repeats: int 
     The model is the char-level default size (or ``hidden_size``), trained for ``train_seconds`` on
     the first ``chars`` characters of the shipped Shakespeare text: barely trained, which does
     not change the speed (same network, same number of steps)."""
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     text = (DATA / "shakespeare" / "shakespeare.txt").read_text(encoding="utf-8")[:chars]
     opts = {} if hidden_size is None else {"hidden_size": hidden_size}
@@ -50,7 +50,7 @@ def forecast_latency(repeats: int = 20) -> dict[str, Any]:
     Timed twice: from an in-memory DataFrame, and from the CSV path (includes reading it)."""
     import pandas as pd
 
-    from rnnkit.tasks.forecast import Forecaster
+    from rnnkit.tasks.forecast.task import Forecaster
 
     csv = DATA / "airline" / "airline.csv"
     df = pd.read_csv(csv)

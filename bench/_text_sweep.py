@@ -11,7 +11,7 @@ The product trains through rnnkit's Trainer (bench/text.py); this loop only rank
 import json, math, sys, time
 import torch, torch.nn.functional as F
 from rnnkit.data.text import load_shakespeare, tokenize, Vocab, split_stream, make_batches, batchify
-from rnnkit.tasks.text_model import LMConfig, LanguageModel, detach_state
+from rnnkit.tasks.text.network import LMConfig, LanguageModel, detach_state
 
 def main(name, cell, emb, hid, layers, drop, B, T, lr, seconds, threads, sched):
     torch.set_num_threads(threads); torch.manual_seed(0)

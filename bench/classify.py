@@ -83,7 +83,7 @@ def _train_names_rnn(opts: dict, device: str, train, val, test) -> dict:
     """One candidate (runs in a worker process): fit on train, early-stop on val, report val + test."""
     import torch
 
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.set_num_threads(1)
     t0 = time.time()

@@ -119,7 +119,7 @@ def _fold_job(name: str, cand: str, opts: dict, fold: int, device: str,
     import torch
 
     from rnnkit.data.uea import load_uea
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.set_num_threads(1)
     device = _worker_device(device)
@@ -158,7 +158,7 @@ def final_ensemble(name: str, opts: dict, device: str, members: int = MEMBERS) -
     import torch
 
     from rnnkit.data.uea import load_uea
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.set_num_threads(1)
     tr, te = load_uea(name, "train"), load_uea(name, "test")
@@ -187,7 +187,7 @@ def _seed_job(name: str, opts: dict, seed: int, device: str) -> tuple[int, list,
     import torch
 
     from rnnkit.data.uea import load_uea
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.set_num_threads(1)
     device = _worker_device(device)

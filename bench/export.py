@@ -43,7 +43,7 @@ Cases = dict[str, tuple[int, dict[str, Callable[[], Any]]]]  # name -> (calls pe
 def _classifier_cases(tmp: Path, quick: bool) -> Cases:
     from rnnkit.export import export_model
     from rnnkit.onnx_runtime import load_onnx
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     clf = SequenceClassifier(cell="gru", hidden_size=64, embed_dim=32, epochs=1, batch_size=8, val_fraction=0.0,
                              progress=False, device="cpu", seed=0).fit(NAMES, LABELS)
@@ -75,7 +75,7 @@ def _classifier_cases(tmp: Path, quick: bool) -> Cases:
 def _text_cases(tmp: Path, quick: bool) -> Cases:
     from rnnkit.export import export_model
     from rnnkit.onnx_runtime import load_onnx
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     m = TextModel(level="char", cell="lstm", hidden_size=256, embed_size=64, num_layers=2, bptt=32, batch_size=8,
                   dropout=0.0)

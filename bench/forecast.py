@@ -25,8 +25,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny scipy fits: threads o
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, run_quick_script, setup, write_results  # noqa: E402
 from rnnkit.data.series import load_series  # noqa: E402
-from rnnkit.tasks.backtest import run_backtest  # noqa: E402
-from rnnkit.tasks.forecast import ForecastConfig  # noqa: E402
+from rnnkit.tasks.forecast.backtest import run_backtest  # noqa: E402
+from rnnkit.tasks.forecast.task import ForecastConfig  # noqa: E402
 
 DATA = resources.files("rnnkit.data.datasets")
 SETS = {  # name: (file, target, time, id, horizon, folds)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from rnnkit.data.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.metrics.speech import cer, wer  # noqa: E402
-from rnnkit.tasks.ctc_decode import CharVocab  # noqa: E402
-from rnnkit.tasks.speech_data import read_dataset  # noqa: E402
+from rnnkit.tasks.speech.ctc_decode import CharVocab  # noqa: E402
+from rnnkit.tasks.speech.data import read_dataset  # noqa: E402
 
 REAL = ROOT / "rnnkit" / "data" / "datasets" / "speech_real"
 
@@ -59,7 +59,7 @@ def score(data: str | Path, model_dir: str | Path | None = None, use_pocketsphin
     if use_pocketsphinx:
         systems["pocketsphinx"] = PocketSphinx()
     if model_dir is not None:
-        from rnnkit.tasks.speech import SpeechRecognizer
+        from rnnkit.tasks.speech.task import SpeechRecognizer
 
         asr = SpeechRecognizer.load(model_dir)
         systems["rnnkit"] = lambda w: asr.transcribe_wave(w, beam=beam)

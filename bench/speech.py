@@ -76,7 +76,7 @@ def _split_val(corpus: Path) -> tuple[Path, Path]:
 def _by_kind(asr, manifest: Path, beam: int | None) -> dict:
     """Decode the test set once; WER/CER for each kind of text and overall."""
     from rnnkit.metrics.speech import cer, wer
-    from rnnkit.tasks.speech_data import Utterance
+    from rnnkit.tasks.speech.data import Utterance
 
     rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
     rep = asr.evaluate([Utterance(manifest.parent / r["audio"], r["text"]) for r in rows], beam=beam)
@@ -106,7 +106,7 @@ def _tune(asr, corpus_root: Path, festival: float, cache: Path | None, workers: 
     from rnnkit.data.audio import load_audio
     from rnnkit.data.speech_synth import build_corpus
     from rnnkit.metrics.speech import wer
-    from rnnkit.tasks.speech_data import read_dataset
+    from rnnkit.tasks.speech.data import read_dataset
 
     cfg = _synth_config(1.0, 300, 777, make_train=False, festival=festival, cache=cache)
     cfg.test_variants, cfg.flite_test, cfg.festival_test = cfg.train_variants, cfg.flite_train, cfg.festival_train
@@ -132,7 +132,7 @@ def _rtf(asr, manifest: Path, n: int = 60) -> dict:
     import numpy as np
 
     from rnnkit.data.audio import load_audio
-    from rnnkit.tasks.speech_data import read_dataset
+    from rnnkit.tasks.speech.data import read_dataset
 
     torch.set_num_threads(1)
     waves = [load_audio(u.audio) for u in read_dataset(manifest)[:n]]
@@ -158,7 +158,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         cache: Path | None = None, copies: int = 1, batch_frames: int = 40000, lr: float = 2e-3,
         dropout: float = 0.1, deadline: float | None = None, lm_book: bool = False, tune: bool = False,
         keep: float = 1.0) -> dict:
-    from rnnkit.tasks.speech import SpeechRecognizer
+    from rnnkit.tasks.speech.task import SpeechRecognizer
 
     torch.set_num_threads(max(1, workers) if device != "cpu" else 1)
     scale = scale if scale is not None else (0.6 if quick else 1.0)

@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, write_results  # noqa: E402
 from rnnkit.data.text import Vocab, load_shakespeare, tokenize  # noqa: E402
-from rnnkit.tasks.text import TextModel  # noqa: E402
-from rnnkit.tasks.text_model import LanguageModel  # noqa: E402
+from rnnkit.tasks.text.task import TextModel  # noqa: E402
+from rnnkit.tasks.text.network import LanguageModel  # noqa: E402
 
 # name -> (level, TextModel options). "char3" is the 3-minute configuration (sweep in docs/bench/text.md).
 CONFIGS = {

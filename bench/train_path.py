@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, run_quick_script, setup, write_results  # noqa: E402
 from rnnkit.data.names import load_names  # noqa: E402
 from rnnkit.nn import cpu_train  # noqa: E402
-from rnnkit.tasks.classify import SequenceClassifier  # noqa: E402
+from rnnkit.tasks.classify.task import SequenceClassifier  # noqa: E402
 
 
 def _fit_seconds(names: list[str], labels: list[str], cell: str, epochs: int, on: bool) -> float:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.examples_demo import COUNT_VARIANTS, plot_count
+from rnnkit.demo.tutorials import COUNT_VARIANTS, plot_count
 from rnnkit.tutorials.count import CountConfig, load_counter, run_count, save_counter
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.examples_demo import plot_i2h
+from rnnkit.demo.tutorials import plot_i2h
 from rnnkit.tutorials.names_i2h import I2HConfig, predict, run_i2h
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.examples_demo import plot_sine
+from rnnkit.demo.tutorials import plot_sine
 from rnnkit.tutorials.sine import SineConfig, run_sine
 
 

@@ -36,3 +36,17 @@ def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def save_figure(fig, path: Union[str, os.PathLike], dpi: int = 90, **savefig_kwargs) -> Path:
+    """Write matplotlib ``fig`` to ``path`` as PNG atomically, then close it (no pyplot state left)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return path

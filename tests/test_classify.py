@@ -6,8 +6,8 @@ import torch
 
 from rnnkit.data.uea import load_uea
 from rnnkit.errors import UserError
-from rnnkit.tasks.classify import SequenceClassifier
-from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig
+from rnnkit.tasks.classify.task import SequenceClassifier
+from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig
 
 FAST = dict(progress=False, device="cpu", seed=0)
 

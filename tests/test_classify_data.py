@@ -9,7 +9,7 @@ from rnnkit.data.sequences import check_labels, from_arrays, read_sequences, str
 from rnnkit.data.uea import load_uea, read_ts
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import accuracy, confusion_matrix, format_confusion, macro_f1, plot_confusion
-from rnnkit.tasks.classify_data import FeatureScaler, Vocab
+from rnnkit.tasks.classify.data import FeatureScaler, Vocab
 
 
 def test_csv_tokens_and_default_columns(tmp_path):

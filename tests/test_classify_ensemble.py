@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 from rnnkit.cli import main
 from rnnkit.errors import UserError
-from rnnkit.tasks.classify import SequenceClassifier
-from rnnkit.tasks.classify_ensemble import EnsembleNet
-from rnnkit.tasks.classify_model import ClassifierNetConfig
+from rnnkit.tasks.classify.task import SequenceClassifier
+from rnnkit.tasks.classify.ensemble import EnsembleNet
+from rnnkit.tasks.classify.network import ClassifierNetConfig
 
 FAST = dict(progress=False, device="cpu", hidden_size=8, epochs=6, lr=1e-2, patience=0, batch_size=16)
 

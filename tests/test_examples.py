@@ -114,7 +114,7 @@ def test_sine_and_i2h_scripts_run(tmp_path: Path):
 
 # ------------------------------------------------------------------------- demo
 def test_demo_sections_write_pngs_and_markdown(tmp_path: Path):
-    from rnnkit.examples_demo import count_section, i2h_section, sine_section
+    from rnnkit.demo.tutorials import count_section, i2h_section, sine_section
 
     for section, png in [(sine_section, "sine.png"), (count_section, "count.png"), (i2h_section, "i2h_confusion.png")]:
         md = section(tmp_path, True)

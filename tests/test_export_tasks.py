@@ -28,7 +28,7 @@ def _export(model_dir, out, graph="sequence") -> None:
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.manual_seed(0)
     clf = SequenceClassifier(cell="lstm", hidden_size=12, embed_dim=8, bidirectional=True, pooling="attention",
@@ -42,7 +42,7 @@ def classifier(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["lstm", "gru"])
 def text_model(request, tmp_path_factory):
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     m = TextModel(level="char", cell=request.param, hidden_size=24, embed_size=8, num_layers=2, bptt=16,
                   batch_size=4, lr=1e-2, dropout=0.0)
@@ -127,7 +127,7 @@ def test_text_onnx_needs_the_step_graph(text_model):
 
 
 def test_forecast_network_and_predictions(tmp_path):
-    from rnnkit.tasks.forecast import Forecaster
+    from rnnkit.tasks.forecast.task import Forecaster
 
     t = np.arange(160)
     df = pd.DataFrame({"id": ["a"] * 160 + ["b"] * 160,
@@ -155,7 +155,7 @@ def test_forecast_network_and_predictions(tmp_path):
 
 def test_forecast_with_covariates_exports(tmp_path):
     from rnnkit.export import export
-    from rnnkit.tasks.forecast_model import ForecastModel, NetConfig
+    from rnnkit.tasks.forecast.network import ForecastModel, NetConfig
 
     net = ForecastModel(NetConfig(context=10, horizon=3, n_past=1, n_future=2, hidden=8, cell="lstm", ensemble=2))
     spec = net.onnx_specs()["sequence"]
@@ -165,8 +165,8 @@ def test_forecast_with_covariates_exports(tmp_path):
 
 def test_speech_log_probs_dynamic_time(tmp_path):
     from rnnkit.data.audio import SAMPLE_RATE, save_audio
-    from rnnkit.tasks.speech import SpeechRecognizer
-    from rnnkit.tasks.speech_data import Utterance
+    from rnnkit.tasks.speech.task import SpeechRecognizer
+    from rnnkit.tasks.speech.data import Utterance
 
     rng = np.random.default_rng(0)
     utts = []
@@ -213,7 +213,7 @@ def test_cli_bad_input_exit_2_and_no_output(classifier, tmp_path, capsys):
 
 def test_i2h_classifier_is_refused_clearly():
     from rnnkit.errors import UserError
-    from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig
+    from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig
 
     net = ClassifierNet(ClassifierNetConfig(n_classes=2, vocab_size=5, cell="i2h", hidden_size=4))
     with pytest.raises(UserError, match="i2h"):

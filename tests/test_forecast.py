@@ -13,8 +13,8 @@ import rnnkit
 from rnnkit.data.series import load_series
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import rmse
-from rnnkit.tasks.backtest import run_backtest
-from rnnkit.tasks.forecast import ForecastConfig, Forecaster
+from rnnkit.tasks.forecast.backtest import run_backtest
+from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 torch.set_num_threads(1)
 FAST = dict(hidden=32, epochs=8, steps_per_epoch=25, batch_size=32, progress=False)

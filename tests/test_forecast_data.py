@@ -10,8 +10,8 @@ from rnnkit.data.series import check_lengths, load_series, season_of
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import coverage, mase, pinball, rmse, smape
-from rnnkit.tasks.forecast_baselines import ets, naive, seasonal_naive, theta
-from rnnkit.tasks.forecast_model import window_scale
+from rnnkit.tasks.forecast.baselines import ets, naive, seasonal_naive, theta
+from rnnkit.tasks.forecast.network import window_scale
 
 
 def test_metrics_known_values():

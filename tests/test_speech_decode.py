@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.tasks.ctc_decode import CharVocab, WordLM, beam_search, greedy_decode
+from rnnkit.tasks.speech.ctc_decode import CharVocab, WordLM, beam_search, greedy_decode
 
 V = CharVocab()
 

@@ -12,8 +12,8 @@ pytest.importorskip("jiwer")
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.data.audio import save_audio  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
-from rnnkit.tasks.speech import SpeechRecognizer, split_long  # noqa: E402
-from rnnkit.tasks.speech_data import Utterance, read_dataset  # noqa: E402
+from rnnkit.tasks.speech.task import SpeechRecognizer, split_long  # noqa: E402
+from rnnkit.tasks.speech.data import Utterance, read_dataset  # noqa: E402
 
 WORDS = ["yes", "no", "stop", "go"]
 TRAIN_VOICES = ["en-us+m1", "en-us+f2", "en-gb+m3", "en-us+klatt", "en-gb+f4", "en-us+m7"]
@@ -192,7 +192,7 @@ def test_augment_keeps_length_sane_and_level_bounded():
 @pytest.mark.slow
 def test_demo_section_quick(tmp_path):
     _need_espeak()
-    from rnnkit.tasks.speech import demo_section
+    from rnnkit.demo.speech import speech_demo as demo_section
 
     text = demo_section(tmp_path, quick=True)
     assert "| said | transcribed |" in text and "WER" in text

@@ -9,7 +9,7 @@ pytest.importorskip("soundfile")
 pytest.importorskip("jiwer")
 
 from rnnkit.data.audio import load_audio  # noqa: E402
-from rnnkit.tasks.speech_data import read_dataset  # noqa: E402
+from rnnkit.tasks.speech.data import read_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "rnnkit" / "data" / "datasets" / "speech_real"

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from rnnkit.errors import UserError
-from rnnkit.tasks.sampling import SamplingConfig, filter_logits, sample
-from rnnkit.tasks.text import TextModel
-from rnnkit.tasks.text_model import LanguageModel, LMConfig
+from rnnkit.tasks.text.sampling import SamplingConfig, filter_logits, sample
+from rnnkit.tasks.text.task import TextModel
+from rnnkit.tasks.text.network import LanguageModel, LMConfig
 
 PHRASES = "the cat sat on the mat.\nthe dog ate the bone.\n" * 40
 

@@ -82,7 +82,7 @@ def _read(args: argparse.Namespace, path: str, labelled: bool):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -117,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=False)
@@ -152,7 +152,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from rnnkit.metrics.classify import format_confusion, plot_confusion
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=True)

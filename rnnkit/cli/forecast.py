@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, out_dir: str | None = None):
-    from rnnkit.tasks.forecast import ForecastConfig
+    from rnnkit.tasks.forecast.task import ForecastConfig
 
     if args.horizon is None or args.horizon <= 0:
         raise UserError(f"--horizon must be a positive integer, got {args.horizon}")
@@ -97,7 +97,7 @@ def _load(args: argparse.Namespace, progress: bool):
 
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.data.series import check_lengths
-    from rnnkit.tasks.forecast import Forecaster
+    from rnnkit.tasks.forecast.task import Forecaster
 
     cfg = _config(args, out_dir=args.out)
     ss = _load(args, cfg.progress)          # all validation before anything is written
@@ -120,7 +120,7 @@ def _check_cell(cell: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.forecast import Forecaster, parse_quantiles
+    from rnnkit.tasks.forecast.task import Forecaster, parse_quantiles
 
     qs = parse_quantiles(args.quantiles)
     fc = Forecaster.load(args.model)
@@ -140,7 +140,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.backtest import run_backtest, write_outputs
+    from rnnkit.tasks.forecast.backtest import run_backtest, write_outputs
 
     cfg = _config(args)
     ss = _load(args, cfg.progress)

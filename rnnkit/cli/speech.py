@@ -74,7 +74,7 @@ def _decode_flags(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     from rnnkit.errors import UserError
-    from rnnkit.tasks.speech import SpeechRecognizer
+    from rnnkit.tasks.speech.task import SpeechRecognizer
 
     asr = SpeechRecognizer.load(args.model)
     if args.words:
@@ -123,7 +123,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.speech import SpeechRecognizer
+    from rnnkit.tasks.speech.task import SpeechRecognizer
 
     from rnnkit.errors import UserError
 

@@ -77,7 +77,7 @@ def _warnings_to_stderr() -> Iterator[None]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     options = {k: getattr(args, k) for k in ("embed_size", "hidden_size", "num_layers", "dropout", "bptt",
                                              "batch_size", "lr", "max_vocab", "val_fraction")}
@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     model = TextModel.load(args.model)
     if args.onnx:
@@ -115,7 +115,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _next_word(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     model = TextModel.load(args.model)
     with _warnings_to_stderr():
@@ -129,7 +129,7 @@ def _next_word(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     model = TextModel.load(args.model)
     print(json.dumps(model.evaluate(Path(args.data)), indent=2))

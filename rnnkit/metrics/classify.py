@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
-from rnnkit.io import atomic_path
+from rnnkit.io import save_figure
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -92,7 +92,4 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Union[str, Path]
                             color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

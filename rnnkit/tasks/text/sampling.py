@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import UserError
-from rnnkit.tasks.text_model import select_state
+from rnnkit.tasks.text.network import select_state
 
 
 @dataclass

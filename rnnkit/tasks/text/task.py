@@ -26,8 +26,8 @@ from rnnkit.data.text import (EOS, UNK, TBPTTBatches, Vocab, batchify, detokeniz
 from rnnkit.errors import UserError
 from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
-from rnnkit.tasks.sampling import SamplingConfig, rank_words, sample
-from rnnkit.tasks.text_model import LanguageModel, LMConfig, state_batch
+from rnnkit.tasks.text.sampling import SamplingConfig, rank_words, sample
+from rnnkit.tasks.text.network import LanguageModel, LMConfig, state_batch
 from rnnkit.train import TrainConfig, Trainer, load_model, load_state_into, save_model, seed_everything
 
 TextLike = Union[str, Path]
@@ -341,10 +341,3 @@ class _LossFn:
 
 def _is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "'"
-
-
-def demo_section(out_dir: Path, quick: bool) -> str:
-    """``rnnkit demo`` block: a sample from the shipped Shakespeare and a next-word example."""
-    from rnnkit.tasks.text_demo import text_demo
-
-    return text_demo(Path(out_dir), quick)

@@ -18,7 +18,7 @@ from torch import Tensor
 from rnnkit.data.audio import load_audio
 from rnnkit.data.features import FbankConfig, features
 from rnnkit.errors import UserError
-from rnnkit.tasks.ctc_decode import CharVocab
+from rnnkit.tasks.speech.ctc_decode import CharVocab
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".raw")
 

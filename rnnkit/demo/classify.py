@@ -14,7 +14,7 @@ def names_demo(out_dir: Path, quick: bool) -> str:
 
     from rnnkit.data.names import load_names, split_names
     from rnnkit.metrics.classify import plot_confusion
-    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify.task import SequenceClassifier
 
     train, val, test = split_names(load_names(), val=0.1, test=0.1, seed=0)
     budget = 15.0 if quick else 90.0

@@ -15,13 +15,11 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from rnnkit.tutorials.count import PLAIN_TUTORIAL, SCALED_TANH, CountConfig, CountResult, run_count
 from rnnkit.tutorials.names_i2h import I2HConfig, I2HResult, run_i2h
 from rnnkit.tutorials.sine import SineConfig, SineResult, run_sine
-from rnnkit.io import atomic_path
+from rnnkit.io import save_figure
 
 
 def _save(fig: Figure, path: Path) -> None:
-    """Write the PNG atomically (temp file in the same folder, then rename)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _log(msg: str) -> None:

@@ -23,7 +23,7 @@ from rnnkit.data.series import SeriesSet, check_lengths, load_series, truncate
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
-from rnnkit.tasks.forecast_model import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
+from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
                                          forecast_loss)
 from rnnkit.train import Trainer, TrainConfig, load_model, load_state_into, save_model
 
@@ -276,11 +276,3 @@ class Forecaster:
         self.model.eval()
         self.train_stats = extras.get("scaler", {}).get("train_series", [])
         return self
-
-
-def demo_section(out_dir: Path, quick: bool) -> str:
-    """Forecast a real stock series with a quantile band and a backtest vs naive (for ``rnnkit demo``)."""
-    from rnnkit.tasks.forecast_demo import stock_demo
-
-    return stock_demo(Path(out_dir), quick)
-

@@ -17,9 +17,10 @@ import pandas as pd
 
 from rnnkit.data.series import SeriesSet, check_lengths, truncate
 from rnnkit.errors import UserError
+from rnnkit.io import atomic_path, atomic_write_text, save_figure
 from rnnkit.metrics.forecast import coverage, mase, pinball, rmse, smape
-from rnnkit.tasks.forecast import ForecastConfig, Forecaster, interpolate_quantiles
-from rnnkit.tasks.forecast_baselines import BASELINES, available
+from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster, interpolate_quantiles
+from rnnkit.tasks.forecast.baselines import BASELINES, available
 
 METRICS = ("mase", "smape", "rmse")
 
@@ -124,13 +125,7 @@ def plot_backtest(res: BacktestResult, path: Path, ids: Optional[Sequence[str]] 
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(res: BacktestResult, out_dir: Path, title: str = "") -> list[Path]:
@@ -139,15 +134,11 @@ def write_outputs(res: BacktestResult, out_dir: Path, title: str = "") -> list[P
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, df in (("scores.csv", res.scores), ("summary.csv", res.summary)):
-        tmp = out_dir / f".{name}.tmp"
-        df.to_csv(tmp, index=False)
-        tmp.replace(out_dir / name)
+        with atomic_path(out_dir / name) as tmp:
+            df.to_csv(tmp, index=False)
         written.append(out_dir / name)
     md = out_dir / "summary.md"
-    tmp = out_dir / ".summary.md.tmp"
-    tmp.write_text(f"Backtest: {res.folds} fold(s), horizon {res.horizon}, season {res.season}\n\n{res.table()}\n",
-                   encoding="utf-8")
-    tmp.replace(md)
+    atomic_write_text(md, f"Backtest: {res.folds} fold(s), horizon {res.horizon}, season {res.season}\n\n{res.table()}\n")
     written.append(md)
     written.append(plot_backtest(res, out_dir / "forecast.png", title=title))
     return written

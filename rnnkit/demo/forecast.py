@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from rnnkit.data.series import load_series
-from rnnkit.tasks.backtest import plot_backtest, run_backtest
-from rnnkit.tasks.forecast import ForecastConfig, Forecaster
+from rnnkit.io import save_figure
+from rnnkit.tasks.forecast.backtest import plot_backtest, run_backtest
+from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 
 def stock_csv() -> Path:
@@ -71,8 +72,4 @@ def _plot_future(ss, pred: pd.DataFrame, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

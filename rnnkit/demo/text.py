@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.data.text import load_shakespeare
+from rnnkit.io import save_figure
 
 
 def text_demo(out_dir: Path, quick: bool) -> str:
@@ -27,7 +28,7 @@ def text_demo(out_dir: Path, quick: bool) -> str:
 
 
 def _run(out_dir: Path, quick: bool, budget: float, corpus: str) -> str:
-    from rnnkit.tasks.text import TextModel
+    from rnnkit.tasks.text.task import TextModel
 
     start = time.perf_counter()
     # the 3-minute benchmark configuration (docs/bench/text.md), stopped by the time budget
@@ -75,7 +76,4 @@ def _plot(path: Path, prompt: str, ranked: list[tuple[str, float]]) -> None:
     ax.set_xlabel("probability")
     ax.set_title(f"next word after \u201c{prompt.strip()}\u201d", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from rnnkit.data.sequences import SequenceData, check_labels, from_arrays, read_sequences, stratified_split
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
-from rnnkit.tasks.classify_data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
-from rnnkit.tasks.classify_ensemble import EnsembleNet
-from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig, check_net_config
+from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
+from rnnkit.tasks.classify.ensemble import EnsembleNet
+from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig, check_net_config
 
 TASK = "classify"
 
@@ -314,10 +314,3 @@ class SequenceClassifier:
         load_state_into(clf.net, state, where=str(Path(dir) / "model.safetensors"))
         clf.net.to(device).eval()
         return clf
-
-
-def demo_section(out_dir: Path, quick: bool) -> str:
-    """Demo: a character GRU on the shipped names-by-language data (see classify_demo)."""
-    from rnnkit.tasks.classify_demo import names_demo
-
-    return names_demo(Path(out_dir), quick)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.tasks.classify_model import ClassifierNet, ClassifierNetConfig
+from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig
 
 
 class EnsembleNet(nn.Module):
