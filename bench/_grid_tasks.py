@@ -54,9 +54,9 @@ def forecast_latency(repeats: int = 20) -> dict[str, Any]:
 
     csv = DATA / "airline" / "airline.csv"
     df = pd.read_csv(csv)
-    fc = Forecaster(horizon=12, epochs=1, hidden=64, progress=False)
+    fc = Forecaster(horizon=12, epochs=1, hidden_size=64, progress=False)
     fc.fit(df, target="passengers", time_col="month")
-    out: dict[str, Any] = {"horizon": 12, "hidden": 64, "context": fc.model.cfg.context, "series_length": len(df)}
+    out: dict[str, Any] = {"horizon": 12, "hidden": 64, "context": fc.network.cfg.context, "series_length": len(df)}
     for name, data in (("dataframe", df), ("csv_path", str(csv))):
         fc.predict(data)  # warm-up
         times = []

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 # ensembling the one change that helped, so the reported model is a 5-seed ensemble of it, with
 # tau fitted on the averaged validation probabilities. max_time is per member and generous: the
 # members stop by early stopping, not by the clock, even on a loaded CPU.
-_NAMES_BASE = dict(cell="lstm", hidden_size=128, bidirectional=True, pooling="last", embed_dim=64, dropout=0.5,
+_NAMES_BASE = dict(cell="lstm", hidden_size=128, bidirectional=True, pooling="last", embed_size=64, dropout=0.5,
                    label_smoothing=0.1, batch_size=64, lr=3e-3, epochs=40, patience=4, max_time=1500.0)
 NAMES_CANDIDATES = {
     "rnn_bilstm_conv3_adjusted_ens5": dict(_NAMES_BASE, conv_kernel=3, logit_adjust="auto", ensemble=5),
@@ -101,8 +101,8 @@ def _train_names_rnn(opts: dict, device: str, train, val, test) -> dict:
         single = SequenceClassifier(progress=False, device=device, **dict(opts, ensemble=1))
         single.labels, single.vocab = clf.labels, clf.vocab
         out["members_unadjusted"] = []
-        for member in clf.net.members:
-            single.net = member
+        for member in clf.network.members:
+            single.network = member
             a, b = single.evaluate(xv, yv), single.evaluate(xt, yt)
             out["members_unadjusted"].append({"val_accuracy": a["accuracy"], "val_macro_f1": a["macro_f1"],
                                               "accuracy": b["accuracy"], "macro_f1": b["macro_f1"]})

@@ -166,9 +166,9 @@ def final_ensemble(name: str, opts: dict, device: str, members: int = MEMBERS) -
     ens = SequenceClassifier(progress=False, device=device, seed=0, ensemble=members, **opts)
     ens.fit(tr.X, tr.y, tr.lengths)
     per_member = []
-    for member in ens.net.members:  # member k alone is the single model of seed k
+    for member in ens.network.members:  # member k alone is the single model of seed k
         single = SequenceClassifier(progress=False, device=device, **opts)
-        single.net, single.labels, single.scaler = member, ens.labels, ens.scaler
+        single.network, single.labels, single.scaler = member, ens.labels, ens.scaler
         per_member.append(float(single.evaluate(te.X, te.y, te.lengths)["accuracy"]))
     rep = ens.evaluate(te.X, te.y, te.lengths)
     _log(f"{name} test: members {per_member}, ensemble {rep['accuracy']:.4f} ({time.time() - t0:.0f} s)")

@@ -45,7 +45,7 @@ def _classifier_cases(tmp: Path, quick: bool) -> Cases:
     from rnnkit.onnx_runtime import load_onnx
     from rnnkit.tasks.classify.task import SequenceClassifier
 
-    clf = SequenceClassifier(cell="gru", hidden_size=64, embed_dim=32, epochs=1, batch_size=8, val_fraction=0.0,
+    clf = SequenceClassifier(cell="gru", hidden_size=64, embed_size=32, epochs=1, batch_size=8, val_fraction=0.0,
                              progress=False, device="cpu", seed=0).fit(NAMES, LABELS)
     clf.save(tmp / "clf")
     export_model(tmp / "clf", tmp / "clf.onnx")  # what `rnnkit export` runs
@@ -62,9 +62,9 @@ def _classifier_cases(tmp: Path, quick: bool) -> Cases:
                                      "classifier net, batch 64, T<=20": (x64, l64, max(2, n // 10))}.items():
         def torch_call(x=x, lengths=lengths) -> None:
             with torch.no_grad():
-                clf.net(x, lengths)
+                clf.network(x, lengths)
         cases[name] = (reps, {"torch": _repeat(torch_call, reps),
-                              "onnxruntime": _repeat(lambda x=x, l=lengths: fast.net(x, l), reps)})
+                              "onnxruntime": _repeat(lambda x=x, l=lengths: fast.network(x, l), reps)})
     cases["classifier predict_proba, 1 name"] = (n, {"torch": _repeat(lambda: clf.predict_proba(["wolfgang"]), n),
                                                      "onnxruntime": _repeat(lambda: fast.predict_proba(["wolfgang"]), n)})
     # the two paths agree (what the timings compare is the same computation)
@@ -89,10 +89,10 @@ def _text_cases(tmp: Path, quick: bool) -> Cases:
 
     def torch_step() -> None:
         with torch.no_grad():
-            _, state_t[0] = m.model.step(tok, state_t[0])
+            _, state_t[0] = m.network.step(tok, state_t[0])
 
     def onnx_step() -> None:
-        _, state_o[0] = fast.model.step(tok, state_o[0])
+        _, state_o[0] = fast.network.step(tok, state_o[0])
 
     n = 100 if quick else 300
     gen = 30 if quick else 100

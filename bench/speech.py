@@ -175,7 +175,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
             left = deadline - (time.perf_counter() - t_start) - 75
             max_time = min(max_time or left, left)
             log(f"training time capped at {max_time:.0f} s by --deadline")
-        cfg = dict(hidden=64 if quick else hidden, layers=1 if quick else layers, epochs=epochs,
+        cfg = dict(hidden_size=64 if quick else hidden, num_layers=1 if quick else layers, epochs=epochs,
                    device=device, workers=workers, max_time=max_time or (90 if quick else None),
                    batch_frames=(2500 if quick else 16000) if device == "cpu" else batch_frames, lr=lr, dropout=dropout)
         if quick:
@@ -187,7 +187,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         h = asr.history
         result["training"] = {"config": cfg, "seconds": round(time.perf_counter() - t0, 1), "epochs": h.epochs,
                               "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason,
-                              "params": sum(p.numel() for p in asr.model.parameters())}
+                              "params": sum(p.numel() for p in asr.network.parameters())}
         test = corpus / "test.jsonl"
     else:
         asr = SpeechRecognizer.load(model)
@@ -205,7 +205,7 @@ def run(quick: bool = False, corpus: Path | None = None, model: Path | None = No
         result["corpus"] = _corpus(test_corpus, 1.0, 40 if quick else 400, seed=12345, workers=workers,
                                    make_train=False, digits_only=quick, festival=festival, cache=cache)
         test = test_corpus / "test.jsonl"
-    asr.model.to("cpu")
+    asr.network.to("cpu")
     if skip_eval:  # train elsewhere, evaluate later with --eval-only
         result["seconds"] = round(time.perf_counter() - t_start, 1)
         result["table"] = "(evaluation skipped: run with --eval-only --model DIR)"

@@ -76,7 +76,7 @@ def run_rnn(name: str, seconds: float, seed: int = 0) -> dict:
     scores = model.evaluate(val_text, streams=1)  # one stream: every token has its full left context
     return {"part": name, "level": level, "options": options, "budget_s": seconds, "train_s": round(train_s, 1),
             "epochs": model.history.epochs, "steps": model.history.steps, "stop_reason": model.history.stop_reason,
-            "params": model.model.num_parameters(), "val": scores, "history": model.history.rows,
+            "params": model.network.num_parameters(), "val": scores, "history": model.history.rows,
             "sample": model.generate("KING RICHARD.\n" if level == "char" else "", length=200 if level == "char" else 60,
                                      temperature=0.7, seed=0)}
 

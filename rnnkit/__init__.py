@@ -45,6 +45,6 @@ def load(path: str) -> Any:
         task = json.loads(config_path.read_text(encoding="utf-8")).get("task")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
         raise UserError(f"{config_path}: unreadable config.json ({exc})") from None
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise UserError(f"{config_path}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
     return __getattr__(TASKS[task]).load(path)

@@ -10,7 +10,7 @@ Two graphs per unidirectional model:
 * ``"step"``: ``(x_t, *state) -> (y_t, *state')``, one streaming step with explicit state.
 
 Task models join by defining ``onnx_specs(self) -> dict[str, ExportSpec]`` (graph name ->
-spec) on the task object or its network (``.net`` / ``.model``); ``export_model`` calls it.
+spec) on its network; the task's ``onnx_specs`` hook returns them and ``export_model`` calls it.
 Every task has one: classify (``sequence``: ids or features + lengths -> logits), text
 (``sequence`` with state, and ``step``: token + state -> logits + state), forecast
 (``sequence``: the ensemble in scaled units; scaling stays in Python), speech (``sequence``:
@@ -294,12 +294,7 @@ def model_specs(model_dir: os.PathLike) -> dict[str, ExportSpec]:
         return layer_specs(load_layer(model_dir))
     import rnnkit
 
-    task = rnnkit.load(str(model_dir))
-    # the task object itself, or its network (``.net`` / ``.model``), defines ``onnx_specs``
-    for obj in (task, getattr(task, "net", None), getattr(task, "model", None)):
-        if obj is not None and hasattr(obj, "onnx_specs"):
-            return obj.onnx_specs()
-    raise UserError(f"--model {model_dir}: ONNX export is not available for task {cfg.get('task')!r}")
+    return rnnkit.load(str(model_dir)).onnx_specs()
 
 
 def export_model(model_dir: os.PathLike, out: os.PathLike, graph: str = "sequence", atol: float = 1e-4) -> dict[str, float]:

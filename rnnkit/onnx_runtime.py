@@ -18,7 +18,6 @@ steps are too small to split.
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any, Iterator, Union
@@ -156,34 +155,12 @@ class OnnxForecastModel:
 
 
 def with_onnx(task: Any, onnx_path: Union[str, os.PathLike], threads: int = 1) -> Any:
-    """A copy of ``task`` (a loaded task object) whose network runs in onnxruntime."""
+    """A copy of ``task`` (a loaded task object) whose network runs in onnxruntime; each task's
+    ``onnx_network`` hook checks the graph and returns the stand-in for its network."""
     session = OnnxSession(onnx_path, threads)
-    kind = type(task).__name__
-    clone = copy.copy(task)
-    if kind == "SequenceClassifier":
-        session.require_inputs(["x", "lengths"], "the classifier")
-        clone.net = OnnxModule(session, task._require_fitted().cfg)
-    elif kind == "SpeechRecognizer":
-        session.require_inputs(["feats", "lengths"], "the speech model")
-        clone.model = OnnxModule(session, task._require_model().cfg)
-    elif kind == "TextModel":
-        task._check_ready()
-        session.require_inputs(["token"], "the text step graph")
-        rnn = task.model.rnn
-        sizes = tuple(rnn.state_sizes())
-        for name, size in zip(session.input_names[1:], sizes):
-            session.require_dims("input", name, {0: rnn.num_layers, 2: size}, "this model's state")
-        session.require_dims("output", session.output_names[0], {-1: len(task.vocab)}, "this model's vocabulary")
-        clone.model = OnnxLanguageModel(session, task.model.cfg, tuple(rnn.state_sizes()), rnn.num_layers)
-    elif kind == "Forecaster":
-        session.require_inputs(["y_s", "m"], "the forecast network")
-        net = task._require_model()
-        session.require_dims("input", "y_s", {1: net.cfg.context}, "this model's context")
-        session.require_dims("output", "q", {2: net.cfg.horizon}, "this model's horizon")
-        clone.model = OnnxForecastModel(session, net)
-    else:
-        raise UserError(f"no onnxruntime path for {kind}")
-    return clone
+    if not hasattr(task, "onnx_network"):
+        raise UserError(f"no onnxruntime path for {type(task).__name__}")
+    return task.with_network(task.onnx_network(session))
 
 
 def load_onnx(model_dir: Union[str, os.PathLike], onnx_path: Union[str, os.PathLike], threads: int = 1) -> Any:

@@ -115,7 +115,7 @@ def test_bad_input_errors():
         SequenceClassifier(**FAST).fit(xs + ["ab"], ys + ["lonely"])
     with pytest.raises(UserError, match="unknown cell 'nope'"):
         SequenceClassifier(cell="nope", **FAST).fit(xs, ys)
-    with pytest.raises(UserError, match="not trained yet"):
+    with pytest.raises(UserError, match="not trained"):
         SequenceClassifier().predict(["ab"])
     X = np.zeros((4, 3, 2), dtype=np.float32)
     X[0, 0, 0] = np.nan

@@ -7,7 +7,7 @@ import pytest
 
 from rnnkit.cli import main
 
-QUICK = ["--epochs", "2", "--hidden", "8", "--quiet", "--device", "cpu"]
+QUICK = ["--epochs", "2", "--hidden-size", "8", "--quiet", "--device", "cpu"]
 
 
 def _csv(path, n=120, seed=0):
@@ -108,7 +108,7 @@ def test_predict_bad_model_and_refuses_to_overwrite(tmp_path, capsys):
 def test_resume_continues_training(tmp_path, capsys):
     data = _csv(tmp_path / "d.csv", n=40)
     model = tmp_path / "m"
-    args = ["classify", "train", "--data", str(data), "--out", str(model), "--hidden", "8", "--quiet", "--device", "cpu"]
+    args = ["classify", "train", "--data", str(data), "--out", str(model), "--hidden-size", "8", "--quiet", "--device", "cpu"]
     assert main([*args, "--epochs", "1"]) == 0
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     rows = (model / "metrics.csv").read_text().strip().splitlines()

@@ -43,10 +43,10 @@ def test_ensemble_fit_save_load(tmp_path):
     Xv, yv = _data(1, 60)
     single = SequenceClassifier(seed=3, **FAST).fit(X, y, val=(Xv, yv))
     ens = SequenceClassifier(seed=3, ensemble=3, logit_adjust="auto", **FAST).fit(X, y, val=(Xv, yv))
-    assert isinstance(ens.net, EnsembleNet) and len(ens.histories) == 3
-    for a, b in zip(single.net.state_dict().values(), ens.net.members[0].state_dict().values()):
+    assert isinstance(ens.network, EnsembleNet) and len(ens.histories) == 3
+    for a, b in zip(single.network.state_dict().values(), ens.network.members[0].state_dict().values()):
         torch.testing.assert_close(a, b)
-    assert not torch.equal(ens.net.members[0].head.weight, ens.net.members[1].head.weight)
+    assert not torch.equal(ens.network.members[0].head.weight, ens.network.members[1].head.weight)
     assert ens.evaluate(Xv, yv)["accuracy"] > 0.6  # three well-separated classes (chance 0.33)
     ens.save(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -77,7 +77,7 @@ def test_cli_ensemble_train_and_onnx_export(tmp_path):
     csv.write_text("name,label\n" + "".join(f"{n},{l}\n" for n, l in zip(names, langs)))
     model = tmp_path / "m"
     assert main(["classify", "train", "--data", str(csv), "--out", str(model), "--ensemble", "2", "--epochs", "2",
-                 "--hidden", "8", "--embed-dim", "8", "--bidirectional", "--conv-kernel", "3", "--val-fraction", "0.3",
+                 "--hidden-size", "8", "--embed-size", "8", "--bidirectional", "--conv-kernel", "3", "--val-fraction", "0.3",
                  "--logit-adjust", "auto", "--batch-size", "4", "--quiet", "--device", "cpu"]) == 0
     assert (model / "member-1" / "metrics.csv").is_file()  # each member's training log
     assert main(["classify", "train", "--data", str(csv), "--out", str(tmp_path / "bad"), "--ensemble", "0",

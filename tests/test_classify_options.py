@@ -71,7 +71,7 @@ def test_conv_and_adjusted_model_exports_to_onnx(tmp_path):
     names = ["anna", "marco", "giulia", "paolo", "francesca", "smith", "john", "william", "elizabeth",
              "thompson", "hans", "schmidt", "wolfgang", "krueger", "baecker", "sophie", "lena", "mario"]
     langs = ["it"] * 5 + ["en"] * 5 + ["de"] * 5 + ["de", "de", "it"]
-    clf = SequenceClassifier(cell="gru", hidden_size=8, embed_dim=8, bidirectional=True, conv_kernel=3,
+    clf = SequenceClassifier(cell="gru", hidden_size=8, embed_size=8, bidirectional=True, conv_kernel=3,
                              logit_adjust="auto", epochs=2, batch_size=4, **FAST)
     clf.fit(names, langs, val=(names[::2], langs[::2]))
     clf.save(tmp_path / "m")

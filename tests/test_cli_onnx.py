@@ -25,7 +25,7 @@ def models(tmp_path_factory):
                   "y": np.r_[50 + 10 * np.sin(2 * np.pi * t / 12), 5 + np.cos(2 * np.pi * t / 12)]}
                  ).to_csv(root / "series.csv", index=False)
     assert main(["forecast", "train", "--data", str(root / "series.csv"), "--target", "y", "--id-col", "id",
-                 "--horizon", "4", "--cell", "gru", "--hidden", "8", "--epochs", "1", "--quiet",
+                 "--horizon", "4", "--cell", "gru", "--hidden-size", "8", "--epochs", "1", "--quiet",
                  "--out", str(root / "fc")]) == 0
     (root / "text.txt").write_text(TEXT, encoding="utf-8")
     assert main(["text", "train", "--data", str(root / "text.txt"), "--out", str(root / "lm"), "--level", "char",
@@ -110,7 +110,7 @@ def test_onnx_of_another_model_of_the_same_task_is_refused(models, tmp_path, cap
     captured = capsys.readouterr()
     assert "exported from another model" in captured.err and captured.out == ""
     assert main(["forecast", "train", "--data", str(r / "series.csv"), "--target", "y", "--id-col", "id",
-                 "--horizon", "3", "--cell", "gru", "--hidden", "8", "--epochs", "1", "--quiet",
+                 "--horizon", "3", "--cell", "gru", "--hidden-size", "8", "--epochs", "1", "--quiet",
                  "--out", str(tmp_path / "fc3")]) == 0
     assert main(["export", "--model", str(tmp_path / "fc3"), "--out", str(tmp_path / "fc3.onnx")]) == 0
     capsys.readouterr()

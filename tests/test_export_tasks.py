@@ -31,7 +31,7 @@ def classifier(tmp_path_factory):
     from rnnkit.tasks.classify.task import SequenceClassifier
 
     torch.manual_seed(0)
-    clf = SequenceClassifier(cell="lstm", hidden_size=12, embed_dim=8, bidirectional=True, pooling="attention",
+    clf = SequenceClassifier(cell="lstm", hidden_size=12, embed_size=8, bidirectional=True, pooling="attention",
                              epochs=3, batch_size=8, val_fraction=0.0, progress=False, device="cpu", seed=0)
     clf.fit([n for n, _ in NAMES], [l for _, l in NAMES])
     root = tmp_path_factory.mktemp("clf")
@@ -61,7 +61,7 @@ def test_classifier_sequence_graph_variable_lengths(classifier):
     lengths = torch.tensor([11, 3, 7, 1])
     x[torch.arange(11)[None, :] >= lengths[:, None]] = 0  # right padding
     with torch.no_grad():
-        ref = clf.net(x, lengths).numpy()
+        ref = clf.network(x, lengths).numpy()
     got = run_onnx(root / "m.onnx", {"x": x, "lengths": lengths})["logits"]
     np.testing.assert_allclose(got, ref, atol=ATOL)
 
@@ -72,7 +72,7 @@ def test_classifier_predictions_through_onnxruntime(classifier):
     fast = load_onnx(root / "m", root / "m.onnx")
     np.testing.assert_allclose(fast.predict_proba(names), clf.predict_proba(names), atol=ATOL)
     assert predict_onnx(root / "m", root / "m.onnx", names) == clf.predict(names)
-    assert clf.net.__class__.__name__ == "ClassifierNet"  # with_onnx copies, the original is untouched
+    assert clf.network.__class__.__name__ == "ClassifierNet"  # with_onnx copies, the original is untouched
 
 
 def test_text_sequence_graph_with_lengths_and_state(text_model):
@@ -80,11 +80,11 @@ def test_text_sequence_graph_with_lengths_and_state(text_model):
     g = torch.Generator().manual_seed(2)
     ids = torch.randint(0, len(m.vocab), (3, 10), generator=g)
     lengths = torch.tensor([10, 4, 7])
-    sizes, n = m.model.rnn.state_sizes(), m.model.rnn.num_layers
+    sizes, n = m.network.rnn.state_sizes(), m.network.rnn.num_layers
     state = tuple(torch.randn(n, 3, s, generator=g) for s in sizes)
     with torch.no_grad():
-        y, out = m.model.rnn(m.model.embed(ids), state if len(state) > 1 else state[0], lengths=lengths)
-        logits = m.model.decoder(y)
+        y, out = m.network.rnn(m.network.embed(ids), state if len(state) > 1 else state[0], lengths=lengths)
+        logits = m.network.decoder(y)
     names = ["h0", "c0"][: len(sizes)]
     got = run_onnx(root / "seq.onnx", {"ids": ids, "lengths": lengths, **dict(zip(names, state))})
     np.testing.assert_allclose(got["logits"], logits.numpy(), atol=ATOL)
@@ -98,10 +98,10 @@ def test_text_step_graph_equals_pytorch_step(text_model):
     names = sess.input_names[1:]
     tokens = torch.tensor(m.vocab.encode(list("the cat sat")))
     state = None
-    onnx_state = [np.zeros((m.model.rnn.num_layers, 1, s), np.float32) for s in m.model.rnn.state_sizes()]
+    onnx_state = [np.zeros((m.network.rnn.num_layers, 1, s), np.float32) for s in m.network.rnn.state_sizes()]
     for tok in tokens:
         with torch.no_grad():
-            ref, state = m.model.step(tok.view(1), state)
+            ref, state = m.network.step(tok.view(1), state)
         out = sess(token=tok.view(1), **dict(zip(names, onnx_state)))
         onnx_state = [out[n] for n in sess.output_names[1:]]
         np.testing.assert_allclose(out["logits"], ref.numpy(), atol=ATOL)
@@ -132,12 +132,12 @@ def test_forecast_network_and_predictions(tmp_path):
     t = np.arange(160)
     df = pd.DataFrame({"id": ["a"] * 160 + ["b"] * 160,
                        "y": np.r_[50 + 10 * np.sin(2 * np.pi * t / 12), 5 + np.cos(2 * np.pi * t / 12)]})
-    fc = Forecaster(horizon=4, cell="gru", hidden=12, epochs=2, steps_per_epoch=5, batch_size=16, progress=False)
+    fc = Forecaster(horizon=4, cell="gru", hidden_size=12, epochs=2, steps_per_epoch=5, batch_size=16, progress=False)
     fc.fit(df, target="y", id_col="id")
     fc.save(tmp_path / "m")
     _export(tmp_path / "m", tmp_path / "m.onnx")
     # the scaled-units network on a batch with missing (masked) points
-    model, g = fc.model, torch.Generator().manual_seed(4)
+    model, g = fc.network, torch.Generator().manual_seed(4)
     m = (torch.rand(5, model.cfg.context, generator=g) > 0.2).float()
     y_s = torch.randn(5, model.cfg.context, generator=g) * m
     with torch.no_grad():
@@ -157,7 +157,7 @@ def test_forecast_with_covariates_exports(tmp_path):
     from rnnkit.export import export
     from rnnkit.tasks.forecast.network import ForecastModel, NetConfig
 
-    net = ForecastModel(NetConfig(context=10, horizon=3, n_past=1, n_future=2, hidden=8, cell="lstm", ensemble=2))
+    net = ForecastModel(NetConfig(context=10, horizon=3, n_past=1, n_future=2, hidden_size=8, cell="lstm", ensemble=2))
     spec = net.onnx_specs()["sequence"]
     assert spec.input_names == ["y_s", "m", "x_s", "f_s"]
     assert export(spec, tmp_path / "cov.onnx")["q"] < ATOL  # checked at batch 2 and 5
@@ -175,7 +175,7 @@ def test_speech_log_probs_dynamic_time(tmp_path):
         wave = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.standard_normal(t.size)
         save_audio(tmp_path / f"{i}.wav", wave.astype(np.float32))
         utts.append(Utterance(tmp_path / f"{i}.wav", word))
-    asr = SpeechRecognizer(hidden=8, layers=2, conv_channels=2, epochs=1, batch_frames=400, specaugment=False,
+    asr = SpeechRecognizer(hidden_size=8, num_layers=2, conv_channels=2, epochs=1, batch_frames=400, specaugment=False,
                            dropout=0.0, progress=False, beam=1)
     asr.fit(utts)
     asr.save(tmp_path / "m")
@@ -184,7 +184,7 @@ def test_speech_log_probs_dynamic_time(tmp_path):
     feats = torch.randn(3, 53, asr.fbank.n_mels, generator=g)
     lengths = torch.tensor([53, 20, 9])
     with torch.no_grad():
-        lp, out_len = asr.model(feats, lengths)
+        lp, out_len = asr.network(feats, lengths)
     got = run_onnx(tmp_path / "m.onnx", {"feats": feats, "lengths": lengths})
     np.testing.assert_array_equal(got["out_lengths"], out_len.numpy())
     np.testing.assert_allclose(got["log_probs"], lp.numpy(), atol=ATOL)  # padded frames too

@@ -17,7 +17,7 @@ from rnnkit.tasks.forecast.backtest import run_backtest
 from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 torch.set_num_threads(1)
-FAST = dict(hidden=32, epochs=8, steps_per_epoch=25, batch_size=32, progress=False)
+FAST = dict(hidden_size=32, epochs=8, steps_per_epoch=25, batch_size=32, progress=False)
 
 
 def _airline() -> pd.DataFrame:
@@ -119,7 +119,7 @@ def test_every_registered_cell_trains(cell):
     if cell not in cell_names():
         pytest.skip(f"{cell} not registered")
     df = pd.DataFrame({"y": np.sin(np.arange(200) / 4)})
-    m = Forecaster(horizon=3, cell=cell, hidden=16, epochs=2, steps_per_epoch=10, progress=False).fit(df, target="y")
+    m = Forecaster(horizon=3, cell=cell, hidden_size=16, epochs=2, steps_per_epoch=10, progress=False).fit(df, target="y")
     assert np.isfinite(m.predict(df)["forecast"]).all()
     with pytest.raises(UserError, match="unknown cell"):
         Forecaster(horizon=3, cell="nope", progress=False).fit(df, target="y")

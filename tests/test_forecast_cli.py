@@ -9,7 +9,7 @@ import torch
 from rnnkit.cli import main
 
 torch.set_num_threads(1)
-SMALL = ["--hidden", "16", "--epochs", "2", "--quiet"]
+SMALL = ["--hidden-size", "16", "--epochs", "2", "--quiet"]
 
 
 def _csv(tmp_path, df: pd.DataFrame, name: str = "data.csv"):
@@ -52,8 +52,8 @@ BAD = {
     "duplicate time": (pd.DataFrame({"t": list(range(10)) + [9] + list(range(10, 19)), "y": [1.0] * 20}),
                        ["--target", "y", "--time-col", "t"], "duplicate timestamp 9"),
     "too short": (pd.DataFrame({"y": [1.0, 2.0, 3.0]}), ["--target", "y"], "has 3 points"),
-    "horizon 0": (pd.DataFrame({"y": [1.0] * 20}), ["--target", "y", "--horizon", "0"], "horizon must be a positive"),
-    "horizon -2": (pd.DataFrame({"y": [1.0] * 20}), ["--target", "y", "--horizon", "-2"], "horizon must be a positive"),
+    "horizon 0": (pd.DataFrame({"y": [1.0] * 20}), ["--target", "y", "--horizon", "0"], "--horizon = "),
+    "horizon -2": (pd.DataFrame({"y": [1.0] * 20}), ["--target", "y", "--horizon", "-2"], "--horizon = "),
 }
 
 

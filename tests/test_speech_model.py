@@ -51,7 +51,7 @@ def word_corpus(tmp_path_factory):
 def tiny_model(word_corpus, tmp_path_factory):
     torch.set_num_threads(1)
     _, train, _ = word_corpus
-    asr = SpeechRecognizer(hidden=64, layers=1, conv_channels=8, epochs=60, lr=3e-3, batch_frames=800,
+    asr = SpeechRecognizer(hidden_size=64, num_layers=1, conv_channels=8, epochs=60, lr=3e-3, batch_frames=800,
                            specaugment=False, dropout=0.0, patience=0, progress=False)
     asr.fit(train)
     path = tmp_path_factory.mktemp("model") / "asr"
@@ -135,7 +135,7 @@ def test_cli_train_small_and_malformed_input(word_corpus, tmp_path, capsys):
     root, _, _ = word_corpus
     out = tmp_path / "m"
     assert main(["speech", "train", "--data", str(root / "test.jsonl"), "--out", str(out), "--epochs", "1",
-                 "--hidden", "16", "--layers", "1", "--seed", "1"]) == 0
+                 "--hidden-size", "16", "--num-layers", "1", "--seed", "1"]) == 0
     assert (out / "model.safetensors").is_file()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")

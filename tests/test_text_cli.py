@@ -26,7 +26,7 @@ def test_train_writes_a_model_folder_and_metrics(trained, capsys):
     folder, out = trained
     assert {"config.json", "model.safetensors", "vocab.json", "metrics.json"} <= {p.name for p in out.iterdir()}
     config = json.loads((out / "config.json").read_text())
-    assert config["task"] == "text" and config["text"]["level"] == "word" and config["model"]["tie_weights"]
+    assert config["task"] == "text" and config["options"]["level"] == "word" and config["net"]["tie_weights"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val"]["loss"] < 1.0
 

@@ -72,7 +72,7 @@ def test_streaming_steps_equal_a_full_forward(char_model):
     must give the same next-token choices (the prefix is never re-run, and need not be)."""
     prompt = "the dog"
     out = char_model.generate(prompt, length=30, temperature=0)
-    vocab, net = char_model.vocab, char_model.model
+    vocab, net = char_model.vocab, char_model.network
     ids = torch.tensor([vocab.encode(["\n", *prompt, *out])])
     with torch.no_grad():
         logits, _ = net(ids)
@@ -131,10 +131,10 @@ def test_save_load_same_probabilities(char_model, word_model, tmp_path):
 
 
 def test_word_model_ties_weights(word_model, tmp_path):
-    net = word_model.model
+    net = word_model.network
     assert net.decoder.weight is net.embed.weight
     word_model.save(tmp_path / "w")
-    loaded = TextModel.load(tmp_path / "w").model
+    loaded = TextModel.load(tmp_path / "w").network
     assert loaded.decoder.weight.data_ptr() == loaded.embed.weight.data_ptr()
 
 
@@ -163,7 +163,7 @@ def test_too_small_corpus_and_bad_options():
         TextModel().fit("  \n", progress=False)
     with pytest.raises(UserError, match="unknown --cell"):
         TextModel(cell="transformer")
-    with pytest.raises(UserError, match="unknown --level"):
+    with pytest.raises(UserError, match="level must be one of"):
         TextModel(level="byte")
     with pytest.raises(UserError, match="not trained"):
         TextModel().generate("x")
@@ -193,7 +193,7 @@ def test_word_model_with_large_vocab_uses_adaptive_softmax(tmp_path):
     text = (text + "the cat sat on the mat .\n" * 200) * 2
     m = TextModel(level="word", hidden_size=16, embed_size=16, bptt=16, batch_size=8, max_vocab=5000)
     m.fit(text, epochs=1, patience=None, device="cpu", progress=False)
-    assert m.model.cfg.cutoffs == [2000] and not m.model.cfg.tie_weights
+    assert m.network.cfg.cutoffs == [2000] and not m.network.cfg.tie_weights
     m.save(tmp_path / "m")
     loaded = TextModel.load(tmp_path / "m")
     assert torch.equal(m.probabilities("the cat"), loaded.probabilities("the cat"))

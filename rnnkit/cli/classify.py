@@ -4,14 +4,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
+from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
 from rnnkit.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rnnkit.tasks.classify.task import ClassifierConfig
+
     p = sub.add_parser("classify", help="sequence classification (names, symbols, sensor series)")
     group = p.add_subparsers(dest="classify_command", metavar="{train,predict,evaluate}", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
@@ -19,40 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_help = "CSV (sequence + label columns), .npz (X, y[, lengths]), UEA .ts(.gz), or a folder of <class>.txt files"
     t = group.add_parser("train", help="train a classifier; writes a model folder")
     t.add_argument("--data", required=True, help=data_help)
-    t.add_argument("--out", required=True, help="model folder to write")
     t.add_argument("--val-data", help="validation data (default: a stratified split of --data)")
     _columns(t)
-    t.add_argument("--level", choices=["char", "word"], default="char", help="tokens of text inputs")
-    t.add_argument("--lowercase", action="store_true", help="lower-case text before tokenising")
-    t.add_argument("--max-len", type=int, default=512, help="truncate longer sequences")
-    t.add_argument("--cell", default="gru", help="lstm | gru | rnn | mingru | i2h ... (default gru)")
-    t.add_argument("--hidden", type=int, default=64, help="hidden units per direction")
-    t.add_argument("--layers", type=int, default=1)
-    t.add_argument("--bidirectional", action="store_true")
-    t.add_argument("--pooling", choices=["last", "mean", "max", "attention"], default="last")
-    t.add_argument("--embed-dim", type=int, default=32, help="token embedding size")
-    t.add_argument("--dropout", type=float, default=0.0)
-    t.add_argument("--class-weight", choices=["none", "balanced"], default="none",
-                   help="'balanced' weighs classes inversely to their frequency (imbalanced data)")
-    t.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the training loss")
-    t.add_argument("--loss-adjust", type=float, default=0.0,
-                   help="logit-adjusted training loss: add this times log class prior to the logits in the loss")
-    t.add_argument("--conv-kernel", type=int, default=0, help="width of a conv front-end over token embeddings (0 = none)")
-    t.add_argument("--logit-adjust", choices=["none", "auto"], default="none",
-                   help="'auto': favour rare classes by the amount that maximises validation macro-F1")
-    t.add_argument("--ensemble", type=int, default=1,
-                   help="train K networks (seeds seed..seed+K-1) and average their probabilities (default 1)")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0 = Adam, none)")
-    t.add_argument("--val-fraction", type=float, default=0.1, help="stratified validation share (early stopping)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--patience", type=int, default=5, help="early stopping: epochs without val improvement")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_flags(t, ClassifierConfig)
     t.set_defaults(func=_train)
 
     pr = group.add_parser("predict", help="label + class probabilities for each sequence (CSV)")
@@ -82,32 +53,15 @@ def _read(args: argparse.Namespace, path: str, labelled: bool):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.classify.task import SequenceClassifier
+    from rnnkit.tasks.classify.task import ClassifierConfig, SequenceClassifier
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and (out / "config.json").exists() and not args.resume:
-        raise UserError(f"--out {out}: already holds a model; choose another folder or pass --resume")
+    out = check_out_dir(args.out, args.resume)
+    clf = SequenceClassifier(resolve_config(args, ClassifierConfig))
     data = _read(args, args.data, labelled=True)
-    val = None
-    if args.val_data:
-        v = _read(args, args.val_data, labelled=True)
-        val = (v,)
-    clf = SequenceClassifier(
-        cell=args.cell, hidden_size=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
-        pooling=args.pooling, embed_dim=args.embed_dim, dropout=args.dropout, level=args.level,
-        lowercase=args.lowercase, max_len=args.max_len,
-        class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
-        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        conv_kernel=args.conv_kernel, ensemble=args.ensemble, loss_adjust=args.loss_adjust, logit_adjust=None if args.logit_adjust == "none" else "auto",
-        optimizer="adamw" if args.weight_decay > 0 else "adam",
-        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
-        max_time=args.max_time, device=args.device, progress=not args.quiet)
+    val = (_read(args, args.val_data, labelled=True),) if args.val_data else None
     clf.fit(data, val=val, out_dir=out, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the model folder
+    if save_trained(clf, out) is None:
         return 0
-    clf.save(out)
     h = clf.history
     print(json.dumps({"model": str(out), "classes": len(clf.labels), "members": len(clf.histories), "epochs": h.epochs,
                       "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason}))

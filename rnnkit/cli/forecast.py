@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from rnnkit.cli.common import add_config_flags, add_train_flags, check_out_dir, resolve_config, save_trained
 from rnnkit.errors import UserError
 from rnnkit.io import atomic_path
 
@@ -22,37 +22,18 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--covariates", help="past-observed covariate columns, comma separated")
     p.add_argument("--future-covariates", help="covariates known over the horizon too (predict data must "
                                                "hold the next H rows with an empty target)")
-    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-
-
-def _model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cell", default="lstm", help="recurrent cell: lstm, gru, rnn, mingru (default lstm)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
-    p.add_argument("--context", type=int, help="history length the model reads (default: from horizon and season)")
-    p.add_argument("--season", type=int, help="seasonal period (default: from the date frequency)")
-    p.add_argument("--ensemble", type=int, default=1, help="members with different seeds, averaged (default 1)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs (about one pass over the windows, 5-50 batches; default 30)")
-    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    p.add_argument("--max-time", type=float, help="stop training after this many seconds")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for training (default 1: fastest for "
-                                                          "small models; 0 = torch's default)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rnnkit.tasks.forecast.task import ForecastConfig
+
     g = sub.add_parser("forecast", help="forecast time series from a CSV (train, predict, backtest)")
     gs = g.add_subparsers(dest="forecast_command", metavar="ACTION", parser_class=type(g))
     g.set_defaults(func=lambda a: (g.print_help(sys.stderr), 2)[1])
 
     t = gs.add_parser("train", help="train a model on a CSV and save it to a folder")
     _data_flags(t)
-    t.add_argument("--out", required=True, help="model folder to write")
-    t.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
-    _model_flags(t)
+    add_train_flags(t, ForecastConfig)
     t.set_defaults(func=_train)
 
     p = gs.add_parser("predict", help="forecast the horizon after the end of every series in a CSV")
@@ -69,23 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--folds", type=int, default=3, help="rolling origins (default 3)")
     b.add_argument("--out", help="folder for scores.csv, summary.csv, summary.md and forecast.png")
     b.add_argument("--baselines", default="naive,seasonal_naive,ets,theta", help="comma separated")
-    _model_flags(b)
+    b.add_argument("--config", metavar="FILE", help="settings from a TOML file or a model folder's config.json")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(b, ForecastConfig)
     b.set_defaults(func=_backtest)
 
 
-def _config(args: argparse.Namespace, out_dir: str | None = None):
+def _config(args: argparse.Namespace):
     from rnnkit.tasks.forecast.task import ForecastConfig
 
-    if args.horizon is None or args.horizon <= 0:
-        raise UserError(f"--horizon must be a positive integer, got {args.horizon}")
-    for flag in ("hidden", "layers", "ensemble", "epochs", "batch_size", "context", "season"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
-    return ForecastConfig(horizon=args.horizon, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                          context=args.context, season=args.season, ensemble=args.ensemble, epochs=args.epochs,
-                          lr=args.lr, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                          max_time=args.max_time, threads=args.threads or None, progress=not args.quiet, out_dir=out_dir,
-                          resume=getattr(args, "resume", False))
+    cfg = resolve_config(args, ForecastConfig)
+    if cfg.horizon is None:
+        raise UserError("--horizon is required (steps to forecast)")
+    return cfg
 
 
 def _load(args: argparse.Namespace, progress: bool):
@@ -99,15 +76,15 @@ def _train(args: argparse.Namespace) -> int:
     from rnnkit.data.series import check_lengths
     from rnnkit.tasks.forecast.task import Forecaster
 
-    cfg = _config(args, out_dir=args.out)
+    out = check_out_dir(args.out, args.resume)
+    cfg = _config(args)
     ss = _load(args, cfg.progress)          # all validation before anything is written
     check_lengths(ss, cfg.horizon)
     _check_cell(cfg.cell)
-    fc = Forecaster(config=cfg).fit(ss)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the model folder
+    fc = Forecaster(config=cfg).fit(ss, out_dir=str(out), resume=args.resume)
+    if save_trained(fc, out) is None:
         return 0
-    fc.save(args.out)
-    print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.model.cfg.context}, "
+    print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.network.cfg.context}, "
           f"season {fc.season})")
     return 0
 

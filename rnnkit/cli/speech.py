@@ -7,8 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rnnkit.tasks.speech.task import SpeechConfig
+
     p = sub.add_parser("speech", help="speech to text: synthesize a corpus, train, transcribe, evaluate")
     ss = p.add_subparsers(dest="speech_command", metavar="COMMAND")
 
@@ -37,18 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = ss.add_parser("train", help="train a CTC recogniser")
     t.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
     t.add_argument("--val", help="validation manifest or folder (early stopping)")
-    t.add_argument("--out", required=True, help="model folder to write")
-    t.add_argument("--cell", default="gru", help="recurrent cell: lstm|gru|rnn|mingru")
-    t.add_argument("--hidden", type=int, default=192)
-    t.add_argument("--layers", type=int, default=3)
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--dropout", type=float, default=0.1, help="dropout between recurrent layers and before the head")
-    t.add_argument("--batch-frames", type=int, default=16000, help="padded frames per batch (100 = 1 s)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
-    t.add_argument("--device", default="cpu", help="cpu|cuda|auto")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    add_train_flags(t, SpeechConfig)
     t.set_defaults(func=_train)
 
     r = ss.add_parser("transcribe", help="print one transcript per audio file, then the real-time factor")
@@ -123,19 +116,15 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.speech.task import SpeechRecognizer
+    from rnnkit.tasks.speech.task import SpeechConfig, SpeechRecognizer
 
-    from rnnkit.errors import UserError
-
-    if not 0.0 <= args.dropout < 1.0:
-        raise UserError("--dropout must be in [0, 1)")
-    asr = SpeechRecognizer(cell=args.cell, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
-                           lr=args.lr, dropout=args.dropout, batch_frames=args.batch_frames, seed=args.seed,
-                           max_time=args.max_time, device=args.device)
-    asr.fit(args.data, val_data=args.val, out_dir=str(Path(args.out) / "train_state"), resume=args.resume)
-    asr.save(args.out)
+    out = check_out_dir(args.out, args.resume)
+    asr = SpeechRecognizer(resolve_config(args, SpeechConfig))
+    asr.fit(args.data, val_data=args.val, out_dir=str(out), resume=args.resume)
+    if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
+        return 0
     h = asr.history
-    print(json.dumps({"model": args.out, "epochs": h.epochs, "best_val_loss": h.best_val_loss,
+    print(json.dumps({"model": str(out), "epochs": h.epochs, "best_val_loss": h.best_val_loss,
                       "stop_reason": h.stop_reason}))
     return 0
 

@@ -4,41 +4,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
 
+from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rnnkit.tasks.text.task import TextConfig
+
     p = sub.add_parser("text", help="character/word language models: train, generate, next word, evaluate")
     cmds = p.add_subparsers(dest="text_command", metavar="COMMAND", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
     t = cmds.add_parser("train", help="train a language model on a UTF-8 text file")
     t.add_argument("--data", required=True, help="training text (UTF-8); its tail is held out for validation")
-    t.add_argument("--out", required=True, help="model folder to write (config.json, model.safetensors, vocab.json)")
-    t.add_argument("--level", choices=["char", "word"], default="char")
     t.add_argument("--val-data", help="validation text (default: the last --val-fraction of --data)")
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--cell", default="lstm", help="recurrent cell: lstm, gru, rnn, mingru (if available)")
-    t.add_argument("--embed-size", type=int)
-    t.add_argument("--hidden-size", type=int)
-    t.add_argument("--layers", type=int, dest="num_layers")
-    t.add_argument("--dropout", type=float)
-    t.add_argument("--tie-weights", choices=["yes", "no"], help="share embedding and decoder weights (word default: yes)")
-    t.add_argument("--softmax", choices=["full", "adaptive"], help="word level default: adaptive (faster on CPU)")
-    t.add_argument("--bptt", type=int, help="truncated-BPTT window in tokens (char 128, word 35)")
-    t.add_argument("--batch-size", type=int, help="parallel text streams (default 32)")
-    t.add_argument("--lr", type=float)
-    t.add_argument("--max-vocab", type=int, default=10000, help="word level: vocabulary cap, the rest is <unk>")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--patience", type=int, default=3, help="early stopping: epochs without val improvement")
-    t.add_argument("--max-time", type=float, help="stop training after this many seconds")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    add_train_flags(t, TextConfig)
     t.set_defaults(func=_train)
 
     g = cmds.add_parser("generate", help="generate text, streamed token by token")
@@ -77,21 +61,14 @@ def _warnings_to_stderr() -> Iterator[None]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.text.task import TextModel
+    from rnnkit.tasks.text.task import TextConfig, TextModel
 
-    options = {k: getattr(args, k) for k in ("embed_size", "hidden_size", "num_layers", "dropout", "bptt",
-                                             "batch_size", "lr", "max_vocab", "val_fraction")}
-    if args.softmax:
-        options["adaptive_softmax"] = args.softmax == "adaptive"
-    if args.tie_weights:
-        options["tie_weights"] = args.tie_weights == "yes"
-    model = TextModel(level=args.level, cell=args.cell, **options)
+    out = check_out_dir(args.out, args.resume)
+    model = TextModel(config=resolve_config(args, TextConfig))
     val = Path(args.val_data) if args.val_data else None
-    model.fit(Path(args.data), val, epochs=args.epochs, max_time=args.max_time, seed=args.seed, device=args.device,
-              patience=args.patience, out_dir=args.out, resume=args.resume)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process writes
-        model.save(args.out)
-        print(json.dumps({"model": args.out, **model.metrics}, indent=2))
+    model.fit(Path(args.data), val, out_dir=str(out), resume=args.resume)
+    if save_trained(model, out) is not None:
+        print(json.dumps({"model": str(out), **model.metrics}, indent=2))
     return 0
 
 

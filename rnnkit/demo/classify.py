@@ -22,7 +22,7 @@ def names_demo(out_dir: Path, quick: bool) -> str:
         train = train[::3]
     print(f"classify: {len(train)} train / {len(val)} val / {len(test)} test names, "
           f"training a bidirectional GRU for up to {budget:.0f} s", file=sys.stderr)
-    clf = SequenceClassifier(cell="gru", hidden_size=64 if quick else 128, bidirectional=True, embed_dim=32,
+    clf = SequenceClassifier(cell="gru", hidden_size=64 if quick else 128, bidirectional=True, embed_size=32,
                              pooling="mean", batch_size=64, epochs=40, lr=3e-3, patience=3,
                              max_time=budget, seed=0, device="cpu", progress=True)
     with torch.random.fork_rng():

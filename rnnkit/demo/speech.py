@@ -52,7 +52,7 @@ def speech_demo(out_dir: Path, quick: bool) -> str:
         print("speech: synthesizing digits with espeak-ng", file=sys.stderr)
         train, test = utterances(train_voices, n_train, "train"), utterances(test_voices, 6 if quick else 12, "test")
         torch.set_num_threads(1)
-        asr = SpeechRecognizer(hidden=64 if quick else 128, layers=1 if quick else 2, conv_channels=8 if quick else 16,
+        asr = SpeechRecognizer(hidden_size=64 if quick else 128, num_layers=1 if quick else 2, conv_channels=8 if quick else 16,
                                epochs=200, lr=3e-3, batch_frames=1500, specaugment=not quick, dropout=0.0,
                                patience=0, max_time=22 if quick else 75, progress=True)
         asr.fit(train)
@@ -62,7 +62,7 @@ def speech_demo(out_dir: Path, quick: bool) -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = "\n".join(f"| {u['reference']} | {u['hypothesis']} |" for u in report["utterances"])
-    return (f"A {sum(p.numel() for p in asr.model.parameters()):,}-parameter conv + bidirectional GRU + CTC model, "
+    return (f"A {sum(p.numel() for p in asr.network.parameters()):,}-parameter conv + bidirectional GRU + CTC model, "
             f"trained for {asr.history.epochs} epochs on {len(train)} espeak-ng digit strings from "
             f"{len(train_voices)} voices, transcribes voices it never heard ({', '.join(test_voices)}):\n\n"
             f"| said | transcribed |\n|---|---|\n{rows}\n\n"

@@ -9,6 +9,7 @@ import torch
 
 from rnnkit.data.text import load_shakespeare
 from rnnkit.io import save_figure
+from rnnkit.train import torch_threads
 
 
 def text_demo(out_dir: Path, quick: bool) -> str:
@@ -19,12 +20,8 @@ def text_demo(out_dir: Path, quick: bool) -> str:
     print(f"text: training a character LSTM on Shakespeare ({len(corpus):,} chars) for {budget:.0f} s", file=sys.stderr)
     # One thread: on a busy 2-core machine a second OpenMP thread that gets descheduled makes every
     # parallel region wait (measured here: 11x slower per step with 2 threads under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run(out_dir, quick, budget, corpus)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool, budget: float, corpus: str) -> str:
@@ -43,7 +40,7 @@ def _run(out_dir: Path, quick: bool, budget: float, corpus: str) -> str:
     ranked = model.next_words(next_prompt, k=5)
     _plot(out_dir / "text_next_word.png", next_prompt, ranked)
     table = "\n".join(f"| {w} | {p:.3f} |" for w, p in ranked)
-    return f"""A one-layer character LSTM (256 units, {model.model.num_parameters():,} parameters) trained on the shipped
+    return f"""A one-layer character LSTM (256 units, {model.network.num_parameters():,} parameters) trained on the shipped
 public-domain Shakespeare corpus for {seconds:.0f} s on the CPU (held-out last 3 %):
 validation loss **{val['loss']:.3f} nats/char** ({val['bits_per_char']:.2f} bits per char, perplexity {val['perplexity']:.2f}).
 Longer training reaches below 1.5 (see `docs/bench/text.md`).

@@ -10,6 +10,7 @@ from typing import Callable
 from torch import nn
 
 from rnnkit.nn.layers import GRU, LSTM, RNN
+from rnnkit.nn.scan import MinGRU, MinLSTM
 
 # name -> factory(input_size, hidden_size, num_layers, dropout, bidirectional, batch_first)
 LayerFactory = Callable[..., nn.Module]
@@ -18,11 +19,12 @@ LAYERS: dict[str, LayerFactory] = {
     "gru": lambda i, h, **kw: GRU(i, h, **kw),
     "rnn": lambda i, h, **kw: RNN(i, h, nonlinearity="tanh", **kw),
     "rnn_relu": lambda i, h, **kw: RNN(i, h, nonlinearity="relu", **kw),
+    "mingru": lambda i, h, **kw: MinGRU(i, h, **kw),
+    "minlstm": lambda i, h, **kw: MinLSTM(i, h, **kw),
 }
 
 
 def cell_names() -> list[str]:
-    _load_optional()
     return sorted(LAYERS)
 
 
@@ -39,17 +41,7 @@ def make_layer(
 
     x: (batch, time, input_size) when batch_first; y: (batch, time, D * hidden_size).
     """
-    _load_optional()
     if cell not in LAYERS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(sorted(LAYERS))}")
     return LAYERS[cell](input_size, hidden_size, num_layers=num_layers, dropout=dropout,
                         bidirectional=bidirectional, batch_first=batch_first)
-
-
-def _load_optional() -> None:
-    """Cells defined in other modules register themselves on import."""
-    try:
-        import rnnkit.nn.scan  # noqa: F401  (minGRU / minLSTM)
-    except ModuleNotFoundError as exc:
-        if exc.name != "rnnkit.nn.scan":
-            raise

@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 from rnnkit.nn import kernels
 from rnnkit.nn.layers import SequenceLayer
-from rnnkit.nn.registry import LAYERS
 from rnnkit.nn.runner import reverse_padded
 
 SCANS = ("auto", "fused", "log", "chunked", "sequential", "script")
@@ -316,7 +315,3 @@ class MinLSTM(_MinLayer):
     """
 
     kind = "minlstm"
-
-
-LAYERS["mingru"] = lambda i, h, **kw: MinGRU(i, h, **kw)
-LAYERS["minlstm"] = lambda i, h, **kw: MinLSTM(i, h, **kw)

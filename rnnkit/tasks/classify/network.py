@@ -5,36 +5,39 @@ Shapes: tokens ``x: (batch, time)`` int64 or numeric ``x: (batch, time, features
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.nn import I2HCell, Recurrent
 from rnnkit.nn.registry import cell_names, make_layer
+from rnnkit.options import opt, to_dict
 
 POOLINGS = ("last", "mean", "max", "attention")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClassifierNetConfig:
-    """Architecture (saved in config.json). ``cell`` is any registry name or ``i2h``."""
+    """Architecture (saved in config.json). ``cell`` is any registry name or ``i2h``; the settings a
+    user picks carry the names of ``ClassifierConfig``'s fields, the rest come from the data."""
 
-    n_classes: int
-    input_kind: str = "tokens"  # "tokens" | "numeric"
-    vocab_size: int = 0  # tokens: embedding rows (0 = padding, 1 = unknown)
-    n_features: int = 0  # numeric: features per step
-    embed_dim: int = 32
-    cell: str = "gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    pooling: str = "last"
-    conv_kernel: int = 0  # > 0: a 1-D conv (this width, ReLU) over the inputs before the RNN
+    n_classes: int = opt(2, "classes", min=2, max=1_000_000, flag=False)
+    input_kind: str = opt("tokens", "tokens or numeric", choices=("tokens", "numeric"), flag=False)
+    vocab_size: int = opt(0, "tokens: embedding rows (0 = padding, 1 = unknown)", min=0, max=10_000_000, flag=False)
+    n_features: int = opt(0, "numeric: features per step", min=0, max=100_000, flag=False)
+    embed_size: int = opt(32, "token embedding size", min=1, max=8192, flag=False)
+    cell: str = opt("gru", "recurrent cell", flag=False)
+    hidden_size: int = opt(64, "hidden units per direction", min=1, max=8192, flag=False)
+    num_layers: int = opt(1, "stacked layers", min=1, max=64, flag=False)
+    bidirectional: bool = opt(False, "read both directions", flag=False)
+    dropout: float = opt(0.0, "dropout", min=0.0, max=0.99, flag=False)
+    pooling: str = opt("last", "pooling over time", choices=POOLINGS, flag=False)
+    conv_kernel: int = opt(0, "> 0: a 1-D conv (this width, ReLU) over the inputs before the RNN", min=0, max=1001,
+                           flag=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
 
 def check_net_config(cfg: ClassifierNetConfig) -> None:
@@ -94,8 +97,8 @@ class ClassifierNet(nn.Module):
         check_net_config(cfg)
         self.cfg = cfg
         if cfg.input_kind == "tokens":
-            self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
-            in_size = cfg.embed_dim
+            self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size, padding_idx=0)
+            in_size = cfg.embed_size
         else:
             self.embed = None
             in_size = cfg.n_features

@@ -13,7 +13,7 @@ weights restored), cross-entropy with optional balanced class weights.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -26,74 +26,70 @@ from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
 from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
 from rnnkit.tasks.classify.ensemble import EnsembleNet
-from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig, check_net_config
+from rnnkit.options import from_dict, opt, shared_fields
+from rnnkit.tasks.base import RunOptions, Task
+from rnnkit.tasks.classify.network import POOLINGS, ClassifierNet, ClassifierNetConfig, check_net_config
 
-TASK = "classify"
-
-
-@dataclass
-class ClassifierConfig:
+@dataclass(kw_only=True)
+class ClassifierConfig(RunOptions):
     """Hyper-parameters of ``SequenceClassifier`` (architecture, input handling, training)."""
 
-    cell: str = "gru"  # any rnnkit.nn.registry cell, or "i2h" (the tutorial's i2h/i2o cell)
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = False
-    pooling: str = "last"  # last | mean | max | attention (all masked by length)
-    embed_dim: int = 32  # token inputs only
-    dropout: float = 0.0
-    level: str = "char"  # token inputs: char | word
-    lowercase: bool = False
-    max_len: Optional[int] = 512  # longer sequences are truncated
-    class_weight: Optional[str] = None  # None | "balanced"
-    label_smoothing: float = 0.0  # training loss only
-    # > 0: numeric inputs only; Gaussian noise of this std (in scaler units, i.e. per-feature
-    # standard deviations) is added to every training batch, a cheap augmentation for small data.
-    input_noise: float = 0.0
-    # > 0: logit-adjusted loss (Menon et al. 2021): training and validation losses see
-    # logits + loss_adjust * log prior(class), so the network's own logits come out balanced
-    # towards rare classes (the rare-class features are learned, not only re-thresholded).
-    loss_adjust: float = 0.0
-    conv_kernel: int = 0  # > 0: conv front-end (char n-gram detector of this odd width) before the RNN
-    # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 (logit
-    # adjustment, Menon et al. 2021: favours rare classes) and fold it into the head's bias, so
-    # save/load/ONNX all give the adjusted model. Needs validation data; None = off.
-    logit_adjust: Optional[str] = None
-    logit_adjust_tau: float = 0.0  # the fitted tau (written by fit, kept in config.json)
-    # K > 1: train K members (seeds seed..seed+K-1, max_time each) and average their probabilities
-    # (classify_ensemble.EnsembleNet: one network, one model folder, one ONNX graph).
-    ensemble: int = 1
-    val_fraction: float = 0.1  # stratified; ignored when val data is given
-    batch_size: int = 32
-    epochs: int = 30
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"  # adam | adamw
-    grad_clip: float = 1.0
-    schedule: str = "constant"
-    patience: int = 5
-    seed: int = 0
-    max_time: Optional[float] = None
-    device: str = "auto"
-    progress: bool = True
+    cell: str = opt("gru", "recurrent cell: lstm, gru, rnn, mingru, ... or i2h (the tutorial's i2h/i2o cell)")
+    hidden_size: int = opt(64, "hidden units per direction", min=1, max=8192)
+    num_layers: int = opt(1, "stacked recurrent layers", min=1, max=64)
+    bidirectional: bool = opt(False, "read the sequence in both directions")
+    pooling: str = opt("last", "pooling over time (masked by length)", choices=POOLINGS)
+    embed_size: int = opt(32, "token embedding size (text inputs)", min=1, max=8192)
+    dropout: float = opt(0.0, "dropout", min=0.0, max=0.99)
+    level: str = opt("char", "tokens of text inputs", choices=("char", "word"))
+    lowercase: bool = opt(False, "lower-case text before tokenising")
+    max_len: Optional[int] = opt(512, "truncate longer sequences", min=1, max=10_000_000)
+    class_weight: Optional[str] = opt(None, "'balanced' weighs classes inversely to their frequency",
+                                      choices=("balanced",))
+    label_smoothing: float = opt(0.0, "label smoothing of the training loss", min=0.0, max=0.99)
+    # Gaussian noise of this std (in scaler units, i.e. per-feature standard deviations) added to every
+    # training batch of numeric inputs: a cheap augmentation for small data.
+    input_noise: float = opt(0.0, "numeric inputs: training noise std in per-feature standard deviations",
+                             min=0.0, max=100.0)
+    # Logit-adjusted loss (Menon et al. 2021): the losses see logits + loss_adjust * log prior(class),
+    # so the network's own logits come out balanced towards rare classes.
+    loss_adjust: float = opt(0.0, "logit-adjusted training loss: add this times log class prior to the logits",
+                             min=-100.0, max=100.0)
+    conv_kernel: int = opt(0, "width of a conv front-end over the inputs (odd; 0 = none)", min=0, max=1001)
+    # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 and fold it
+    # into the head's bias, so save/load/ONNX all give the adjusted model. Needs validation data.
+    logit_adjust: Optional[str] = opt(None, "'auto': favour rare classes by the amount that maximises "
+                                      "validation macro-F1", choices=("auto",))
+    logit_adjust_tau: float = opt(0.0, "the fitted tau (written by fit)", min=-100.0, max=100.0, flag=False)
+    # K members (seeds seed..seed+K-1, max_time each), probabilities averaged (ensemble.EnsembleNet:
+    # one network, one model folder, one ONNX graph).
+    ensemble: int = opt(1, "train K networks with seeds seed..seed+K-1 and average their probabilities",
+                        min=1, max=256)
+    val_fraction: float = opt(0.1, "stratified validation share for early stopping (ignored with --val-data)",
+                              min=0.0, max=0.9)
+    batch_size: int = opt(32, "sequences per batch", min=1, max=1_000_000)
+    epochs: int = opt(30, "epochs", min=1, max=1_000_000)
+    lr: float = opt(3e-3, "learning rate", min=0.0, max=10.0)
+    weight_decay: float = opt(0.0, "weight decay (AdamW)", min=0.0, max=10.0)
+    optimizer: str = opt("adam", "optimizer", choices=("adam", "adamw"))
+    grad_clip: float = opt(1.0, "max global gradient norm (0 = off)", min=0.0, max=1e6)
+    schedule: str = opt("constant", "learning-rate schedule", choices=("constant", "cosine", "plateau"))
+    patience: int = opt(5, "early stopping: epochs without validation improvement (0 = off)", min=0, max=1_000_000)
 
 
-class SequenceClassifier:
+class SequenceClassifier(Task):
     """An RNN sequence classifier with the task interface: fit, predict, evaluate, save, load."""
 
+    task = "classify"
+    Config = ClassifierConfig
+    onnx_inputs = ("x", "lengths")
+
     def __init__(self, config: Optional[ClassifierConfig] = None, **overrides):
-        names = {f.name for f in fields(ClassifierConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(f"unknown SequenceClassifier option(s): {', '.join(unknown)}")
-        base = asdict(config) if config is not None else {}
-        self.config = ClassifierConfig(**{**base, **overrides})
-        self.net: Optional[Union[ClassifierNet, EnsembleNet]] = None
+        super().__init__(config, **overrides)
         self.labels: list[str] = []
         self.vocab: Optional[Vocab] = None
         self.scaler: Optional[FeatureScaler] = None
-        self.history = None  # the last member's History (all members: self.histories)
-        self.histories: list = []
+        self.histories: list = []  # every member's History (self.history: the last one)
 
     # ------------------------------------------------------------------ data
     @staticmethod
@@ -138,11 +134,9 @@ class SequenceClassifier:
         else:
             self.vocab, self.scaler = None, FeatureScaler.fit(train.values, train.lengths)
         net_cfg = ClassifierNetConfig(
-            n_classes=len(self.labels), input_kind=train.kind,
+            **shared_fields(cfg, ClassifierNetConfig), n_classes=len(self.labels), input_kind=train.kind,
             vocab_size=len(self.vocab) if self.vocab else 0,
-            n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0,
-            embed_dim=cfg.embed_dim, cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel)
+            n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0)
         if cfg.logit_adjust not in (None, "auto"):
             raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
         if not cfg.input_noise >= 0:
@@ -180,8 +174,8 @@ class SequenceClassifier:
             members.append(net)
             self.histories.append(hist)
         self.history = self.histories[-1]
-        self.net = members[0] if cfg.ensemble == 1 else EnsembleNet.from_members(members)
-        self.net.eval()
+        self.network = members[0] if cfg.ensemble == 1 else EnsembleNet.from_members(members)
+        self.network.eval()
         if cfg.logit_adjust == "auto" and val_data is not None and len(val_data):
             self._fit_logit_adjustment(y_ids.numpy(), val_data)
         return self
@@ -232,19 +226,14 @@ class SequenceClassifier:
         grid = np.arange(-self.config.loss_adjust, 1.51, 0.125) + 0.0  # + 0.0: no "-0.0" tau
         scores = [(macro_f1(y_val, (logp - t * log_prior).argmax(1), n), -abs(t), t) for t in grid]
         _, _, tau = max(scores)  # ties -> the smallest |tau|
-        self.net.add_logit_bias(torch.as_tensor(-tau * log_prior))  # head bias, or the ensemble's `adjust`
+        self.network.add_logit_bias(torch.as_tensor(-tau * log_prior))  # head bias, or the ensemble's `adjust`
         self.config.logit_adjust_tau = float(tau)
 
     # ------------------------------------------------------------------ inference
-    def _require_fitted(self) -> Union[ClassifierNet, EnsembleNet]:
-        if self.net is None:
-            raise UserError("the classifier is not trained yet: call fit() or load() first")
-        return self.net
-
     @torch.no_grad()
     def predict_proba(self, X, lengths=None) -> np.ndarray:
         """Class probabilities (n, n_classes), columns in the order of ``self.labels``."""
-        net = self._require_fitted()
+        net = self.require_trained()
         data = X if isinstance(X, SequenceData) else self._data(X, None, lengths)
         x, L = self._encode(data)
         net.eval()
@@ -264,53 +253,38 @@ class SequenceClassifier:
         data = X if isinstance(X, SequenceData) else self._data(X, y, lengths)
         if data.labels is None:
             raise UserError(f"{data.source}: labels are needed to evaluate")
-        self._require_fitted()
+        self.require_trained()
         true = self._label_ids(data).numpy()
         pred = self.predict_proba(data).argmax(1)
         return classification_report(true, pred, self.labels)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, dir: Union[str, Path]) -> Path:
-        """Model folder: config.json, model.safetensors, labels.json, vocab.json | scaler.json."""
-        from rnnkit.train.checkpoint import save_model
-
-        net = self._require_fitted()
-        config = {"task": TASK, "net": net.cfg.to_dict(), "options": asdict(self.config)}
+    def extras(self) -> dict:
+        """labels.json, and vocab.json (text) or scaler.json (numeric)."""
         extras: dict = {"labels": self.labels}
         if self.vocab is not None:
             extras["vocab"] = self.vocab.to_json()
         if self.scaler is not None:
             extras["scaler"] = self.scaler.to_json()
-        return save_model(dir, net, config, extras)
+        return extras
 
-    @classmethod
-    def load(cls, dir: Union[str, Path], device: str = "cpu") -> "SequenceClassifier":
-        from rnnkit.train.checkpoint import load_model, load_state_into
-
-        config, state, extras = load_model(dir, task=TASK)
+    def restore(self, net: dict, extras: dict, where: str) -> Union[ClassifierNet, EnsembleNet]:
+        net_cfg = from_dict(ClassifierNetConfig, net, f"{where} net")
         try:
-            net_cfg = ClassifierNetConfig(**config["net"])
-            names = {f.name for f in fields(ClassifierConfig)}
-            options = {k: v for k, v in config.get("options", {}).items() if k in names}
-            labels = [str(l) for l in extras["labels"]]
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{dir}: config.json or labels.json is incomplete ({exc})") from None
-        clf = cls(**options)
-        clf.labels = labels
+            check_net_config(net_cfg)
+        except ValueError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        labels = extras.get("labels")
+        if not isinstance(labels, list) or len(labels) != net_cfg.n_classes:
+            raise UserError(f"{where}: labels.json must list the model's {net_cfg.n_classes} classes")
+        self.labels = [str(label) for label in labels]
         if net_cfg.input_kind == "tokens":
             if "vocab" not in extras:
-                raise UserError(f"{dir}: vocab.json is missing")
-            clf.vocab = Vocab.from_json(extras["vocab"])
+                raise UserError(f"{where}: vocab.json is missing")
+            self.vocab = Vocab.from_json(extras["vocab"])
         else:
             if "scaler" not in extras:
-                raise UserError(f"{dir}: scaler.json is missing")
-            clf.scaler = FeatureScaler.from_json(extras["scaler"])
-        if len(labels) != net_cfg.n_classes:
-            raise UserError(f"{dir}: labels.json has {len(labels)} labels but the model has {net_cfg.n_classes} classes")
-        k = clf.config.ensemble
-        if not isinstance(k, int) or k < 1:
-            raise UserError(f"{dir}: config.json has a bad ensemble size {k!r}")
-        clf.net = ClassifierNet(net_cfg) if k == 1 else EnsembleNet(net_cfg, k)
-        load_state_into(clf.net, state, where=str(Path(dir) / "model.safetensors"))
-        clf.net.to(device).eval()
-        return clf
+                raise UserError(f"{where}: scaler.json is missing")
+            self.scaler = FeatureScaler.from_json(extras["scaler"])
+        k = self.config.ensemble
+        return ClassifierNet(net_cfg) if k == 1 else EnsembleNet(net_cfg, k)

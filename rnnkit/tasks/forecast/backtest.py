@@ -9,7 +9,7 @@ and the coverage of its 80 % band. "overall" rows are means over series and fold
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -75,10 +75,10 @@ def run_backtest(ss: SeriesSet, config: ForecastConfig, folds: int = 3,
         if ss.future_cols:
             train.horizon_future = {s.id: s.future[origin[s.id]:origin[s.id] + H] for s in ss.series}
         print(f"backtest fold {k + 1}/{folds}: training on {sum(origin.values())} points", file=log)
-        fc = Forecaster(config=replace(config, out_dir=None, resume=False))
+        fc = Forecaster(config=config)
         fc.fit(train, strict=False)
         q = fc.predict_quantiles(train)
-        levels = fc.model.cfg.quantiles
+        levels = fc.network.cfg.quantiles
         band = interpolate_quantiles(q, levels, [0.1, 0.5, 0.9])
         for i, s in enumerate(ss.series):
             o = origin[s.id]

@@ -7,36 +7,36 @@ f_hor (B, H, F) known-future covariates over the horizon; output (B, H, Q).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.nn.registry import make_layer
+from rnnkit.options import opt, to_dict
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NetConfig:
-    """Architecture of one ensemble member (all members share it)."""
+    """Architecture of one ensemble member (all members share it); the settings the user picks
+    carry the names of ``ForecastConfig``'s fields, the rest come from the data."""
 
-    context: int
-    horizon: int
-    n_past: int = 0
-    n_future: int = 0
-    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
-    cell: str = "gru"
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.0
-    highway: bool = True
-    ensemble: int = 1
+    context: int = opt(1, "history length the network reads", min=1, max=100_000, flag=False)
+    horizon: int = opt(1, "steps forecast at once", min=1, max=10_000, flag=False)
+    n_past: int = opt(0, "past-observed covariates", min=0, max=10_000, flag=False)
+    n_future: int = opt(0, "known-future covariates", min=0, max=10_000, flag=False)
+    quantiles: tuple[float, ...] = opt(DEFAULT_QUANTILES, "trained quantile levels", min=0.0, max=1.0, flag=False)
+    cell: str = opt("lstm", "recurrent cell", flag=False)
+    hidden_size: int = opt(64, "hidden units", min=1, max=8192, flag=False)
+    num_layers: int = opt(1, "stacked recurrent layers", min=1, max=64, flag=False)
+    dropout: float = opt(0.0, "dropout between layers", min=0.0, max=0.99, flag=False)
+    highway: bool = opt(True, "linear path on the scaled history", flag=False)
+    ensemble: int = opt(1, "members", min=1, max=256, flag=False)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["quantiles"] = list(self.quantiles)
-        return d
+        return to_dict(self)
 
 
 def masked_stats(x: Tensor, m: Tensor, dim: int = 1) -> tuple[Tensor, Tensor]:
@@ -66,10 +66,10 @@ class ForecastNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         Q, H, F = len(cfg.quantiles), cfg.horizon, cfg.n_future
-        self.rnn = make_layer(cfg.cell, 2 + cfg.n_past + F, cfg.hidden, num_layers=cfg.layers,
-                              dropout=cfg.dropout if cfg.layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Linear(cfg.hidden + H * F, cfg.hidden), nn.ReLU(),
-                                  nn.Linear(cfg.hidden, H * Q))
+        self.rnn = make_layer(cfg.cell, 2 + cfg.n_past + F, cfg.hidden_size, num_layers=cfg.num_layers,
+                              dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(cfg.hidden_size + H * F, cfg.hidden_size), nn.ReLU(),
+                                  nn.Linear(cfg.hidden_size, H * Q))
         self.highway = nn.Linear(cfg.context, H * Q) if cfg.highway else None
         if self.highway is not None:  # start from "no linear part": the RNN learns first
             nn.init.zeros_(self.highway.weight)
@@ -185,10 +185,3 @@ def forecast_loss(model: ForecastModel, b: dict[str, Tensor]) -> Tensor:
     cfg = getattr(model, "module", model).cfg  # model may be DDP-wrapped
     levels = torch.tensor(cfg.quantiles, dtype=q.dtype, device=q.device)
     return pinball_loss(q, y_s, b["m_hor"], levels) * q.shape[1]  # sum over members: each gets a full gradient
-
-
-def config_from_dict(d: dict) -> NetConfig:
-    d = dict(d)
-    d["quantiles"] = tuple(d["quantiles"])
-    return NetConfig(**{k: v for k, v in d.items() if k in NetConfig.__dataclass_fields__})
-

@@ -10,8 +10,7 @@ series (masked), or line up future covariates. Training runs on the shared ``Tra
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -23,52 +22,38 @@ from rnnkit.data.series import SeriesSet, check_lengths, load_series, truncate
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
-from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
-                                         forecast_loss)
-from rnnkit.train import Trainer, TrainConfig, load_model, load_state_into, save_model
+from rnnkit.tasks.forecast.network import DEFAULT_QUANTILES, ForecastModel, NetConfig, forecast_loss
+from rnnkit.options import from_dict, opt, shared_fields
+from rnnkit.tasks.base import RunOptions, Task
+from rnnkit.train import Trainer, TrainConfig, torch_threads
 
 DataLike = Union[str, Path, pd.DataFrame]
 
 
-@dataclass
-class ForecastConfig:
+@dataclass(kw_only=True)
+class ForecastConfig(RunOptions):
     """Everything ``Forecaster`` needs besides the data. None = chosen from the data."""
 
-    horizon: int
-    cell: str = "lstm"
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.0
-    context: Optional[int] = None        # history length the model reads (auto: ~2-3 horizons / 2 seasons)
-    season: Optional[int] = None         # seasonal period (auto from the date frequency, 1 for integers)
-    quantiles: tuple[float, ...] = DEFAULT_QUANTILES  # trained levels; predict interpolates between them
-    ensemble: int = 1                    # members with different initialisations, quantiles averaged
-    highway: bool = True                 # linear path on the scaled history (LSTNet-style)
-    epochs: int = 30
-    steps_per_epoch: Optional[int] = None  # sampled batches per epoch; None = about one pass over
-                                           # the windows, 5..50 (small data overfits with more)
-    batch_size: int = 64
-    lr: float = 3e-3
-    seed: int = 0
-    device: str = "cpu"
-    threads: Optional[int] = 1           # CPU threads while training (a small RNN is fastest on one;
-                                         # extra threads only contend on a busy machine)
-    max_time: Optional[float] = None
-    progress: bool = True
-    out_dir: Optional[str] = None        # trainer checkpoints + metrics.csv (for --resume)
-    resume: bool = False
-
-
-@contextlib.contextmanager
-def _threads(n: Optional[int]):
-    """Temporarily use n torch CPU threads (None = leave as is)."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    horizon: Optional[int] = opt(None, "steps to forecast (required)", min=1, max=10_000)
+    cell: str = opt("lstm", "recurrent cell: lstm, gru, rnn, mingru")
+    hidden_size: int = opt(64, "hidden units", min=1, max=8192)
+    num_layers: int = opt(1, "stacked recurrent layers", min=1, max=64)
+    dropout: float = opt(0.0, "dropout between stacked layers", min=0.0, max=0.99)
+    context: Optional[int] = opt(None, "history length the model reads (default: ~2-3 horizons / 2 seasons)",
+                                 min=1, max=100_000)
+    season: Optional[int] = opt(None, "seasonal period (default: from the date frequency, 1 for integers)",
+                                min=1, max=100_000)
+    quantiles: tuple[float, ...] = opt(DEFAULT_QUANTILES, "trained quantile levels; predict interpolates "
+                                       "between them", min=0.0, max=1.0)
+    ensemble: int = opt(1, "members with different initialisations, quantiles averaged", min=1, max=256)
+    highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
+    epochs: int = opt(30, "epochs (each about one pass over the windows, 5-50 batches)", min=1, max=1_000_000)
+    steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
+                                         "small data overfits with more)", min=1, max=1_000_000)
+    batch_size: int = opt(64, "windows per batch", min=1, max=1_000_000)
+    lr: float = opt(3e-3, "learning rate", min=0.0, max=10.0)
+    threads: Optional[int] = opt(1, "CPU threads while training (a small RNN is fastest on one; 0 = torch's "
+                                 "default)", min=0, max=1024)
 
 
 def _loss(model, batch, state):
@@ -102,27 +87,28 @@ def parse_quantiles(text: Optional[str]) -> Optional[tuple[float, ...]]:
     return qs
 
 
-class Forecaster:
+class Forecaster(Task):
     """Global quantile RNN forecaster (see module docstring)."""
 
-    def __init__(self, horizon: int = 1, config: Optional[ForecastConfig] = None, **kwargs) -> None:
-        if config is None:
-            config = ForecastConfig(horizon=horizon, **kwargs)
-        if not isinstance(config.horizon, (int, np.integer)) or config.horizon <= 0:
-            raise UserError(f"horizon must be a positive integer, got {config.horizon}")
-        if config.ensemble < 1 or config.epochs < 1 or config.hidden < 1:
-            raise UserError("ensemble, epochs and hidden must be at least 1")
-        self.config = config
-        self.model: Optional[ForecastModel] = None
+    task = "forecast"
+    Config = ForecastConfig
+    onnx_inputs = ("y_s", "m")
+
+    def __init__(self, horizon: Optional[int] = None, config: Optional[ForecastConfig] = None, **kwargs) -> None:
+        if horizon is not None:
+            kwargs["horizon"] = horizon
+        super().__init__(config, **kwargs)
+        if self.config.horizon is None:
+            raise UserError("horizon must be a positive integer (steps to forecast), got None")
         self.schema: dict = {}
         self.season = 1
-        self.history = None
         self.train_stats: list[dict] = []
 
     # ------------------------------------------------------------------ training
     def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
             id_col: Optional[str] = None, covariates: Sequence[str] = (),
-            future_covariates: Sequence[str] = (), strict: bool = True) -> "Forecaster":
+            future_covariates: Sequence[str] = (), strict: bool = True, out_dir: Optional[str] = None,
+            resume: bool = False) -> "Forecaster":
         """Train on a long table (or a loaded ``SeriesSet``).
 
         covariates: past-observed columns; future_covariates: columns known over the horizon.
@@ -140,14 +126,12 @@ class Forecaster:
         self.schema = ss.schema()
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
-        net_cfg = NetConfig(context=context, horizon=cfg.horizon, n_past=len(ss.past_cols),
-                            n_future=len(ss.future_cols), quantiles=tuple(sorted(cfg.quantiles)), cell=cfg.cell,
-                            hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, highway=cfg.highway,
-                            ensemble=cfg.ensemble)
+        net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
+                               "n_future": len(ss.future_cols), "quantiles": tuple(sorted(cfg.quantiles))})
         if 0.5 not in net_cfg.quantiles:
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
         try:
-            self.model = ForecastModel(net_cfg, seed=cfg.seed)
+            self.network = ForecastModel(net_cfg, seed=cfg.seed)
         except ValueError as exc:  # unknown cell name
             raise UserError(str(exc)) from None
         panel = Panel.build(ss, context, cfg.horizon)
@@ -163,19 +147,14 @@ class Forecaster:
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, grad_clip=1.0, schedule="cosine", min_lr_ratio=0.05,
                            patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
-                           progress=cfg.progress, out_dir=cfg.out_dir, resume=cfg.resume)
-        trainer = Trainer(self.model, tcfg, _loss, model_config=self._config_json(), extras=self._extras())
-        with _threads(cfg.threads):
+                           progress=cfg.progress, out_dir=out_dir, resume=resume)
+        trainer = Trainer(self.network, tcfg, _loss, model_config=self.config_json(), extras=self.extras())
+        with torch_threads(cfg.threads or None):
             self.history = trainer.fit(epoch_batches)
-        self.model.eval()
+        self.network.eval()
         return self
 
     # ------------------------------------------------------------------ inference
-    def _require_model(self) -> ForecastModel:
-        if self.model is None:
-            raise UserError("the forecaster is not trained: call fit() or load a model folder")
-        return self.model
-
     def load_data(self, data: DataLike, allow_future_rows: bool = True) -> SeriesSet:
         """Read new data with the training schema (same column names)."""
         sc = self.schema
@@ -189,9 +168,9 @@ class Forecaster:
 
     def predict_quantiles(self, ss: SeriesSet) -> np.ndarray:
         """Trained quantiles for the horizon after each series' end: (S, horizon, Q)."""
-        model = self._require_model()
+        model = self.require_trained()
         panel = Panel.build(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols))
-        with _threads(self.config.threads):
+        with torch_threads(self.config.threads or None):
             return model.predict(panel.last()).cpu().numpy().astype(np.float64)
 
     def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None) -> pd.DataFrame:
@@ -200,7 +179,7 @@ class Forecaster:
         Only the last ``context`` points of each series are read. Returns a long table
         ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
         """
-        model = self._require_model()
+        model = self.require_trained()
         ss = data if isinstance(data, SeriesSet) else self.load_data(data)
         q = self.predict_quantiles(ss)
         levels = model.cfg.quantiles
@@ -223,13 +202,13 @@ class Forecaster:
         MASE/sMAPE/RMSE. Honest only when the model was trained without those points (fit on
         data cut ``horizon`` earlier); ``backtest`` does the retraining for you."""
         ss = self.load_data(data, allow_future_rows=False)
-        H = self._require_model().cfg.horizon
+        H = self.require_trained().cfg.horizon
         check_lengths(ss, H)
         cut = truncate(ss, {s.id: len(s) - H for s in ss.series})
         if ss.future_cols:
             cut.horizon_future = {s.id: s.future[len(s) - H:] for s in ss.series}
         q = self.predict_quantiles(cut)
-        point = interpolate_quantiles(q, self.model.cfg.quantiles, [0.5])[..., 0]
+        point = interpolate_quantiles(q, self.network.cfg.quantiles, [0.5])[..., 0]
         res = {"mase": [], "smape": [], "rmse": []}
         for i, s in enumerate(ss.series):
             y, hist = s.y[-H:], s.y[:-H]
@@ -239,40 +218,29 @@ class Forecaster:
         return {k: float(np.mean(v)) for k, v in res.items()}
 
     # ------------------------------------------------------------------ persistence
-    def _config_json(self) -> dict:
-        cfg = asdict(self.config)
-        cfg["quantiles"] = list(cfg["quantiles"])
-        train = {k: cfg[k] for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "seed", "season", "context")}
-        return {"task": "forecast", "net": self.model.cfg.to_dict() if self.model else None,
-                "schema": self.schema, "season": self.season, "train": train}
-
-    def _extras(self) -> dict:
-        return {"scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
+    def extras(self) -> dict:
+        return {"schema": {**self.schema, "season": self.season},
+                "scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
                                    "window, std floored at 1% of the mean level); no global statistics needed",
                            "train_series": self.train_stats[:1000]}}
 
-    def save(self, path: Union[str, Path]) -> Path:
-        """Model folder: config.json + model.safetensors + scaler.json."""
-        self._require_model()
-        return save_model(path, self.model, self._config_json(), self._extras())
+    def restore(self, net: dict, extras: dict, where: str) -> ForecastModel:
+        schema = extras.get("schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("target"), str):
+            raise UserError(f"{where}: schema.json is missing or names no target column")
+        self.schema = {k: v for k, v in schema.items() if k != "season"}
+        season = schema.get("season", 1)
+        if not isinstance(season, int) or isinstance(season, bool) or not 1 <= season <= 100_000:
+            raise UserError(f"{where}: bad season {season!r} in schema.json")
+        self.season = season
+        self.train_stats = (extras.get("scaler") or {}).get("train_series", [])
+        return ForecastModel(from_dict(NetConfig, net, f"{where} net"), seed=0)
 
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "Forecaster":
-        config, state, extras = load_model(path, task="forecast")
-        try:
-            net = config_from_dict(config["net"])
-            train = config["train"]
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{path}/config.json: missing or bad forecaster field {exc}") from None
-        fc = ForecastConfig(horizon=net.horizon, cell=net.cell, hidden=net.hidden, layers=net.layers,
-                            dropout=net.dropout, quantiles=net.quantiles, ensemble=net.ensemble,
-                            highway=net.highway, progress=False,
-                            **{k: train[k] for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "seed",
-                                                     "season", "context") if k in train})
-        self = cls(config=fc)
-        self.schema, self.season = config["schema"], int(config.get("season", 1))
-        self.model = ForecastModel(net, seed=0)
-        load_state_into(self.model, state, where=f"{path}/model.safetensors")
-        self.model.eval()
-        self.train_stats = extras.get("scaler", {}).get("train_series", [])
-        return self
+    def onnx_network(self, session):
+        from rnnkit.onnx_runtime import OnnxForecastModel
+
+        net = self.require_trained()
+        session.require_inputs(list(self.onnx_inputs), "the forecast network")
+        session.require_dims("input", "y_s", {1: net.cfg.context}, "this model's context")
+        session.require_dims("output", "q", {2: net.cfg.horizon}, "this model's horizon")
+        return OnnxForecastModel(session, net)

@@ -7,28 +7,29 @@ characters plus the CTC blank (index 0) at every step.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.nn.registry import make_layer
+from rnnkit.options import opt, to_dict
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SpeechModelConfig:
-    """Architecture (saved in config.json)."""
+    """Architecture (saved in config.json); settings named as ``SpeechConfig``'s fields."""
 
-    n_mels: int = 80
-    vocab_size: int = 29          # blank + characters
-    cell: str = "gru"
-    hidden: int = 192
-    layers: int = 3
-    conv_channels: int = 32
-    dropout: float = 0.1
+    n_mels: int = opt(80, "mel bins", min=1, max=1024, flag=False)
+    vocab_size: int = opt(29, "blank + characters", min=2, max=100_000, flag=False)
+    cell: str = opt("gru", "recurrent cell", flag=False)
+    hidden_size: int = opt(192, "hidden units per direction", min=1, max=8192, flag=False)
+    num_layers: int = opt(3, "stacked bidirectional layers", min=1, max=64, flag=False)
+    conv_channels: int = opt(32, "channels of the two strided convolutions", min=1, max=4096, flag=False)
+    dropout: float = opt(0.1, "dropout", min=0.0, max=0.99, flag=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
 
 def subsampled_lengths(lengths: Tensor) -> Tensor:
@@ -48,12 +49,12 @@ class SpeechModel(nn.Module):
             nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
         )
         freq = (((cfg.n_mels - 1) // 2 + 1) - 1) // 2 + 1
-        self.proj = nn.Linear(c * freq, cfg.hidden)
+        self.proj = nn.Linear(c * freq, cfg.hidden_size)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.rnn = make_layer(cfg.cell, cfg.hidden, cfg.hidden, num_layers=cfg.layers,
-                              dropout=cfg.dropout if cfg.layers > 1 else 0.0, bidirectional=True,
+        self.rnn = make_layer(cfg.cell, cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                              dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, bidirectional=True,
                               batch_first=True)
-        self.head = nn.Linear(2 * cfg.hidden, cfg.vocab_size)
+        self.head = nn.Linear(2 * cfg.hidden_size, cfg.vocab_size)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x = self.conv(feats.unsqueeze(1))                     # (B, C, T/4, F/4)

@@ -1,6 +1,6 @@
 """Speech to text: ``SpeechRecognizer`` (log-mel -> conv + bidirectional RNN -> CTC characters).
 
->>> asr = SpeechRecognizer(cell="gru", hidden=192).fit("corpus/train.jsonl", val_data="corpus/test.jsonl")
+>>> asr = SpeechRecognizer(cell="gru", hidden_size=192).fit("corpus/train.jsonl", val_data="corpus/test.jsonl")
 >>> asr.transcribe("hello.wav"), asr.evaluate("corpus/test.jsonl")["wer"]
 >>> asr.save("model/"); SpeechRecognizer.load("model/")
 
@@ -11,7 +11,7 @@ training transcripts. Long files are cut into chunks at quiet points and decoded
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -22,37 +22,36 @@ import torch.nn.functional as F
 from rnnkit.data.audio import SAMPLE_RATE, load_audio
 from rnnkit.data.features import FbankConfig, SpecAugmentConfig, features, spec_augment
 from rnnkit.errors import UserError
+from rnnkit.options import from_dict, opt, shared_fields
+from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.speech.ctc_decode import CharVocab, WordLM, beam_search, greedy_decode
 from rnnkit.tasks.speech.data import FeatureSet, Utterance, read_dataset
 from rnnkit.tasks.speech.network import SpeechModel, SpeechModelConfig
+from rnnkit.train import torch_threads
 
-TASK = "speech"
 Data = Union[str, Path, list]
 
 
-@dataclass
-class SpeechConfig:
+@dataclass(kw_only=True)
+class SpeechConfig(RunOptions):
     """Hyper-parameters of ``SpeechRecognizer``: architecture, training and decoding."""
 
-    cell: str = "gru"
-    hidden: int = 192
-    layers: int = 3
-    conv_channels: int = 32
-    dropout: float = 0.1
-    epochs: int = 30
-    lr: float = 2e-3
-    batch_frames: int = 16000           # padded feature frames per batch (100 frames = 1 s)
-    specaugment: bool = True
-    patience: int = 10
-    seed: int = 0
-    max_time: Optional[float] = None
-    device: str = "cpu"
-    progress: bool = True
-    beam: int = 8                       # 0 or 1 = greedy decoding
-    lm_weight: float = 1.0              # alpha: weight of the word-list log-probability (tuned on train-voice data)
-    word_bonus: float = 3.0             # beta: reward per completed word
-    chunk_seconds: float = 20.0         # long files are decoded in chunks of about this length
-    workers: int = 1                    # threads for feature extraction
+    cell: str = opt("gru", "recurrent cell: gru, lstm, rnn, mingru")
+    hidden_size: int = opt(192, "hidden units per direction", min=1, max=8192)
+    num_layers: int = opt(3, "stacked bidirectional layers", min=1, max=64)
+    conv_channels: int = opt(32, "channels of the two strided convolutions", min=1, max=4096)
+    dropout: float = opt(0.1, "dropout", min=0.0, max=0.99)
+    epochs: int = opt(30, "epochs", min=1, max=1_000_000)
+    lr: float = opt(2e-3, "learning rate", min=0.0, max=10.0)
+    batch_frames: int = opt(16000, "padded feature frames per batch (100 frames = 1 s)", min=1, max=100_000_000)
+    specaugment: bool = opt(True, "SpecAugment masks on the training features")
+    patience: int = opt(10, "early stopping: epochs without validation improvement (0 = off)", min=0,
+                        max=1_000_000)
+    beam: int = opt(8, "beam width of the decoder (0 or 1 = greedy)", min=0, max=1024)
+    lm_weight: float = opt(1.0, "weight of the word-list log-probability in beam search", min=0.0, max=100.0)
+    word_bonus: float = opt(3.0, "reward per completed word in beam search", min=-100.0, max=100.0)
+    chunk_seconds: float = opt(20.0, "long files are decoded in chunks of about this length", min=1.0, max=3600.0)
+    workers: int = opt(1, "threads for feature extraction", min=1, max=256)
 
 
 def _utterances(data: Data) -> list[Utterance]:
@@ -61,29 +60,26 @@ def _utterances(data: Data) -> list[Utterance]:
     return [u if isinstance(u, Utterance) else Utterance(Path(u[0]), u[1]) for u in data]
 
 
-class SpeechRecognizer:
+class SpeechRecognizer(Task):
     """Character CTC speech recogniser on rnnkit's recurrent layers."""
 
+    task = "speech"
+    Config = SpeechConfig
+    onnx_inputs = ("feats", "lengths")
+
     def __init__(self, config: Optional[SpeechConfig] = None, **kwargs) -> None:
-        names = {f.name for f in fields(SpeechConfig)}
-        bad = sorted(set(kwargs) - names)
-        if bad:
-            raise UserError(f"unknown SpeechRecognizer option(s): {', '.join(bad)}")
-        self.config = config or SpeechConfig(**kwargs)
+        super().__init__(config, **kwargs)
         self.vocab = CharVocab()
         self.fbank = FbankConfig()
         self.lm: Optional[WordLM] = None
         self.word_counts: dict[str, int] = {}
         self.bigram_counts: dict[str, dict[str, int]] = {}
-        self.model: Optional[SpeechModel] = None
-        self.history = None
 
     # ------------------------------------------------------------------ training
     def _build(self) -> SpeechModel:
         c = self.config
-        mcfg = SpeechModelConfig(n_mels=self.fbank.n_mels, vocab_size=len(self.vocab), cell=c.cell,
-                                 hidden=c.hidden, layers=c.layers, conv_channels=c.conv_channels,
-                                 dropout=c.dropout)
+        mcfg = SpeechModelConfig(**shared_fields(c, SpeechModelConfig), n_mels=self.fbank.n_mels,
+                                 vocab_size=len(self.vocab))
         return SpeechModel(mcfg)
 
     def fit(self, data: Data, val_data: Optional[Data] = None, out_dir: Optional[str] = None,
@@ -98,7 +94,7 @@ class SpeechRecognizer:
                if val_data else None)
         self.word_counts, self.bigram_counts = WordLM.count(train.texts)
         self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
-        self.model = self._build()
+        self.network = self._build()
         aug = SpecAugmentConfig() if c.specaugment else None
 
         def loss_fn(model, batch, state):
@@ -115,11 +111,11 @@ class SpeechRecognizer:
                            patience=c.patience if val is not None else None, seed=c.seed,
                            max_time=c.max_time, device=c.device, progress=c.progress,
                            out_dir=out_dir, resume=resume)
-        trainer = Trainer(self.model, tcfg, loss_fn, model_config=self._config_dict(), extras=self._extras())
+        trainer = Trainer(self.network, tcfg, loss_fn, model_config=self.config_json(), extras=self.extras())
         val_batches = val.batches(c.batch_frames) if val is not None else None
         self.history = trainer.fit(lambda epoch: train.batches(c.batch_frames, shuffle=True, seed=c.seed + epoch),
                                    val_batches)
-        self.model.to("cpu").eval()
+        self.network.to("cpu").eval()
         return self
 
     def add_words(self, phrases: list[str], weight: int = 1) -> "SpeechRecognizer":
@@ -137,28 +133,19 @@ class SpeechRecognizer:
         return self
 
     # ------------------------------------------------------------------ inference
-    def _require_model(self) -> SpeechModel:
-        if self.model is None:
-            raise UserError("this SpeechRecognizer is not trained: call fit() or load a model folder")
-        return self.model
-
     @torch.no_grad()
     def log_probs(self, wave: np.ndarray) -> np.ndarray:
         """Frame log-probabilities of one waveform (samples,) at 16 kHz -> (time/4, vocab).
 
         Runs on one CPU thread: batch-1 recurrent steps are too small to split, and on a busy
         machine extra threads spin-wait (measured 20x slower with 2 threads under load)."""
-        model = self._require_model().eval()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        model = self.require_trained().eval()
+        with torch_threads(1):
             feats = features(wave, self.fbank)
             if feats.shape[0] < 4:
                 return np.zeros((0, len(self.vocab)), dtype=np.float32)
             lp, _ = model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
             return lp[0].numpy()
-        finally:
-            torch.set_num_threads(threads)
 
     def decode(self, log_probs: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         beam = self.config.beam if beam is None else beam
@@ -198,41 +185,24 @@ class SpeechRecognizer:
                 "utterances": [dict(audio=str(u.audio), **asdict(e)) for u, e in zip(utts, per_utterance(refs, hyps))]}
 
     # ------------------------------------------------------------------ model folder
-    def _config_dict(self) -> dict:
-        mcfg = self.model.cfg.to_dict() if self.model is not None else {}
-        return {"task": TASK, "model": mcfg, "fbank": asdict(self.fbank), "speech": asdict(self.config)}
+    def extras(self) -> dict:
+        return {"vocab": self.vocab.to_json(), "fbank": asdict(self.fbank), "words": self.word_counts,
+                "bigrams": self.bigram_counts}
 
-    def _extras(self) -> dict:
-        return {"vocab": self.vocab.to_json(), "words": self.word_counts, "bigrams": self.bigram_counts}
-
-    def save(self, dir: Union[str, Path]) -> Path:
-        from rnnkit.train.checkpoint import save_model
-
-        model = self._require_model()
-        return save_model(dir, model, self._config_dict(), self._extras())
-
-    @classmethod
-    def load(cls, dir: Union[str, Path], device: str = "cpu") -> "SpeechRecognizer":
-        from rnnkit.train.checkpoint import load_model, load_state_into
-
-        config, state, extras = load_model(dir, task=TASK)
+    def restore(self, net: dict, extras: dict, where: str) -> SpeechModel:
+        mcfg = from_dict(SpeechModelConfig, net, f"{where} net")
         try:
-            known = {f.name for f in fields(SpeechConfig)}
-            self = cls(SpeechConfig(**{k: v for k, v in config["speech"].items() if k in known}))
-            self.fbank = FbankConfig(**config["fbank"])
+            self.fbank = FbankConfig(**extras["fbank"])
             self.vocab = CharVocab.from_json(extras["vocab"])
-            mcfg = SpeechModelConfig(**config["model"])
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{dir}: config.json / vocab.json do not describe a speech model ({exc})") from None
-        self.word_counts = {str(k): int(v) for k, v in extras.get("words", {}).items()}
-        self.bigram_counts = {str(k): {str(w): int(n) for w, n in v.items()}
-                              for k, v in extras.get("bigrams", {}).items()}
+            self.word_counts = {str(k): int(v) for k, v in extras.get("words", {}).items()}
+            self.bigram_counts = {str(k): {str(w): int(n) for w, n in v.items()}
+                                  for k, v in extras.get("bigrams", {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{where}: fbank.json / vocab.json / words.json do not describe a speech model "
+                            f"({type(exc).__name__}: {exc})") from None
         if self.word_counts:
             self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
-        self.model = SpeechModel(mcfg)
-        load_state_into(self.model, state, where=f"{dir}/model.safetensors")
-        self.model.eval()
-        return self
+        return SpeechModel(mcfg)
 
 
 def split_long(wave: np.ndarray, chunk_seconds: float = 20.0, search_seconds: float = 2.0) -> list[np.ndarray]:

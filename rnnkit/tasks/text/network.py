@@ -14,7 +14,7 @@ cheaper. The adaptive head cannot share the embedding matrix, so it is used with
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -22,25 +22,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn.registry import make_layer
+from rnnkit.options import opt, to_dict
 
 State = Optional[object]  # whatever the recurrent layer uses: a tensor or a tuple of tensors
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LMConfig:
-    """Architecture of a ``LanguageModel`` (saved in ``config.json``)."""
+    """Architecture of a ``LanguageModel`` (saved in ``config.json``); the defaults are the char level's,
+    the settings carry the names of ``TextConfig``'s fields."""
 
-    vocab_size: int
-    cell: str = "lstm"
-    embed_size: int = 128
-    hidden_size: int = 512
-    num_layers: int = 2
-    dropout: float = 0.2
-    tie_weights: bool = False
-    cutoffs: Optional[list[int]] = None  # adaptive softmax cluster boundaries (None: full softmax)
+    vocab_size: int = opt(2, "tokens", min=1, max=10_000_000, flag=False)
+    cell: str = opt("lstm", "recurrent cell", flag=False)
+    embed_size: int = opt(64, "token embedding size", min=1, max=65_536, flag=False)
+    hidden_size: int = opt(512, "hidden units", min=1, max=65_536, flag=False)
+    num_layers: int = opt(1, "stacked layers", min=1, max=64, flag=False)
+    dropout: float = opt(0.1, "dropout", min=0.0, max=0.99, flag=False)
+    tie_weights: bool = opt(False, "share embedding and decoder", flag=False)
+    cutoffs: Optional[list[int]] = opt(None, "adaptive softmax cluster boundaries (None: full softmax)", min=1,
+                                       max=10_000_000, flag=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
 
 class LanguageModel(nn.Module):

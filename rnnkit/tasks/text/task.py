@@ -15,7 +15,7 @@ import os
 import secrets
 import sys
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -28,7 +28,9 @@ from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
 from rnnkit.tasks.text.sampling import SamplingConfig, rank_words, sample
 from rnnkit.tasks.text.network import LanguageModel, LMConfig, state_batch
-from rnnkit.train import TrainConfig, Trainer, load_model, load_state_into, save_model, seed_everything
+from rnnkit.options import from_dict, opt, validate
+from rnnkit.tasks.base import RunOptions, Task
+from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 TextLike = Union[str, Path]
 
@@ -41,42 +43,43 @@ _DEFAULTS = {
 }
 
 
-@dataclass
-class TextConfig:
-    """Everything that defines a text model; ``None`` fields take the level's default."""
+@dataclass(kw_only=True)
+class TextConfig(RunOptions):
+    """Everything that defines a text model; ``None`` fields take the level's default (``_DEFAULTS``)."""
 
-    level: str = "char"
-    cell: str = "lstm"
-    embed_size: Optional[int] = None
-    hidden_size: Optional[int] = None
-    num_layers: Optional[int] = None
-    dropout: Optional[float] = None
-    tie_weights: Optional[bool] = None   # full softmax only
-    adaptive_softmax: Optional[bool] = None  # for vocabularies over 2,500 tokens (text_model docstring)
-    bptt: Optional[int] = None          # truncated-BPTT window (tokens)
-    batch_size: Optional[int] = None    # parallel streams
-    lr: Optional[float] = None
-    max_vocab: int = 10000              # word level: the rest become <unk>
-    min_freq: int = 1
-    lowercase: bool = True              # word level
-    val_fraction: float = 0.1           # tail of the text held out when no validation text is given
+    level: str = opt("char", "tokens: characters or words", choices=("char", "word"))
+    cell: str = opt("lstm", "recurrent cell: lstm, gru, rnn, mingru")
+    embed_size: Optional[int] = opt(None, "token embedding size (default per level: char 64, word 256)",
+                                    min=1, max=65_536)
+    hidden_size: Optional[int] = opt(None, "hidden units (default per level: char 512, word 256)", min=1, max=65_536)
+    num_layers: Optional[int] = opt(None, "stacked recurrent layers (default 1)", min=1, max=64)
+    dropout: Optional[float] = opt(None, "dropout (default per level: char 0.1, word 0.5)", min=0.0, max=0.99)
+    tie_weights: Optional[bool] = opt(None, "share the embedding with the decoder (full softmax only; default: "
+                                      "word level)")
+    adaptive_softmax: Optional[bool] = opt(None, "adaptive softmax for vocabularies over 2,500 tokens (default: "
+                                           "word level)")
+    bptt: Optional[int] = opt(None, "truncated-BPTT window in tokens (default per level: char 128, word 35)",
+                              min=1, max=1_000_000)
+    batch_size: Optional[int] = opt(None, "parallel streams (default 32)", min=1, max=1_000_000)
+    lr: Optional[float] = opt(None, "learning rate (default 3e-3)", min=0.0, max=10.0)
+    max_vocab: int = opt(10_000, "word level: the most frequent words kept, the rest become <unk>", min=1,
+                         max=10_000_000)
+    min_freq: int = opt(1, "word level: minimum count of a kept word", min=1, max=1_000_000_000)
+    lowercase: bool = opt(True, "word level: lower-case before tokenising")
+    val_fraction: float = opt(0.1, "tail of the text held out for validation (without --val-data)", min=0.0, max=0.9)
+    epochs: int = opt(30, "passes over the training text", min=1, max=1_000_000)
+    patience: Optional[int] = opt(3, "early stopping: epochs without validation improvement (0 = off)", min=0,
+                                  max=1_000_000)
+    schedule: str = opt("cosine", "learning-rate schedule", choices=("constant", "cosine", "plateau"))
 
     def resolved(self) -> "TextConfig":
-        if self.level not in _DEFAULTS:
-            raise UserError(f"unknown --level {self.level!r}; choose char or word")
         if self.cell not in cell_names():
             raise UserError(f"unknown --cell {self.cell!r}; choose one of {', '.join(cell_names())}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for key, default in _DEFAULTS[self.level].items():
             if values[key] is None:
                 values[key] = default
-        cfg = TextConfig(**values)
-        for name in ("embed_size", "hidden_size", "num_layers", "bptt", "batch_size", "max_vocab", "min_freq"):
-            if getattr(cfg, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-        if not 0.0 <= cfg.dropout < 1.0:
-            raise UserError(f"dropout must lie in [0, 1), got {cfg.dropout}")
-        return cfg
+        return TextConfig(**values)
 
 
 def _as_text(data: TextLike, what: str) -> str:
@@ -90,24 +93,31 @@ def _as_text(data: TextLike, what: str) -> str:
     return data
 
 
-class TextModel:
+class TextModel(Task):
     """Character- or word-level recurrent language model with fit / generate / next_words / evaluate."""
 
-    def __init__(self, level: str = "char", cell: str = "lstm", **options) -> None:
-        self.config = TextConfig(level=level, cell=cell, **options).resolved()
+    task = "text"
+    Config = TextConfig
+    onnx_inputs = ("token",)
+
+    def __init__(self, level: Optional[str] = None, cell: Optional[str] = None, config: Optional[TextConfig] = None,
+                 **options) -> None:
+        options.update({k: v for k, v in (("level", level), ("cell", cell)) if v is not None})
+        super().__init__(config, **options)
+        self.config = self.config.resolved()
         self.vocab: Optional[Vocab] = None
-        self.model: Optional[LanguageModel] = None
-        self.history = None
         self.metrics: dict = {}
 
     # ------------------------------------------------------------------ training
-    def fit(self, text: TextLike, val_text: Optional[TextLike] = None, *, epochs: int = 30,
-            max_time: Optional[float] = None, seed: int = 0, device: str = "auto", patience: Optional[int] = 3,
-            schedule: str = "cosine", out_dir: Optional[str] = None, resume: bool = False,
-            progress: bool = True, **train_options) -> "TextModel":
+    def fit(self, text: TextLike, val_text: Optional[TextLike] = None, *, out_dir: Optional[str] = None,
+            resume: bool = False, **options) -> "TextModel":
         """Train on ``text`` (str, or Path of a UTF-8 file); validate on ``val_text`` or the tail
         ``val_fraction`` of ``text``. Early stopping on the validation loss keeps the best weights.
-        Extra keyword arguments go to ``TrainConfig`` (e.g. ``max_steps``, ``warmup_steps``)."""
+        Keyword arguments set ``TextConfig`` fields for this fit (``epochs``, ``max_time``, ``seed``,
+        ...); the rest go to ``TrainConfig`` (e.g. ``max_steps``, ``warmup_steps``)."""
+        names = {f.name for f in fields(TextConfig)}
+        self.config = validate(replace(self.config, **{k: v for k, v in options.items() if k in names}), "TextModel")
+        train_options = {k: v for k, v in options.items() if k not in names}
         cfg = self.config
         corpus = _as_text(text, "training text")
         if val_text is None:
@@ -128,15 +138,15 @@ class TextModel:
         val = TBPTTBatches(batchify(val_ids, n_val), cfg.bptt, ranks) if len(val_ids) >= 2 * n_val else None
         if val is None:
             raise UserError(f"validation text too small for {ranks} processes: {len(val_ids)} tokens")
-        seed_everything(seed)
-        self.model = LanguageModel(self._lm_config(len(self.vocab)))
-        tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, max_time=max_time, seed=seed, device=device, patience=patience,
-                           schedule=schedule, carry_state=True, out_dir=out_dir, resume=resume, progress=progress,
-                           **train_options)
+        seed_everything(cfg.seed)
+        self.network = LanguageModel(self._lm_config(len(self.vocab)))
+        tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, max_time=cfg.max_time, seed=cfg.seed, device=cfg.device,
+                           patience=cfg.patience, schedule=cfg.schedule, carry_state=True, out_dir=out_dir,
+                           resume=resume, progress=cfg.progress, **train_options)
         ignore = self.vocab.unk_id if cfg.level == "char" else None  # unseen characters cannot be learned
-        trainer = Trainer(self.model, tcfg, _LossFn(ignore), model_config=self._config_json(), extras=self._extras())
+        trainer = Trainer(self.network, tcfg, _LossFn(ignore), model_config=self.config_json(), extras=self.extras())
         self.history = trainer.fit(train, val)
-        self.model.eval()
+        self.network.eval()
         rows = self.history.rows
         self.metrics = {"val": self.evaluate(val_str), "epochs": self.history.epochs, "steps": self.history.steps,
                         "stop_reason": self.history.stop_reason, "train_seconds": rows[-1]["seconds"] if rows else None}
@@ -168,15 +178,35 @@ class TextModel:
                         num_layers=c.num_layers, dropout=c.dropout, tie_weights=c.tie_weights and not adaptive,
                         cutoffs=cutoffs if adaptive else None)
 
-    def _config_json(self) -> dict:
-        return {"task": "text", "text": asdict(self.config), "model": self._lm_config(len(self.vocab)).to_dict()}
-
-    def _extras(self) -> dict:
+    def extras(self) -> dict:
         return {"vocab": self.vocab.to_json(), "metrics": self.metrics}
 
-    def _check_ready(self) -> None:
-        if self.model is None or self.vocab is None:
+    def restore(self, net: dict, extras: dict, where: str) -> LanguageModel:
+        lm = from_dict(LMConfig, net, f"{where} net")
+        if "vocab" not in extras:
+            raise UserError(f"{where}: vocab.json is missing")
+        self.vocab = Vocab.from_json(extras["vocab"], where.replace("config.json", "vocab.json"))
+        if len(self.vocab) != lm.vocab_size:
+            raise UserError(f"{where}: vocab.json has {len(self.vocab)} tokens but the model expects {lm.vocab_size}")
+        self.metrics = extras.get("metrics", {}) or {}
+        return LanguageModel(lm)
+
+    def _check_ready(self) -> LanguageModel:
+        if self.vocab is None:
             raise UserError("the text model is not trained: call fit() or TextModel.load()")
+        return self.require_trained()
+
+    def onnx_network(self, session):
+        from rnnkit.onnx_runtime import OnnxLanguageModel
+
+        net = self._check_ready()
+        session.require_inputs(list(self.onnx_inputs), "the text step graph")
+        rnn = net.rnn
+        sizes = tuple(rnn.state_sizes())
+        for name, size in zip(session.input_names[1:], sizes):
+            session.require_dims("input", name, {0: rnn.num_layers, 2: size}, "this model's state")
+        session.require_dims("output", session.output_names[0], {-1: len(self.vocab)}, "this model's vocabulary")
+        return OnnxLanguageModel(session, net.cfg, sizes, rnn.num_layers)
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
@@ -195,18 +225,18 @@ class TextModel:
         x_all, y_all = ids[:-1], ids[1:]
         totals = LMTotals()
         ignore = self.vocab.unk_id if self.config.level == "char" else None
-        device = next(self.model.parameters()).device
-        self.model.eval()
+        device = next(self.network.parameters()).device
+        self.network.eval()
         B = max(1, min(streams, len(x_all) // chunk))
         xs, ys = batchify(x_all, B), batchify(y_all, B)
         state = None
         for i in range(0, xs.shape[1], chunk):
-            logits, state = self.model(xs[:, i:i + chunk].to(device), state)
+            logits, state = self.network(xs[:, i:i + chunk].to(device), state)
             totals.add(logits, ys[:, i:i + chunk].to(device), ignore, ks=(1, 5))
         tail = B * xs.shape[1]
         if tail < len(x_all):  # the ragged end continues the last stream, with its state
             last = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
-            logits, _ = self.model(x_all[tail:].unsqueeze(0).to(device), last)
+            logits, _ = self.network(x_all[tail:].unsqueeze(0).to(device), last)
             totals.add(logits, y_all[tail:].unsqueeze(0).to(device), ignore, ks=(1, 5))
         if totals.tokens == 0:
             raise UserError("evaluation text has no characters the model knows: nothing to score")
@@ -232,9 +262,9 @@ class TextModel:
         ids = ([vocab.stoi[start]] if start in vocab.stoi else []) + vocab.encode(tokens)
         if not ids:
             ids = [1 if len(vocab) > 1 else 0]  # the most frequent token
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        logits, state = self.model(torch.tensor([ids], device=device))
+        self.network.eval()
+        device = next(self.network.parameters()).device
+        logits, state = self.network(torch.tensor([ids], device=device))
         return logits[0, -1], state
 
     @torch.no_grad()
@@ -259,7 +289,7 @@ class TextModel:
                 piece = piece[1:]
             yield piece
             prev = [token]
-            logits, state = self.model.step(token_id.to(logits.device), state)
+            logits, state = self.network.step(token_id.to(logits.device), state)
             logits = logits[0]
 
     def generate(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: Optional[int] = None,
@@ -279,7 +309,7 @@ class TextModel:
             raise UserError(f"--k must be >= 1, got {k}")
         logits, state = self._prime(prompt)
         if self.config.level == "char":
-            return rank_words(self.model.step, logits, state, self.vocab.tokens, _is_word_char, k=k)
+            return rank_words(self.network.step, logits, state, self.vocab.tokens, _is_word_char, k=k)
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         skip = {self.vocab.unk_id}
         if words_only:
@@ -299,31 +329,6 @@ class TextModel:
         """Next-token distribution (V,) after ``prompt``; index it with ``vocab.stoi``."""
         logits, _ = self._prime(prompt)
         return torch.softmax(logits.float(), dim=-1).cpu()
-
-    # ------------------------------------------------------------------ files
-    def save(self, path: str | Path) -> Path:
-        """Model folder: config.json, model.safetensors, vocab.json, metrics.json."""
-        self._check_ready()
-        return save_model(path, self.model, self._config_json(), self._extras())
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "TextModel":
-        config, state, extras = load_model(path, task="text")
-        if "vocab" not in extras:
-            raise UserError(f"{path}: vocab.json is missing")
-        try:
-            self = cls(**config["text"])
-            lm = LMConfig(**config["model"])
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{Path(path) / 'config.json'}: not a valid text-model config ({exc})") from None
-        self.vocab = Vocab.from_json(extras["vocab"], str(Path(path) / "vocab.json"))
-        if len(self.vocab) != lm.vocab_size:
-            raise UserError(f"{path}: vocab.json has {len(self.vocab)} tokens but the model expects {lm.vocab_size}")
-        self.model = LanguageModel(lm)
-        load_state_into(self.model, state, where=str(Path(path) / "model.safetensors"))
-        self.model.to(device).eval()
-        self.metrics = extras.get("metrics", {}) or {}
-        return self
 
 
 class _LossFn:
