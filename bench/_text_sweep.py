@@ -10,16 +10,17 @@ The product trains through rnnkit's Trainer (bench/text.py); this loop only rank
 """
 import json, math, sys, time
 import torch, torch.nn.functional as F
-from rnnkit.data.text import load_shakespeare, tokenize, Vocab, split_stream, make_batches, batchify
+from rnnkit.data.text import batchify, load_shakespeare, split_stream, tbptt_batches
+from rnnkit.data.vocab import Vocab, tokenize
 from rnnkit.tasks.text.network import LMConfig, LanguageModel, detach_state
 
 def main(name, cell, emb, hid, layers, drop, B, T, lr, seconds, threads, sched):
     torch.set_num_threads(threads); torch.manual_seed(0)
-    text = load_shakespeare(); toks = tokenize(text, "char"); v = Vocab.build(toks, "char")
+    text = load_shakespeare(); toks = tokenize(text, "char", lowercase=False); v = Vocab.build(toks, "char")
     ids = torch.tensor(v.encode(toks)); tr, va = split_stream(ids, 0.1)
     m = LanguageModel(LMConfig(len(v), cell, emb, hid, layers, drop))
     opt = torch.optim.Adam(m.parameters(), lr=lr)
-    batches = make_batches(tr, B, T)
+    batches = tbptt_batches(tr, B, T)
     checks = [c for c in (180, 360, 540, 900, 1200) if c < seconds]
     t0 = time.time(); step = 0; st = None; done = False; ep = 0
     while not done:

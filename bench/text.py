@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import log, machine_info, markdown_table, write_results  # noqa: E402
-from rnnkit.data.text import Vocab, load_shakespeare, tokenize  # noqa: E402
+from rnnkit.data.text import load_shakespeare  # noqa: E402
+from rnnkit.data.vocab import Vocab, tokenize  # noqa: E402
 from rnnkit.tasks.text.task import TextModel  # noqa: E402
 from rnnkit.tasks.text.network import LanguageModel  # noqa: E402
 
@@ -45,7 +46,7 @@ def _calibrated_epochs(model: TextModel, text: str, seconds: float) -> int:
     network on the real token mix (the trainer's cosine horizon is counted in epochs; ``max_time`` is
     the hard stop). 10 % is left for the validation passes at epoch ends."""
     c = model.config
-    tokens = tokenize(text, c.level)
+    tokens = tokenize(text, c.level, c.lowercase)
     vocab = Vocab.build(tokens, c.level, c.max_vocab if c.level == "word" else None)
     net = LanguageModel(model._lm_config(len(vocab)))
     opt = torch.optim.Adam(net.parameters(), lr=c.lr)
@@ -161,9 +162,9 @@ def run_kn(orders: tuple[int, ...] = (3, 5)) -> dict:
     text = load_shakespeare()
     model = TextModel(level="word")
     train_text, val_text = model._split_text(text)
-    train_tok = tokenize(train_text, "word")
+    train_tok = tokenize(train_text, "word", lowercase=True)
     vocab = Vocab.build(train_tok, "word", model.config.max_vocab)
-    train_ids, val_ids = vocab.encode(train_tok), vocab.encode(tokenize(val_text, "word"))
+    train_ids, val_ids = vocab.encode(train_tok), vocab.encode(tokenize(val_text, "word", lowercase=True))
     out = {"part": "kn", "vocab": len(vocab), "train_tokens": len(train_ids), "val_tokens": len(val_ids)}
     for order in orders:
         t0 = time.perf_counter()

@@ -9,7 +9,8 @@ from rnnkit.data.sequences import check_labels, from_arrays, read_sequences, str
 from rnnkit.data.uea import load_uea, read_ts
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import accuracy, confusion_matrix, format_confusion, macro_f1, plot_confusion
-from rnnkit.tasks.classify.data import FeatureScaler, Vocab
+from rnnkit.data.vocab import Vocab
+from rnnkit.tasks.classify.data import FeatureScaler, build_vocab, encode_texts
 
 
 def test_csv_tokens_and_default_columns(tmp_path):
@@ -127,8 +128,8 @@ def test_ts_reader_errors(tmp_path):
 
 
 def test_vocab_and_scaler():
-    v = Vocab.build(["abc", "abd"], "char")
-    ids, lengths = v.encode(["abz", "a"], max_len=None)
+    v = build_vocab(["abc", "abd"], "char", lowercase=False)
+    ids, lengths = encode_texts(v, ["abz", "a"], max_len=None)
     assert lengths.tolist() == [3, 1] and ids[0, 2] == 1 and ids[1, 1] == 0  # unknown=1, padding=0
     assert Vocab.from_json(v.to_json()).tokens == v.tokens
     vals = np.array([[[1.0], [3.0], [100.0]], [[5.0], [7.0], [9.0]]], dtype=np.float32)

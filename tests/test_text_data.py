@@ -4,8 +4,9 @@ import json
 import pytest
 import torch
 
-from rnnkit.data.text import (EOS, SHAKESPEARE, UNK, TBPTTBatches, Vocab, batchify, decode_text, detokenize,
-                              load_shakespeare, make_batches, prompt_tokens, read_text, split_stream, tokenize)
+from rnnkit.data.text import (SHAKESPEARE, TBPTTBatches, batchify, decode_text, load_shakespeare, read_text,
+                              split_stream, tbptt_batches)
+from rnnkit.data.vocab import EOS, PAD, UNK, Vocab, detokenize, prompt_tokens, tokenize
 from rnnkit.errors import UserError
 
 
@@ -42,12 +43,12 @@ def test_non_utf8_error_says_where():
 
 def test_word_tokenizer_documented_rules():
     text = "Pardon'd, O'er the hill--'tis true!\n\nThe KING's 2 men.\n"
-    assert tokenize(text, "word") == ["pardon'd", ",", "o'er", "the", "hill", "--", "'tis", "true", "!", EOS,
+    assert tokenize(text, "word", lowercase=True) == ["pardon'd", ",", "o'er", "the", "hill", "--", "'tis", "true", "!", EOS,
                                       "the", "king's", "2", "men", ".", EOS]
     assert tokenize("A b", "word", lowercase=False) == ["A", "b", EOS]
-    assert tokenize("ab\n", "char") == ["a", "b", "\n"]
+    assert tokenize("ab\n", "char", lowercase=False) == ["a", "b", "\n"]
     with pytest.raises(UserError, match="unknown text level"):
-        tokenize("x", "byte")
+        tokenize("x", "byte", lowercase=False)
 
 
 def test_prompt_tokens_continue_the_line():
@@ -68,19 +69,18 @@ def test_vocab_cap_unk_and_json_roundtrip(tmp_path):
     assert v.encode(list("abcz")) == [1, 2, 0, 0]
     assert v.unknown(list("abczc")) == ["c", "z"]
     assert Vocab.build(tokens, "char", min_freq=2).tokens == [UNK, "a", "b", "c"]
-    v.save(tmp_path / "vocab.json")
-    w = Vocab.load(tmp_path / "vocab.json")
+    w = Vocab.from_json(json.loads(json.dumps(v.to_json())))
     assert w.tokens == v.tokens and w.level == "char"
-    assert json.loads((tmp_path / "vocab.json").read_text())["tokens"][0] == UNK
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(UserError, match="unreadable vocabulary"):
-        Vocab.load(tmp_path / "bad.json")
     with pytest.raises(UserError, match="malformed"):
         Vocab.from_json({"tokens": [UNK]})
+    with pytest.raises(UserError, match="malformed"):
+        Vocab.from_json({"tokens": ["a", UNK, UNK], "level": "char"})
+    padded = Vocab.build(tokens, "char", specials=(PAD, UNK))  # the classifier's layout: padding is id 0
+    assert padded.tokens[:2] == [PAD, UNK] and padded.unk_id == 1 and padded.encode(["z"]) == [1]
 
 
 def test_vocab_is_deterministic():
-    toks = tokenize(load_shakespeare()[:20000], "word")
+    toks = tokenize(load_shakespeare()[:20000], "word", lowercase=True)
     assert Vocab.build(toks, "word", 500).tokens == Vocab.build(list(reversed(toks)), "word", 500).tokens
 
 
@@ -97,9 +97,9 @@ def test_batchify_and_tbptt_streams_are_contiguous():
     assert batches[-1][0].shape == (4, 4)
 
 
-def test_make_batches_too_small_is_a_user_error():
+def test_tbptt_batches_too_small_is_a_user_error():
     with pytest.raises(UserError, match="too small"):
-        make_batches(torch.arange(50), batch_size=4, bptt=32)
+        tbptt_batches(torch.arange(50), batch_size=4, bptt=32)
 
 
 def test_split_stream_is_contiguous():

@@ -15,56 +15,26 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.sequences import SequenceData
+from rnnkit.data.vocab import PAD, UNK, Vocab, tokenize
 from rnnkit.errors import UserError
 
-PAD, UNK = "<pad>", "<unk>"
+def build_vocab(texts: list[str], level: str, lowercase: bool) -> Vocab:
+    """The vocabulary of a classifier's training texts: ``<pad>`` (id 0), ``<unk>`` (id 1), then tokens."""
+    tokens = (t for text in texts for t in tokenize(text.strip(), level, lowercase, line_ends=False))
+    return Vocab.build(tokens, level, lowercase=lowercase, specials=(PAD, UNK))
 
 
-def tokenize(text: str, level: str, lowercase: bool = False) -> list[str]:
-    """'char': characters; 'word': whitespace-separated words."""
-    text = text.strip().lower() if lowercase else text.strip()
-    return list(text) if level == "char" else text.split()
-
-
-@dataclass
-class Vocab:
-    """Token <-> id. ids 0 and 1 are padding and unknown."""
-
-    tokens: list[str]
-    level: str = "char"
-    lowercase: bool = False
-
-    @classmethod
-    def build(cls, texts: list[str], level: str, lowercase: bool = False, min_count: int = 1) -> "Vocab":
-        if level not in ("char", "word"):
-            raise UserError(f"token level must be 'char' or 'word', got {level!r}")
-        counts = Counter(t for s in texts for t in tokenize(s, level, lowercase))
-        kept = sorted(t for t, c in counts.items() if c >= min_count)
-        return cls(tokens=[PAD, UNK] + kept, level=level, lowercase=lowercase)
-
-    def __post_init__(self) -> None:
-        self.index = {t: i for i, t in enumerate(self.tokens)}
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def encode(self, texts: list[str], max_len: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
-        """-> ids (n, T) int64 (right-padded with 0), lengths (n,). Empty sequences become [<unk>]."""
-        seqs = [[self.index.get(t, 1) for t in tokenize(s, self.level, self.lowercase)] or [1] for s in texts]
-        if max_len:
-            seqs = [s[:max_len] for s in seqs]
-        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-        ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = s
-        return ids, lengths
-
-    def to_json(self) -> dict:
-        return {"tokens": self.tokens, "level": self.level, "lowercase": self.lowercase}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Vocab":
-        return cls(tokens=list(d["tokens"]), level=d["level"], lowercase=bool(d.get("lowercase", False)))
+def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    """-> ids (n, T) int64 (right-padded with ``<pad>`` = 0), lengths (n,). Empty sequences become [<unk>]."""
+    unk = vocab.unk_id
+    seqs = [vocab.encode(tokenize(s.strip(), vocab.level, vocab.lowercase, line_ends=False)) or [unk] for s in texts]
+    if max_len:
+        seqs = [s[:max_len] for s in seqs]
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    return ids, lengths
 
 
 @dataclass
@@ -105,7 +75,7 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
     if data.kind == "tokens":
         if vocab is None:
             raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
-        ids, lengths = vocab.encode(data.texts, max_len)
+        ids, lengths = encode_texts(vocab, data.texts, max_len)
         return torch.from_numpy(ids), torch.from_numpy(lengths)
     if scaler is None:
         raise UserError(f"{data.source}: this model was trained on text/token sequences, but the data is numeric")
@@ -115,7 +85,7 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
     return torch.from_numpy(scaler.transform(values, lengths)), torch.from_numpy(lengths.astype(np.int64))
 
 
-def make_batches(x: Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
+def padded_batches(x: Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
                  shuffle: bool, seed: int = 0) -> Callable[[int], list[tuple[Tensor, ...]]]:
     """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is cut to its longest sequence.
 

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from rnnkit.data.sequences import SequenceData, check_labels, from_arrays, read_sequences, stratified_split
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
-from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
+from rnnkit.data.vocab import Vocab
+from rnnkit.tasks.classify.data import FeatureScaler, build_vocab, class_weights, encode_inputs, padded_batches
 from rnnkit.tasks.classify.ensemble import EnsembleNet
 from rnnkit.options import from_dict, opt, shared_fields
 from rnnkit.tasks.base import RunOptions, Task
@@ -130,7 +131,7 @@ class SequenceClassifier(Task):
         if cfg.logit_adjust == "auto" and (val_data is None or not len(val_data)):
             raise UserError("logit_adjust='auto' needs validation data (val=... or val_fraction > 0)")
         if train.kind == "tokens":
-            self.vocab, self.scaler = Vocab.build(train.texts, cfg.level, cfg.lowercase), None
+            self.vocab, self.scaler = build_vocab(train.texts, cfg.level, cfg.lowercase), None
         else:
             self.vocab, self.scaler = None, FeatureScaler.fit(train.values, train.lengths)
         net_cfg = ClassifierNetConfig(
@@ -159,7 +160,7 @@ class SequenceClassifier(Task):
         val_batches = None
         if val_data is not None and len(val_data):
             xv, Lv = self._encode(val_data)
-            val_batches = make_batches(xv, Lv, self._label_ids(val_data), 256, shuffle=False)(0)
+            val_batches = padded_batches(xv, Lv, self._label_ids(val_data), 256, shuffle=False)(0)
 
         members = []
         self.histories = []
@@ -169,7 +170,7 @@ class SequenceClassifier(Task):
             sub = None if out_dir is None else (Path(out_dir) if cfg.ensemble == 1 else Path(out_dir) / f"member-{k}")
             if cfg.ensemble > 1 and cfg.progress:
                 print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
-            batches = make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
+            batches = padded_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
             net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume)
             members.append(net)
             self.histories.append(hist)
@@ -239,7 +240,7 @@ class SequenceClassifier(Task):
         net.eval()
         device = next(net.parameters()).device
         out = []
-        for xb, Lb in make_batches(x, L, None, 512, shuffle=False)(0):
+        for xb, Lb in padded_batches(x, L, None, 512, shuffle=False)(0):
             out.append(torch.softmax(net(xb.to(device), Lb.to(device)).float(), dim=-1).cpu())
         return torch.cat(out).numpy()
 

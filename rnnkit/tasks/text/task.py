@@ -21,8 +21,8 @@ from typing import Iterator, Optional, Union
 
 import torch
 
-from rnnkit.data.text import (EOS, UNK, TBPTTBatches, Vocab, batchify, detokenize, make_batches, prompt_tokens, read_text,
-                              tokenize)
+from rnnkit.data.text import TBPTTBatches, batchify, read_text, tbptt_batches
+from rnnkit.data.vocab import EOS, UNK, Vocab, detokenize, prompt_tokens, tokenize
 from rnnkit.errors import UserError
 from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
@@ -124,16 +124,16 @@ class TextModel(Task):
             train_str, val_str = self._split_text(corpus)
         else:
             train_str, val_str = corpus, _as_text(val_text, "validation text")
-        train_tokens = tokenize(train_str, cfg.level, cfg.lowercase)
+        train_tokens = tokenize(train_str, cfg.level, self._lowercase)
         self.vocab = Vocab.build(train_tokens, cfg.level, cfg.max_vocab if cfg.level == "word" else None,
-                                 cfg.min_freq, cfg.lowercase)
+                                 cfg.min_freq, self._lowercase)
         train_ids = torch.tensor(self.vocab.encode(train_tokens), dtype=torch.long)
-        val_ids = torch.tensor(self.vocab.encode(tokenize(val_str, cfg.level, cfg.lowercase)), dtype=torch.long)
+        val_ids = torch.tensor(self.vocab.encode(tokenize(val_str, cfg.level, self._lowercase)), dtype=torch.long)
         if len(val_ids) < 2:
             raise UserError(f"validation text too small: {len(val_ids)} {cfg.level} tokens, need at least 2")
         batch = self._fit_batch_size(len(train_ids))
         ranks = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: every process gets its own streams
-        train = make_batches(train_ids, max(batch, ranks), cfg.bptt, "training text", ranks)
+        train = tbptt_batches(train_ids, max(batch, ranks), cfg.bptt, "training text", ranks)
         n_val = max(ranks, min(batch, len(val_ids) // (cfg.bptt + 1)))
         val = TBPTTBatches(batchify(val_ids, n_val), cfg.bptt, ranks) if len(val_ids) >= 2 * n_val else None
         if val is None:
@@ -151,6 +151,11 @@ class TextModel(Task):
         self.metrics = {"val": self.evaluate(val_str), "epochs": self.history.epochs, "steps": self.history.steps,
                         "stop_reason": self.history.stop_reason, "train_seconds": rows[-1]["seconds"] if rows else None}
         return self
+
+    @property
+    def _lowercase(self) -> bool:
+        """``lowercase`` is a word-level setting: a character model keeps the case it reads."""
+        return self.config.lowercase and self.config.level == "word"
 
     def _split_text(self, corpus: str) -> tuple[str, str]:
         """Hold out the tail of the text at a line break (a contiguous split: no leakage)."""
@@ -219,7 +224,7 @@ class TextModel(Task):
         """
         self._check_ready()
         body = _as_text(text, "evaluation text")
-        ids = torch.tensor(self.vocab.encode(tokenize(body, self.config.level, self.config.lowercase)), dtype=torch.long)
+        ids = torch.tensor(self.vocab.encode(tokenize(body, self.config.level, self._lowercase)), dtype=torch.long)
         if len(ids) < 2:
             raise UserError("evaluation text too small: need at least 2 tokens")
         x_all, y_all = ids[:-1], ids[1:]
@@ -249,7 +254,7 @@ class TextModel(Task):
         """Read the prompt as the start of a line; return the next-token logits (V,) and state."""
         self._check_ready()
         cfg, vocab = self.config, self.vocab
-        tokens = prompt_tokens(prompt, cfg.level, cfg.lowercase)
+        tokens = prompt_tokens(prompt, cfg.level, self._lowercase)
         unknown = vocab.unknown(tokens)
         if unknown:
             shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
@@ -278,7 +283,7 @@ class TextModel(Task):
         gen = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         logits, state = self._prime(prompt)
         level = self.config.level
-        prev = prompt_tokens(prompt, level, self.config.lowercase)[-1:] if prompt else []
+        prev = prompt_tokens(prompt, level, self._lowercase)[-1:] if prompt else []
         if level == "word" and prompt.endswith("\n"):
             prev = [EOS]
         for _ in range(length):
