@@ -161,3 +161,42 @@ def test_network_is_one_attribute_and_untrained_is_one_error():
         assert obj.network is None
         with pytest.raises(UserError, match="not trained"):
             obj.require_trained()
+
+
+def test_init_from_fine_tunes_a_saved_model(tmp_path):
+    """--init-from starts from the saved weights (the first loss is the saved model's loss) and keeps its
+    fitted vocabulary / classes; a folder of another task or an unknown class is a one-line error."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 12, 2)).astype(np.float32)
+    y = np.array(["a", "b"] * 20)
+    X[y == "b"] += 1.5
+    base = rnnkit.SequenceClassifier(hidden_size=8, epochs=15, val_fraction=0.0, progress=False).fit(X, y)
+    base.save(tmp_path / "base")
+    tuned = rnnkit.SequenceClassifier(hidden_size=8, epochs=1, lr=1e-9, val_fraction=0.0, progress=False,
+                                      init_from=str(tmp_path / "base")).fit(X[:10], y[:10])
+    assert tuned.labels == base.labels
+    assert np.allclose(tuned.predict_proba(X), base.predict_proba(X), atol=1e-4)  # lr ~ 0: unchanged weights
+    fresh = rnnkit.SequenceClassifier(hidden_size=8, epochs=1, lr=1e-9, val_fraction=0.0, progress=False).fit(X, y)
+    assert tuned.evaluate(X, y)["accuracy"] > fresh.evaluate(X, y)["accuracy"]
+    with pytest.raises(UserError, match="not classes of that model"):
+        rnnkit.SequenceClassifier(epochs=1, val_fraction=0.0, progress=False,
+                                  init_from=str(tmp_path / "base")).fit(X[:4], ["a", "c", "a", "c"])
+    with pytest.raises(UserError, match="not a 'classify' model"):
+        rnnkit.SequenceClassifier(epochs=1, init_from=str(LEGACY / "forecast")).fit(X, y)
+
+
+def test_tensorboard_logger_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    csv = tmp_path / "s.csv"
+    _series().to_csv(csv, index=False)
+    out = tmp_path / "m"
+    assert main(["forecast", "train", "--data", str(csv), "--target", "y", "--time-col", "t", "--horizon", "3",
+                 "--hidden-size", "8", "--epochs", "2", "--quiet", "--logger", "tensorboard", "--out", str(out)]) == 0
+    assert (out / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert len(acc.Scalars("train_loss")) == 2

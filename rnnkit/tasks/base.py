@@ -35,6 +35,10 @@ class RunOptions:
     device: str = opt("auto", "where to train: auto (cuda when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
     max_time: Optional[float] = opt(None, "training budget in seconds", min=0, max=1e9)
     progress: bool = opt(True, "progress bars on stderr (--quiet turns them off)", flag=False)
+    logger: str = opt("csv", "training metrics in --out: csv (metrics.csv) or tensorboard (also event files in "
+                      "OUT/tensorboard; needs the [tensorboard] extra)", choices=("csv", "tensorboard"))
+    init_from: Optional[str] = opt(None, "fine-tune: start from this saved model folder's weights, network "
+                                   "settings and vocabulary/labels instead of from scratch")
 
 
 class Task:
@@ -97,6 +101,27 @@ class Task:
     def restore(self, net: Any, extras: dict, where: str) -> nn.Module:
         """Rebuild the (untrained) network and the fitted state (vocabulary, labels, ...) from a folder."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ fine-tuning
+    def init_source(self) -> Optional["Task"]:
+        """The model named by ``init_from`` (same task), or None: its network settings and fitted
+        state (vocabulary, labels, scaler) replace the ones a fresh fit would derive from the data."""
+        if not self.config.init_from:
+            return None
+        return type(self).load(self.config.init_from)
+
+    def start_from(self, network: nn.Module, source: Optional["Task"], member: int = 0) -> nn.Module:
+        """Copy ``source``'s weights into the freshly built ``network`` (a no-op without a source)."""
+        if source is None:
+            return network
+        from rnnkit.train.checkpoint import load_state_into
+
+        weights = source.require_trained()
+        members = getattr(weights, "members", None)
+        if members is not None and not hasattr(network, "members"):
+            weights = members[member % len(members)]  # an ensemble's member k starts member k
+        load_state_into(network, weights.state_dict(), where=f"--init-from {self.config.init_from}")
+        return network
 
     # ------------------------------------------------------------------ ONNX
     def onnx_specs(self) -> dict:

@@ -12,6 +12,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
+from rnnkit.errors import UserError
 from rnnkit.train.checkpoint import atomic_write_text
 
 
@@ -142,13 +143,54 @@ class ProgressBar:
 
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "val_loss", "lr", "seconds"]
+LOGGERS = ("csv", "tensorboard")
 
 
-def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    """Rewrite ``metrics.csv`` atomically from all rows so far (rows survive resume via trainer state)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
-    atomic_write_text(path, buf.getvalue())
+class CsvLogger:
+    """``metrics.csv`` rewritten atomically from all rows so far (rows survive resume via trainer state)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / "metrics.csv"
+
+    def log(self, rows: list[dict]) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
+        atomic_write_text(self.path, buf.getvalue())
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardLogger:
+    """Event files in ``out_dir/tensorboard`` (``tensorboard --logdir OUT/tensorboard``): train/val loss
+    and learning rate per epoch, against the optimizer step. Needs the [tensorboard] extra."""
+
+    def __init__(self, out_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise UserError(f"--logger tensorboard needs the [tensorboard] extra: pip install 'rnnkit[tensorboard]' "
+                            f"({exc})") from None
+        self.writer = SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"))
+        self.written = 0
+
+    def log(self, rows: list[dict]) -> None:
+        for row in rows[self.written:]:
+            for key in ("train_loss", "val_loss", "lr"):
+                if row.get(key) is not None:
+                    self.writer.add_scalar(key, float(row[key]), int(row["step"]))
+        self.written = len(rows)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def make_loggers(kind: str, out_dir: Path) -> list:
+    """``csv``: metrics.csv; ``tensorboard``: metrics.csv and TensorBoard event files."""
+    if kind not in LOGGERS:
+        raise UserError(f"unknown logger {kind!r}; choose {' or '.join(LOGGERS)}")
+    return [CsvLogger(out_dir)] + ([TensorBoardLogger(out_dir)] if kind == "tensorboard" else [])

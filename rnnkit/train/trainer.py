@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import UserError
 from rnnkit.train import distributed as D
-from rnnkit.train.callbacks import EarlyStopping, LRSchedule, ProgressBar, write_metrics_csv
+from rnnkit.train.callbacks import EarlyStopping, LRSchedule, ProgressBar, make_loggers
 from rnnkit.train.checkpoint import (atomic_write_json, flatten_tree, load_model, load_state_into, load_tensors, make_temp_dir,
                                      read_json, rng_state, save_model, save_tensors, set_rng_state, unflatten_tree)
 
@@ -54,6 +54,7 @@ class TrainConfig:
     progress: bool = True                # tqdm bar on stderr (rank 0 only)
     carry_state: bool = False            # truncated BPTT across consecutive batches
     out_dir: Optional[str] = None        # checkpoint/ + metrics.csv
+    logger: str = "csv"                  # "csv" (metrics.csv) | "tensorboard" (metrics.csv + event files)
     resume: bool = False                 # continue exactly from out_dir/checkpoint
     checkpoint_every: Optional[int] = None  # also checkpoint every N steps (always at epoch end)
     log_every: int = 10                  # steps between loss read-outs (a GPU sync)
@@ -124,6 +125,7 @@ class Trainer:
         self.dist = D.setup(self.device)
         self.main = self.dist.is_main
         self.out_dir = Path(config.out_dir) if config.out_dir else None
+        self.loggers = make_loggers(config.logger, self.out_dir) if self.main and self.out_dir else []
         self.epoch = 0
 
     def _config_json(self) -> dict:
@@ -178,8 +180,9 @@ class Trainer:
             bar.close()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        if self.main and self.out_dir:
-            write_metrics_csv(self.out_dir / "metrics.csv", self.rows)
+        for logger in self.loggers:
+            logger.log(self.rows)
+            logger.close()
         self.model.to(home)
         best = self.stopper.best if math.isfinite(self.stopper.best) else None
         best_epoch = self.stopper.best_epoch + 1 if best is not None and self.stopper.best_epoch >= 0 else None
@@ -258,8 +261,8 @@ class Trainer:
         self.rows.append(row)
         bar.end_epoch(row)
         self.epoch, self.pos, self.train_sum, self.train_count, self.state = self.epoch + 1, 0, 0.0, 0, None
-        if self.main and self.out_dir:
-            write_metrics_csv(self.out_dir / "metrics.csv", self.rows)
+        for logger in self.loggers:
+            logger.log(self.rows)
         self._save_checkpoint()
 
     def _final_partial(self, val_data: Optional[Data], bar: ProgressBar) -> None:

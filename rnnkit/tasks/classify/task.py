@@ -119,6 +119,12 @@ class SequenceClassifier(Task):
         cfg = self.config
         data = self._data(X, y, lengths)
         self.labels = check_labels(data.labels, data.source)
+        source = self.init_source()
+        if source is not None:  # fine-tuning: the saved classes, vocabulary/scaler and network settings
+            new = sorted(set(self.labels) - set(source.labels))
+            if new:
+                raise UserError(f"--init-from {cfg.init_from}: label(s) {new[:5]} are not classes of that model")
+            self.labels = source.labels
         if val is not None:
             train, val_data = data, self._data(*val)
             if val_data.labels is None:
@@ -130,22 +136,18 @@ class SequenceClassifier(Task):
             train, val_data = data, None
         if cfg.logit_adjust == "auto" and (val_data is None or not len(val_data)):
             raise UserError("logit_adjust='auto' needs validation data (val=... or val_fraction > 0)")
-        if train.kind == "tokens":
+        if source is not None:
+            self.vocab, self.scaler = source.vocab, source.scaler
+        elif train.kind == "tokens":
             self.vocab, self.scaler = build_vocab(train.texts, cfg.level, cfg.lowercase), None
         else:
             self.vocab, self.scaler = None, FeatureScaler.fit(train.values, train.lengths)
-        net_cfg = ClassifierNetConfig(
+        net_cfg = source.network.cfg if source is not None else ClassifierNetConfig(
             **shared_fields(cfg, ClassifierNetConfig), n_classes=len(self.labels), input_kind=train.kind,
             vocab_size=len(self.vocab) if self.vocab else 0,
             n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0)
-        if cfg.logit_adjust not in (None, "auto"):
-            raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
-        if not cfg.input_noise >= 0:
-            raise UserError(f"input_noise must be >= 0 (a standard deviation), got {cfg.input_noise!r}")
         if cfg.input_noise > 0 and train.kind != "numeric":
             raise UserError("input_noise applies to numeric inputs only (token inputs have no scale to perturb)")
-        if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
-            raise UserError(f"ensemble must be an integer >= 1 (number of members), got {cfg.ensemble!r}")
         try:
             check_net_config(net_cfg)
         except ValueError as exc:
@@ -171,7 +173,8 @@ class SequenceClassifier(Task):
             if cfg.ensemble > 1 and cfg.progress:
                 print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
             batches = padded_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
-            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume)
+            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume,
+                                           lambda net, k=k: self.start_from(net, source, member=k))
             members.append(net)
             self.histories.append(hist)
         self.history = self.histories[-1]
@@ -183,13 +186,13 @@ class SequenceClassifier(Task):
 
     def _train_member(self, net_cfg: ClassifierNetConfig, seed: int, train_batches, val_batches,
                       weights: Optional[torch.Tensor], shift: Optional[torch.Tensor], out_dir: Optional[Path],
-                      resume: bool):
+                      resume: bool, init=lambda net: net):
         """One network through the shared Trainer -> (trained ClassifierNet in eval mode, History)."""
         from rnnkit.train import TrainConfig, Trainer, unwrap
 
         cfg = self.config
         torch.manual_seed(seed)  # same initial weights for the same seed
-        net = ClassifierNet(net_cfg)
+        net = init(ClassifierNet(net_cfg))
 
         def loss_fn(model, batch, state):
             xb, Lb, yb = batch
@@ -207,7 +210,7 @@ class SequenceClassifier(Task):
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                            grad_clip=cfg.grad_clip, schedule=cfg.schedule, patience=cfg.patience, seed=seed,
-                           max_time=cfg.max_time, device=cfg.device, progress=cfg.progress,
+                           max_time=cfg.max_time, device=cfg.device, progress=cfg.progress, logger=cfg.logger,
                            out_dir=str(out_dir) if out_dir is not None else None, resume=resume)
         trainer = Trainer(net, tcfg, loss_fn)
         history = trainer.fit(train_batches, val_batches)

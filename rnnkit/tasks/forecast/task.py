@@ -128,10 +128,17 @@ class Forecaster(Task):
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
         net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
                                "n_future": len(ss.future_cols), "quantiles": tuple(sorted(cfg.quantiles))})
+        source = self.init_source()
+        if source is not None:  # fine-tuning: the saved network, which must fit these columns and horizon
+            net_cfg, context = source.network.cfg, source.network.cfg.context
+            if (net_cfg.horizon, net_cfg.n_past, net_cfg.n_future) != (cfg.horizon, len(ss.past_cols), len(ss.future_cols)):
+                raise UserError(f"--init-from {cfg.init_from}: that model forecasts {net_cfg.horizon} steps from "
+                                f"{net_cfg.n_past}+{net_cfg.n_future} covariates; this run asks for {cfg.horizon} "
+                                f"from {len(ss.past_cols)}+{len(ss.future_cols)}")
         if 0.5 not in net_cfg.quantiles:
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
         try:
-            self.network = ForecastModel(net_cfg, seed=cfg.seed)
+            self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
         except ValueError as exc:  # unknown cell name
             raise UserError(str(exc)) from None
         panel = Panel.build(ss, context, cfg.horizon)
@@ -147,7 +154,7 @@ class Forecaster(Task):
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, grad_clip=1.0, schedule="cosine", min_lr_ratio=0.05,
                            patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
-                           progress=cfg.progress, out_dir=out_dir, resume=resume)
+                           progress=cfg.progress, out_dir=out_dir, resume=resume, logger=cfg.logger)
         trainer = Trainer(self.network, tcfg, _loss, model_config=self.config_json(), extras=self.extras())
         with torch_threads(cfg.threads or None):
             self.history = trainer.fit(epoch_batches)

@@ -94,7 +94,8 @@ class SpeechRecognizer(Task):
                if val_data else None)
         self.word_counts, self.bigram_counts = WordLM.count(train.texts)
         self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
-        self.network = self._build()
+        source = self.init_source()  # fine-tuning: the saved network (the alphabet is fixed)
+        self.network = self.start_from(SpeechModel(source.network.cfg), source) if source is not None else self._build()
         aug = SpecAugmentConfig() if c.specaugment else None
 
         def loss_fn(model, batch, state):
@@ -109,7 +110,7 @@ class SpeechRecognizer(Task):
         tcfg = TrainConfig(epochs=epochs or c.epochs, lr=c.lr, optimizer="adamw", weight_decay=1e-4,
                            grad_clip=5.0, schedule="cosine", warmup_steps=min(100, len(train) // 20), min_lr_ratio=0.05,
                            patience=c.patience if val is not None else None, seed=c.seed,
-                           max_time=c.max_time, device=c.device, progress=c.progress,
+                           max_time=c.max_time, device=c.device, progress=c.progress, logger=c.logger,
                            out_dir=out_dir, resume=resume)
         trainer = Trainer(self.network, tcfg, loss_fn, model_config=self.config_json(), extras=self.extras())
         val_batches = val.batches(c.batch_frames) if val is not None else None

@@ -28,7 +28,7 @@ from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
 from rnnkit.tasks.text.sampling import SamplingConfig, rank_words, sample
 from rnnkit.tasks.text.network import LanguageModel, LMConfig, state_batch
-from rnnkit.options import from_dict, opt, validate
+from rnnkit.options import from_dict, opt, shared_fields, validate
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
@@ -125,8 +125,9 @@ class TextModel(Task):
         else:
             train_str, val_str = corpus, _as_text(val_text, "validation text")
         train_tokens = tokenize(train_str, cfg.level, self._lowercase)
-        self.vocab = Vocab.build(train_tokens, cfg.level, cfg.max_vocab if cfg.level == "word" else None,
-                                 cfg.min_freq, self._lowercase)
+        source = self.init_source()  # fine-tuning: the saved vocabulary and network settings
+        self.vocab = source.vocab if source is not None else Vocab.build(
+            train_tokens, cfg.level, cfg.max_vocab if cfg.level == "word" else None, cfg.min_freq, self._lowercase)
         train_ids = torch.tensor(self.vocab.encode(train_tokens), dtype=torch.long)
         val_ids = torch.tensor(self.vocab.encode(tokenize(val_str, cfg.level, self._lowercase)), dtype=torch.long)
         if len(val_ids) < 2:
@@ -139,10 +140,11 @@ class TextModel(Task):
         if val is None:
             raise UserError(f"validation text too small for {ranks} processes: {len(val_ids)} tokens")
         seed_everything(cfg.seed)
-        self.network = LanguageModel(self._lm_config(len(self.vocab)))
+        lm = source.network.cfg if source is not None else self._lm_config(len(self.vocab))
+        self.network = self.start_from(LanguageModel(lm), source)
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, max_time=cfg.max_time, seed=cfg.seed, device=cfg.device,
                            patience=cfg.patience, schedule=cfg.schedule, carry_state=True, out_dir=out_dir,
-                           resume=resume, progress=cfg.progress, **train_options)
+                           resume=resume, progress=cfg.progress, logger=cfg.logger, **train_options)
         ignore = self.vocab.unk_id if cfg.level == "char" else None  # unseen characters cannot be learned
         trainer = Trainer(self.network, tcfg, _LossFn(ignore), model_config=self.config_json(), extras=self.extras())
         self.history = trainer.fit(train, val)
@@ -179,9 +181,8 @@ class TextModel(Task):
         c = self.config
         cutoffs = [k for k in (2000, 6000, 20000, 60000) if k < vocab_size - 1] if c.adaptive_softmax else []
         adaptive = vocab_size > 2500 and bool(cutoffs)
-        return LMConfig(vocab_size=vocab_size, cell=c.cell, embed_size=c.embed_size, hidden_size=c.hidden_size,
-                        num_layers=c.num_layers, dropout=c.dropout, tie_weights=c.tie_weights and not adaptive,
-                        cutoffs=cutoffs if adaptive else None)
+        return LMConfig(**{**shared_fields(c, LMConfig), "vocab_size": vocab_size,
+                           "tie_weights": c.tie_weights and not adaptive, "cutoffs": cutoffs if adaptive else None})
 
     def extras(self) -> dict:
         return {"vocab": self.vocab.to_json(), "metrics": self.metrics}
