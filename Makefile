@@ -23,7 +23,7 @@ sysdeps:
 	@bash scripts/sysdeps.sh
 
 $(VENV)/.demo: $(VENV)/.core
-	$(PIP) -e '.[speech]'
+	$(PIP) -e '.[speech,export,serve]'
 	touch $@
 
 demo: $(VENV)/.demo sysdeps

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = ss.add_parser("train", help="train a CTC recogniser")
     t.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
-    t.add_argument("--val", help="validation manifest or folder (early stopping)")
+    t.add_argument("--val-data", help="validation manifest or folder (early stopping)")
     add_train_flags(t, SpeechConfig)
     t.set_defaults(func=_train)
 
@@ -120,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = check_out_dir(args.out, args.resume)
     asr = SpeechRecognizer(resolve_config(args, SpeechConfig))
-    asr.fit(args.data, val_data=args.val, out_dir=str(out), resume=args.resume)
+    asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)
     if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
         return 0
     h = asr.history
