@@ -56,6 +56,7 @@ def test_one_config_shape_for_every_task(tmp_path):
     ({"net": {"hidden_size": "x"}}, "hidden_size must be int"),
     ({"net": {"num_layers": 1_000_000_000}}, "num_layers"),
     ({"net": {"hidden_size": 10 ** 7}}, "hidden_size"),
+    ({"net": {"hidden_size": 8192, "num_layers": 64}}, "describes a network of"),  # in bounds, not the file's
     ({"net": {"context": None}}, "context must be set"),
     ({"options": {"lr": "fast"}}, "lr must be float"),
     ({"task": ["forecast"]}, "task"),

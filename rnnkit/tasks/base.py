@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Union
 
+import torch
 from torch import nn
 
 from rnnkit.errors import UserError
@@ -93,6 +94,13 @@ class Task:
         options = from_dict(cls.Config, config.get("options"), f"{where} options", ignore_unknown=True)
         self = cls(config=options)
         self.config.progress = False
+        with torch.device("meta"):  # count the weights config.json describes without allocating them
+            probe = self.restore(config.get("net"), extras, where)
+        described = sum(t.numel() for t in probe.state_dict().values())
+        stored = sum(t.numel() for t in state.values())
+        if described != stored:
+            raise UserError(f"{where}: config.json describes a network of {described:,} weights, "
+                            f"model.safetensors holds {stored:,}")
         self.network = self.restore(config.get("net"), extras, where)
         load_state_into(self.network, state, where=str(Path(path) / "model.safetensors"))
         self.network.to(device).eval()
