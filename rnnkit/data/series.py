@@ -205,41 +205,45 @@ def load_series(
     _check_columns(df, [target] + [c for c in (time_col, id_col) if c] + past_cols + future_cols, where)
     if target in past_cols + future_cols or (time_col and time_col == target):
         raise UserError(f"target {target!r} cannot also be the time column or a covariate")
-    ids = df[id_col].astype(str).to_numpy() if id_col else np.full(len(df), "series")
+    # One sort groups every series (a loop over ids that scans all rows would be O(series x rows)).
+    codes, uniques = pd.factorize(df[id_col].astype(str) if id_col else pd.Series(np.zeros(len(df), np.int64)))
+    codes = np.asarray(codes)
+    row = np.arange(len(df))
     # Trailing empty-target rows are allowed only when they are future-covariate rows.
     tail = np.zeros(len(df), dtype=bool)
     if allow_future_rows and future_cols:
         raw = pd.to_numeric(df[target], errors="coerce").to_numpy()
-        for sid in pd.unique(ids):
-            rows = np.flatnonzero(ids == sid)
-            observed = rows[np.isfinite(raw[rows])]
-            last = observed.max() if len(observed) else -1
-            tail[rows[rows > last]] = True
+        last = pd.Series(np.where(np.isfinite(raw), row, -1)).groupby(codes).transform("max").to_numpy()
+        tail = row > last
     y = _numeric(df, target, where, allow_nan_rows=tail)
     past = np.stack([_numeric(df, c, where, allow_nan_rows=tail) for c in past_cols], 1) if past_cols \
         else np.zeros((len(df), 0))
     fut = np.stack([_numeric(df, c, where) for c in future_cols], 1) if future_cols else np.zeros((len(df), 0))
     times = _parse_times(df[time_col], time_col, where) if time_col else None
+    t_all = times if times is not None else pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    order = np.lexsort((t_all, codes))  # stable: by series, then time, then file order
+    sc, st = codes[order], t_all[order]
+    dup = np.flatnonzero((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))
+    if len(dup):
+        a, b, sid, t0 = order[dup[0]], order[dup[0] + 1], uniques[sc[dup[0]]], st[dup[0]]
+        shown = pd.Timestamp(t0) if times is not None and st.dtype.kind == "M" else t0
+        name = sid if id_col else "series"
+        raise UserError(f"duplicate timestamp {shown} in series {name!r} (lines {min(a, b) + 2} and {max(a, b) + 2})")
+    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    bounds = np.r_[starts, len(order)]
 
     out: list[Series] = []
     horizon_future: dict[str, np.ndarray] = {}
-    for sid in pd.unique(ids):
-        rows = np.flatnonzero(ids == sid)
-        t = times[rows] if times is not None else np.arange(len(rows), dtype=np.int64)
-        order = np.argsort(t, kind="stable")
-        rows, t = rows[order], t[order]
-        dup = np.flatnonzero(t[1:] == t[:-1])
-        if len(dup):
-            a, b = rows[dup[0]], rows[dup[0] + 1]
-            raise UserError(f"duplicate timestamp {pd.Timestamp(t[dup[0]]) if times is not None and t.dtype.kind == 'M' else t[dup[0]]}"
-                            f" in series {sid!r} (lines {min(a, b) + 2} and {max(a, b) + 2})")
+    for k in range(len(starts)):
+        rows, t = order[bounds[k]:bounds[k + 1]], st[bounds[k]:bounds[k + 1]]
+        sid = str(uniques[sc[bounds[k]]]) if id_col else "series"
         obs = ~tail[rows]
         if not obs.any():
             raise UserError(f"series {sid!r} has no observed {target!r} values")
-        if tail[rows].any():
+        if not obs.all():
             horizon_future[sid] = fut[rows[~obs]]
         r = rows[obs]
-        out.append(Series(id=str(sid), times=t[obs], y=y[r], past=past[r], future=fut[r]))
+        out.append(Series(id=sid, times=t[obs], y=y[r], past=past[r], future=fut[r]))
 
     ss = SeriesSet(out, target, time_col, id_col, past_cols, future_cols, horizon_future=horizon_future)
     if times is not None and times.dtype.kind == "M":

@@ -142,7 +142,7 @@ class Forecaster(Task):
         except ValueError as exc:  # unknown cell name
             raise UserError(str(exc)) from None
         panel = Panel.build(ss, context, cfg.horizon)
-        pairs = panel.cutoffs(min_context=max(2, context // 2))
+        pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
         bs = min(cfg.batch_size, len(pairs))
@@ -150,7 +150,7 @@ class Forecaster(Task):
 
         def epoch_batches(epoch: int):
             rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
-            return [panel.batch(pairs[rng.integers(0, len(pairs), bs)]) for _ in range(steps)]
+            return [panel.batch(pairs.sample(rng, bs)) for _ in range(steps)]
 
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, grad_clip=1.0, schedule="cosine", min_lr_ratio=0.05,
                            patience=None, seed=cfg.seed, max_time=cfg.max_time, device=cfg.device,
