@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import sys
 from typing import Any, Callable, Optional
 
 from fastapi import Depends, FastAPI, Request, Security
@@ -216,8 +217,20 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, limits: Opt
     if not is_loopback(host) and not api_key:
         raise UserError(f"--host {host} is reachable from other machines: set --api-key KEY "
                         f"(or the {API_KEY_ENV} environment variable), or serve on 127.0.0.1")
+    limits = (limits or ServeLimits()).check()
     app = create_app(model_dir, limits, api_key)
+    # A worker thread in Python code (e.g. token-by-token generation) holds the GIL; the event loop
+    # needs it several times per request and waits up to the switch interval each time. 1 ms
+    # instead of 5 ms keeps /health fast while a long request runs (measured: bench/serve_abuse.py).
+    sys.setswitchinterval(0.001)
+    try:
+        from rnnkit.serve.protocol import header_timeout_protocol
+
+        http: Any = header_timeout_protocol(limits.read_timeout_s)
+    except (ImportError, AttributeError):  # uvicorn internals moved: plain h11 (no request-head timeout)
+        http = "h11"
     # timeout_keep_alive: an idle connection is closed after 5 s; timeout_graceful_shutdown: on
     # SIGINT/SIGTERM, requests still running get 5 s before they are cancelled (worker threads are
     # daemons, so a generation still in progress does not hold the process).
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=http, timeout_keep_alive=5,
+                timeout_graceful_shutdown=5)

@@ -25,10 +25,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def forecast(model, req, deadline: Deadline) -> ForecastResponse:
     import pandas as pd
 
-    frame = pd.DataFrame([row.model_dump(by_alias=True) for row in req.data])
+    frame = pd.DataFrame(req.data)
     sc = model.schema
     for col in [sc["target"], *sc.get("past_cols", []), *sc.get("future_cols", [])]:
-        if np.nanmax(np.abs(frame[col].to_numpy(dtype=np.float64)), initial=0.0) > _FLOAT32_MAX:
+        if col in frame and np.nanmax(np.abs(frame[col].to_numpy(dtype=np.float64)), initial=0.0) > _FLOAT32_MAX:
             raise RequestError(422, f"data: column {col!r} has numbers beyond float32 (|x| <= {_FLOAT32_MAX:.3g})")
     out = model.predict(frame, quantiles=tuple(req.quantiles) if req.quantiles else None)
     values = out.drop(columns=["id", "time", "step"]).to_numpy(dtype=np.float64)

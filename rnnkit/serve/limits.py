@@ -27,7 +27,7 @@ class ServeLimits:
     max_rows: int = 100_000                 # forecast: table rows per request
     max_depth: int = 16                     # JSON nesting (the deepest body, classify numeric, needs 4)
     timeout_s: float = 30.0                 # model work per request; over it -> 503
-    read_timeout_s: float = 30.0            # receiving the whole body; a client that stalls gets 408
+    read_timeout_s: float = 30.0            # receiving the request head, and the whole body (else 408 / closed)
     workers: int = 1                        # worker threads running model code
     queue: int = 32                         # requests waiting for a worker; more -> 503
 
