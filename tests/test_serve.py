@@ -137,7 +137,9 @@ def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(classifie
     ok = client.post("/predict", json={"data": rows, "quantiles": [0.1, 0.9]})
     assert ok.status_code == 200 and [r["step"] for r in ok.json()["forecast"]] == [1, 2, 3]
     assert all(np.isfinite(r["q0.1"]) and r["q0.1"] <= r["q0.9"] for r in ok.json()["forecast"])
-    for body in ({"data": [1, 2, 3]}, {"data": []}, {"data": [{**rows[0], "y": "7"}]}, {"data": rows, "quantiles": [1.5]}):
+    bad = ({"data": [1, 2, 3]}, {"data": []}, {"data": [{**rows[0], "y": "7"}]}, {"data": rows, "quantiles": [1.5]},
+           {"data": [{"y": 1.0, "t": 1}]})  # the last lacks the id column
+    for body in bad:
         r = client.post("/predict", json=body)
         assert r.status_code == 422, (body, r.text)
     one = client.post("/predict", json={"data": rows[:1]})  # one row: a forecast from one point, or a clean 4xx
@@ -199,6 +201,16 @@ def test_api_key_is_required_off_loopback_and_checked(text_dir, monkeypatch):
     assert client.post("/predict", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.post("/predict", json=body, headers={"Authorization": "Bearer sekret"}).status_code == 200
     assert client.post("/next-word", json={}, headers={"X-API-Key": "sekret"}).status_code == 200
+
+
+def test_cli_refuses_a_public_host_without_a_key_and_bad_limits(text_dir, monkeypatch, capsys):
+    from rnnkit.cli import main
+
+    monkeypatch.delenv("RNNKIT_API_KEY", raising=False)
+    assert main(["serve", "--model", str(text_dir), "--host", "0.0.0.0"]) == 2
+    assert main(["serve", "--model", str(text_dir), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--api-key" in err[0] and "--workers" in err[1], err
 
 
 def test_openapi_has_a_typed_request_body_for_every_route(classifier_dir, text_dir, forecast_dir, speech_dir):

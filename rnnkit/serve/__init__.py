@@ -25,6 +25,8 @@ generated tokens 2000 [--max-length], next words k <= 100 [--max-k], prompt 10,0
 [--max-sequence-length], 100,000 forecast rows [--max-rows], JSON nesting 16 [--max-depth],
 model work 30 s per request [--timeout] (then 503), body upload 30 s [--read-timeout] (then 408).
 
+JSON routes read the body as JSON whatever its Content-Type says (``curl -d`` sends form encoding).
+
 Concurrency: model work runs on ``--workers`` threads (default 1) behind a queue of ``--queue``
 requests (default 32; more -> 503), so the event loop and ``/health`` never wait for a model.
 Security: binding to a non-loopback ``--host`` needs ``--api-key`` (or ``RNNKIT_API_KEY``);

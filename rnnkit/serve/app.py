@@ -111,9 +111,9 @@ def create_app(model_dir: str, limits: Optional[ServeLimits] = None, api_key: Op
         async def endpoint(request: Request) -> Response:
             return await answer(request, lambda body, deadline: run(model, parse(schema, body), deadline))
 
-        app.add_api_route(path, endpoint, methods=["POST"], name=path.strip("/").replace("-", "_"), summary=summary,
-                          response_model=response,
-                          responses=_ERRORS, dependencies=guard, openapi_extra=_json_body(schema))
+        app.add_api_route(path, endpoint, methods=["POST"], name=path.strip("/").replace("-", "_"),
+                          summary=summary, response_model=response, responses=_ERRORS, dependencies=guard,
+                          openapi_extra=_json_body(schema))
         return schema
 
     @app.get("/health", response_model=HealthResponse, summary="liveness: the task and the rnnkit version")
@@ -136,9 +136,9 @@ def create_app(model_dir: str, limits: Optional[ServeLimits] = None, api_key: Op
         async def transcribe(request: Request) -> Response:
             return await answer(request, lambda body, deadline: handlers.transcribe(model, body, limits, deadline))
 
-        app.add_api_route("/transcribe", transcribe, methods=["POST"], name="transcribe", summary="transcribe one audio file",
-                          response_model=TranscribeResponse, responses=_ERRORS, dependencies=guard,
-                          openapi_extra=_audio_body(limits))
+        app.add_api_route("/transcribe", transcribe, methods=["POST"], name="transcribe",
+                          summary="transcribe one audio file", response_model=TranscribeResponse,
+                          responses=_ERRORS, dependencies=guard, openapi_extra=_audio_body(limits))
     _document_bodies(app, bodies)
     app.state.pool, app.state.limits, app.state.model = pool, limits, model
     return app

@@ -36,11 +36,17 @@ class ServeLimits:
             value = getattr(self, f.name)
             least = 0 if f.name == "queue" else 1e-9  # no queue at all is allowed; no workers is not
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= least):
-                raise UserError(f"serve limit {f.name} must be a {'non-negative' if least == 0 else 'positive'} "
-                                f"number, got {value!r}")
+                raise UserError(f"serve limit {f.name} ({flag_of(f.name)}) must be a "
+                                f"{'non-negative' if least == 0 else 'positive'} number, got {value!r}")
         if not 4 <= self.max_depth <= 200:  # 4: deepest valid body; 200: the JSON parser's own ceiling
             raise UserError(f"--max-depth must lie in 4..200, got {self.max_depth}")
         return self
+
+
+def flag_of(name: str) -> str:
+    """The ``rnnkit serve`` flag that sets the ``ServeLimits`` field ``name``."""
+    return {"max_body_bytes": "--max-body-mb", "timeout_s": "--timeout", "read_timeout_s": "--read-timeout"}.get(
+        name, "--" + name.replace("_", "-"))
 
 
 class RequestError(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
@@ -25,14 +26,11 @@ class Deadline:
     """Wall-clock budget of one job; long loops call ``check()`` between steps to stop early."""
 
     def __init__(self, seconds: float) -> None:
-        import time
-
-        self._clock = time.monotonic
         self.seconds = seconds
-        self.expires = self._clock() + seconds
+        self.expires = time.monotonic() + seconds
 
     def expired(self) -> bool:
-        return self._clock() >= self.expires
+        return time.monotonic() >= self.expires
 
     def check(self) -> None:
         if self.expired():
