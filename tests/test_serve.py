@@ -1,11 +1,19 @@
-"""HTTP serving: a real (tiny) trained model answers over the JSON API; bad requests get 400."""
+"""HTTP serving: real (tiny) trained models answer over the typed JSON API; bad requests get
+a 4xx with a message, never a 500; limits, the worker pool and the API key hold."""
+import threading
+import time
+
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from rnnkit.serve import create_app  # noqa: E402
+from rnnkit.errors import UserError  # noqa: E402
+from rnnkit.serve import ServeLimits, create_app, serve  # noqa: E402
+from rnnkit.serve.app import is_loopback  # noqa: E402
+from rnnkit.serve.limits import json_depth  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +40,39 @@ def text_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def forecast_dir(tmp_path_factory):
+    import pandas as pd
+
+    from rnnkit import Forecaster
+
+    t = np.arange(60)
+    df = pd.DataFrame({"id": np.repeat(["a", "b"], 60), "t": np.tile(t, 2),
+                       "y": np.concatenate([10 + np.sin(t / 3), 20 + np.cos(t / 3)])})
+    fc = Forecaster(horizon=3, hidden=8, epochs=3, progress=False).fit(df, target="y", time_col="t", id_col="id")
+    path = tmp_path_factory.mktemp("fc")
+    fc.save(path)
+    return path, df
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory):
+    """A speech model trained for one epoch on tones: serving is about input handling, not accuracy."""
+    pytest.importorskip("soundfile")
+    from rnnkit import SpeechRecognizer
+    from rnnkit.data.audio import save_audio
+
+    root = tmp_path_factory.mktemp("asr")
+    utts = []
+    for i, text in enumerate(["one", "two", "one two", "two one"]):
+        wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * i) * np.arange(16000) / 16000)
+        save_audio(root / f"{i}.wav", wave.astype(np.float32))
+        utts.append((str(root / f"{i}.wav"), text))
+    asr = SpeechRecognizer(hidden=16, layers=1, conv_channels=4, epochs=1, progress=False, batch_frames=2000)
+    asr.fit(utts).save(root / "model")
+    return root
+
+
 def test_classifier_predicts_over_http(classifier_dir):
     client = TestClient(create_app(str(classifier_dir)))
     assert client.get("/health").json()["task"] == "classify"
@@ -40,12 +81,14 @@ def test_classifier_predicts_over_http(classifier_dir):
     assert abs(sum(out["probabilities"][0].values()) - 1) < 1e-5
 
 
-def test_bad_request_is_400_with_message(classifier_dir):
+def test_bad_request_is_4xx_with_message(classifier_dir):
     client = TestClient(create_app(str(classifier_dir)))
     r = client.post("/predict", json={"nothing": 1})
-    assert r.status_code == 400 and "sequences" in r.json()["error"]
+    assert r.status_code == 422 and "sequences" in r.json()["error"]
     r = client.post("/predict", content=b"not json", headers={"content-type": "application/json"})
-    assert r.status_code == 400
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    r = client.post("/predict", json={"sequences": [[1.0, 2.0]]})  # numeric input to a text model
+    assert r.status_code == 400 and "numeric" in r.json()["error"]
 
 
 def test_text_model_generates_and_ranks_next_words(text_dir):
@@ -55,3 +98,154 @@ def test_text_model_generates_and_ranks_next_words(text_dir):
     assert a == b and len(a) >= 20
     words = client.post("/next-word", json={"prompt": "the cat sat on the", "k": 3}).json()["words"]
     assert len(words) == 3 and all(0 <= w["probability"] <= 1 for w in words)
+
+
+# The requests that got a 500 (or an OOM kill) in issue 15, as (route, raw body, status, field named in the message).
+TEXT_ABUSE = [
+    ("/predict", b'{"length": "abc"}', 422, "length"),
+    ("/predict", b'{"length": Infinity}', 422, "length"),
+    ("/predict", b'{"length": 10000000}', 422, "length"),
+    ("/predict", b'{"temperature": NaN}', 422, "temperature"),
+    ("/predict", b'{"temperature": 1e-300}', 422, "temperature"),
+    ("/predict", b'{"seed": "x"}', 422, "seed"),
+    ("/predict", b'{"top_k": "x"}', 422, "top_k"),
+    ("/predict", b'{"prompt": 5}', 422, "prompt"),
+    ("/predict", b'{"lenght": 5}', 422, "lenght"),
+    ("/next-word", b'{"k": ""}', 422, "k"),
+    ("/next-word", b'{"k": 1000000000}', 422, "k"),
+    ("/next-word", b'[' * 100_000, 400, "nested"),
+    ("/next-word", b'{"k": 3', 400, "JSON"),
+    ("/next-word", b'\xff\xfe', 400, "JSON"),
+]
+
+
+@pytest.mark.parametrize("route,body,status,named", TEXT_ABUSE)
+def test_issue_examples_are_typed_4xx(text_dir, route, body, status, named):
+    client = TestClient(create_app(str(text_dir)))
+    r = client.post(route, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and named in r.json()["error"], r.text
+
+
+def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(classifier_dir, forecast_dir):
+    client = TestClient(create_app(str(classifier_dir)))
+    for seqs in ([[[1, 2], [3]]], [[1, None]], [[[]]], [""], [], [[1e39]]):
+        r = client.post("/predict", json={"sequences": seqs})
+        assert r.status_code == 422 and r.json()["error"], (seqs, r.text)
+    path, df = forecast_dir
+    client = TestClient(create_app(str(path)))
+    rows = df[df.id == "a"].tail(20).to_dict("records")
+    ok = client.post("/predict", json={"data": rows, "quantiles": [0.1, 0.9]})
+    assert ok.status_code == 200 and [r["step"] for r in ok.json()["forecast"]] == [1, 2, 3]
+    assert all(np.isfinite(r["q0.1"]) and r["q0.1"] <= r["q0.9"] for r in ok.json()["forecast"])
+    bad = ({"data": [1, 2, 3]}, {"data": []}, {"data": [{**rows[0], "y": "7"}]}, {"data": rows, "quantiles": [1.5]},
+           {"data": [{"y": 1.0, "t": 1}]})  # the last lacks the id column
+    for body in bad:
+        r = client.post("/predict", json=body)
+        assert r.status_code == 422, (body, r.text)
+    one = client.post("/predict", json={"data": rows[:1]})  # one row: a forecast from one point, or a clean 4xx
+    assert one.status_code in (200, 400), one.text
+    huge = client.post("/predict", json={"data": [{**r, "y": 1e300} for r in rows]})
+    assert huge.status_code == 422 and "float32" in huge.json()["error"]
+
+
+def test_body_over_the_limit_is_413_without_reading_it(text_dir):
+    client = TestClient(create_app(str(text_dir), ServeLimits(max_body_bytes=1000)))
+    r = client.post("/predict", content=b'{"prompt": "' + b"x" * 5000 + b'"}')
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit must hold while reading
+        for _ in range(100):
+            yield b" " * 100
+
+    assert client.post("/predict", content=chunks()).status_code == 413
+
+
+def test_json_depth_counts_brackets_outside_strings():
+    assert json_depth(b'{"a": [[1], [2, [3]]]}') == 4
+    assert json_depth(b'{"a": "[[[[\\"[[", "b": []}') == 2
+    assert json_depth(b"[" * 500) == 500
+
+
+def test_health_answers_while_a_long_request_runs_and_a_full_queue_is_503(text_dir):
+    limits = ServeLimits(max_length=10 ** 7, workers=1, queue=0, timeout_s=4.0)
+    app = create_app(str(text_dir), limits)
+    with TestClient(app) as client:
+        result = {}
+        long = threading.Thread(target=lambda: result.update(r=client.post("/predict", json={"length": 10 ** 7})))
+        long.start()
+        while app.state.pool.admitted == 0:
+            time.sleep(0.01)
+        start = time.perf_counter()
+        health = client.get("/health")
+        assert health.status_code == 200 and time.perf_counter() - start < 2.0  # generous: it must not wait 4 s
+        busy = client.post("/predict", json={"length": 1})
+        assert busy.status_code == 503 and "busy" in busy.json()["error"]
+        assert long.is_alive()
+        long.join(30)
+        assert result["r"].status_code == 503 and "limit" in result["r"].json()["error"]  # the time limit
+        while app.state.pool.admitted:  # the generation stops at its deadline and frees the worker
+            time.sleep(0.01)
+        assert client.post("/predict", json={"length": 5}).status_code == 200
+
+
+def test_api_key_is_required_off_loopback_and_checked(text_dir, monkeypatch):
+    monkeypatch.delenv("RNNKIT_API_KEY", raising=False)
+    with pytest.raises(UserError, match="api-key"):
+        serve(str(text_dir), host="0.0.0.0")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+    client = TestClient(create_app(str(text_dir), api_key="sekret"))
+    assert client.get("/health").status_code == 200  # liveness stays open
+    body = {"length": 3}
+    assert client.post("/predict", json=body).status_code == 401
+    assert client.post("/predict", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post("/predict", json=body, headers={"Authorization": "Bearer sekret"}).status_code == 200
+    assert client.post("/next-word", json={}, headers={"X-API-Key": "sekret"}).status_code == 200
+
+
+def test_cli_refuses_a_public_host_without_a_key_and_bad_limits(text_dir, monkeypatch, capsys):
+    from rnnkit.cli import main
+
+    monkeypatch.delenv("RNNKIT_API_KEY", raising=False)
+    assert main(["serve", "--model", str(text_dir), "--host", "0.0.0.0"]) == 2
+    assert main(["serve", "--model", str(text_dir), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--api-key" in err[0] and "--workers" in err[1], err
+
+
+def test_openapi_has_a_typed_request_body_for_every_route(classifier_dir, text_dir, forecast_dir, speech_dir):
+    for folder in (classifier_dir, text_dir, forecast_dir[0], speech_dir / "model"):
+        spec = TestClient(create_app(str(folder))).get("/openapi.json").json()
+        posts = [op for item in spec["paths"].values() for method, op in item.items() if method == "post"]
+        assert posts, folder
+        for op in posts:
+            content = op["requestBody"]["content"]
+            schema = next(iter(content.values()))["schema"]
+            if "$ref" in schema:
+                name = schema["$ref"].rsplit("/", 1)[-1]
+                assert spec["components"]["schemas"][name]["properties"], name
+            else:
+                assert schema["format"] == "binary"  # /transcribe: the audio file itself
+
+
+def test_speech_transcribes_and_refuses_long_or_broken_audio(speech_dir):
+    import io
+
+    import soundfile as sf
+
+    def wav(seconds: float, rate: int = 16000) -> bytes:
+        buf = io.BytesIO()
+        t = np.arange(int(seconds * rate)) / rate
+        sf.write(buf, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+        return buf.getvalue()
+
+    client = TestClient(create_app(str(speech_dir / "model"), ServeLimits(max_audio_seconds=2)))
+    ok = client.post("/transcribe", content=wav(1.0), headers={"content-type": "audio/wav"})
+    assert ok.status_code == 200 and isinstance(ok.json()["text"], str)
+    long = client.post("/transcribe", content=wav(3.0))
+    assert long.status_code == 413 and "2 s" in long.json()["error"]
+    broken = wav(1.0)
+    broken = broken[:24] + (2 ** 31 - 1).to_bytes(4, "little") + broken[28:]  # header: a 2^31-1 Hz sample rate
+    for body in (b"", b"not audio at all", broken, wav(1.0)[:30]):
+        r = client.post("/transcribe", content=body)
+        assert 400 <= r.status_code < 500, r.text
