@@ -56,7 +56,7 @@ def build_model(task: str, root: Path) -> tuple[Path, list[dict], dict]:
         t = np.arange(80)
         df = pd.DataFrame({"id": np.repeat(["a", "b", "c"], 80), "t": np.tile(t, 3),
                            "y": np.concatenate([10 + s + np.sin(t / 3 + s) for s in range(3)])})
-        Forecaster(horizon=4, hidden=8, epochs=3, progress=False).fit(df, "y", "t", "id").save(folder)
+        Forecaster(horizon=4, hidden_size=8, epochs=3, progress=False).fit(df, "y", "t", "id").save(folder)
         rows = df[df.id == "a"].tail(24).to_dict("records")
         valid = [{"data": rows}, {"data": rows, "quantiles": [0.1, 0.9]},
                  {"data": df[df.id != "c"].groupby("id").tail(16).to_dict("records")}]
@@ -87,7 +87,7 @@ def build_model(task: str, root: Path) -> tuple[Path, list[dict], dict]:
         wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * i) * np.arange(16000) / 16000)
         save_audio(root / f"utt{i}.wav", wave.astype(np.float32))
         utts.append((str(root / f"utt{i}.wav"), text))
-    SpeechRecognizer(hidden=32, layers=1, conv_channels=4, epochs=1, progress=False,
+    SpeechRecognizer(hidden_size=32, num_layers=1, conv_channels=4, epochs=1, progress=False,
                      batch_frames=2000).fit(utts).save(folder)
     return folder, [], {}
 

@@ -49,7 +49,7 @@ def forecast_dir(tmp_path_factory):
     t = np.arange(60)
     df = pd.DataFrame({"id": np.repeat(["a", "b"], 60), "t": np.tile(t, 2),
                        "y": np.concatenate([10 + np.sin(t / 3), 20 + np.cos(t / 3)])})
-    fc = Forecaster(horizon=3, hidden=8, epochs=3, progress=False).fit(df, target="y", time_col="t", id_col="id")
+    fc = Forecaster(horizon=3, hidden_size=8, epochs=3, progress=False).fit(df, target="y", time_col="t", id_col="id")
     path = tmp_path_factory.mktemp("fc")
     fc.save(path)
     return path, df
@@ -68,7 +68,7 @@ def speech_dir(tmp_path_factory):
         wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * i) * np.arange(16000) / 16000)
         save_audio(root / f"{i}.wav", wave.astype(np.float32))
         utts.append((str(root / f"{i}.wav"), text))
-    asr = SpeechRecognizer(hidden=16, layers=1, conv_channels=4, epochs=1, progress=False, batch_frames=2000)
+    asr = SpeechRecognizer(hidden_size=16, num_layers=1, conv_channels=4, epochs=1, progress=False, batch_frames=2000)
     asr.fit(utts).save(root / "model")
     return root
 
