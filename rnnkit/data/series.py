@@ -195,9 +195,10 @@ def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
             if f:
                 return f if isinstance(f, str) else f.freqstr
     # Irregular (gaps): use the median spacing to pick a calendar frequency.
-    diffs = np.concatenate([np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1])
-    if len(diffs) == 0:
+    steps = [np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1]
+    if not steps:  # every series has one point: no spacing to read
         return None
+    diffs = np.concatenate(steps)
     days = float(np.median(diffs)) / 86400.0
     first = pd.Timestamp(times_list[0][0])
     for lo, hi, start, end in [(360, 370, "YS", "YE"), (88, 93, "QS", "QE"), (27, 32, "MS", "ME")]:

@@ -304,7 +304,7 @@ class SequenceClassifier:
         else:
             if "scaler" not in extras:
                 raise UserError(f"{dir}: scaler.json is missing")
-            clf.scaler = FeatureScaler.from_json(extras["scaler"])
+            clf.scaler = FeatureScaler.from_json(extras["scaler"], f"{dir}/scaler.json")
         if len(labels) != net_cfg.n_classes:
             raise UserError(f"{dir}: labels.json has {len(labels)} labels but the model has {net_cfg.n_classes} classes")
         k = clf.config.ensemble
