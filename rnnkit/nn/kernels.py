@@ -210,6 +210,7 @@ _VARIANTS = {
 # it) also the ``omp parallel`` ones, with libgomp.so.1 -- torch's own copy once torch is loaded.
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
 _SIMD_ONLY, _OPENMP = ["-fopenmp-simd"], ["-fopenmp"]
+_LINK = "link: separate, no crtfastmath"  # part of the cache key: older builds set FTZ/DAZ on load
 _LOCK = threading.Lock()
 _LIBS: dict[str, ctypes.CDLL] = {}
 _TRIED = False
@@ -282,7 +283,7 @@ def trusted_file(path: Path) -> bool:
 
 def _compile(cc: str, name: str, source: str, flags: list[str], cache: Path) -> Path:
     """Path of the built library in ``cache`` (a ``private_dir``), compiled unless a trusted copy exists."""
-    key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_key()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_key(), _LINK]).encode()).hexdigest()[:16]
     lib_path = cache / f"{name}_{key}.so"
     if os.path.lexists(lib_path) and not trusted_file(lib_path):
         os.unlink(lib_path)  # not provably ours: rebuild rather than run it
@@ -290,7 +291,14 @@ def _compile(cc: str, name: str, source: str, flags: list[str], cache: Path) -> 
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             src, obj = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
             src.write_text(source)
-            subprocess.run([cc, *flags, str(src), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
+            # Compile and link apart: linking a shared library with -ffast-math pulls in gcc's
+            # crtfastmath.o, whose constructor sets flush-to-zero / denormals-are-zero for the whole
+            # process at load time, changing every other library's numerics (subnormals become 0).
+            compile_flags = [f for f in flags if f != "-shared"]
+            link_flags = ["-shared", *(f for f in flags if f == "-fopenmp")]
+            o = Path(tmp) / f"{name}.o"
+            subprocess.run([cc, *compile_flags, "-c", str(src), "-o", str(o)], check=True, capture_output=True, timeout=120)
+            subprocess.run([cc, *link_flags, str(o), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
             os.chmod(obj, 0o700)
             os.replace(obj, lib_path)  # atomic: a parallel builder wins or loses whole
     if not trusted_file(lib_path):
