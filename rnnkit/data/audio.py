@@ -86,7 +86,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
         raise UserError(f"audio file too long ({wave.size / sr:.0f} s > {limits.max_seconds:.0f} s): {p}")
     if not allow_silent and float(np.abs(wave).max()) < limits.silence_peak:
         raise UserError(f"audio file is silent (peak amplitude < {limits.silence_peak:g}): {p}")
-    return resample(wave, int(sr), sample_rate)
+    out = resample(wave, int(sr), sample_rate)
+    if out.size == 0:  # a few samples at a high rate resample to nothing
+        raise UserError(f"audio file too short ({wave.size} samples at {sr} Hz): {p}")
+    return out
 
 
 def _check_header(p: Path, rate: int, channels: int, frames: int, limits: AudioLimits) -> None:

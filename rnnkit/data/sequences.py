@@ -122,7 +122,9 @@ def _from_padded(X: np.ndarray, labels, lengths, source: str) -> SequenceData:
             raise UserError(f"{source}: lengths must lie in [1, {T}], got {lengths.min()}..{lengths.max()}")
     lengths = lengths.astype(np.int64)
     _check_values(X, lengths, source)  # before float32 conversion: 1e39 would silently become inf
-    return SequenceData(kind="numeric", values=X.astype(np.float32), lengths=lengths, labels=labels, source=source)
+    values = X.astype(np.float32)
+    values[np.arange(T)[None, :] >= lengths[:, None]] = 0.0  # padding is zeros, whatever the file held there
+    return SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
 
 
 def _check_values(X: np.ndarray, lengths: np.ndarray, source: str) -> None:

@@ -181,8 +181,15 @@ def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise UserError(f"time column {name!r} in {where} has a missing time at line {i + 2}")
-    return t.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if t.dt.tz is not None else \
-        t.to_numpy(dtype="datetime64[ns]")
+    if t.dt.tz is not None:
+        t = t.dt.tz_localize(None)
+    # pandas parses years such as -27 or 9999 (microsecond unit); nanosecond times would wrap around silently.
+    outside = ((t < pd.Timestamp.min) | (t > pd.Timestamp.max)).to_numpy()
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise UserError(f"time column {name!r} in {where}: date {str(col.iloc[i])[:40]!r} at line {i + 2} is outside "
+                        f"the supported range {pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}")
+    return t.to_numpy(dtype="datetime64[ns]")
 
 
 def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
