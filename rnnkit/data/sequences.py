@@ -20,8 +20,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from rnnkit.data.text import decode_text
 from rnnkit.data.checks import bad_mask, describe, first_bad
+from rnnkit.data.text import decode_text
 from rnnkit.errors import UserError
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
