@@ -10,3 +10,10 @@ class UserError(ValueError):
 
     def __init__(self, message: object = "") -> None:
         super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def exc_summary(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a library exception's message (its type if empty), cut to ``limit``
+    characters: the "why" part of a UserError that wraps it."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -136,16 +136,22 @@ def test_library_of_another_user_is_rebuilt(tmp_path, monkeypatch):
     assert so.stat().st_uid == os.getuid()
 
 
-@needs_cc
-def test_temp_fallback_is_a_private_folder(tmp_path, monkeypatch):
-    """An unusable cache (here: below a file) falls back to <tmp>/rnnkit-<uid>, created 0700."""
+def unusable_cache_and_shared_tmp(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A cache path below a regular file (cannot be created) and a sticky 1777 folder as the system tmp."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     shared = tmp_path / "shared_tmp"
     shared.mkdir()
     os.chmod(shared, 0o1777)
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
-    libs = build(blocker / "cache", monkeypatch)
+    return blocker / "cache", shared
+
+
+@needs_cc
+def test_temp_fallback_is_a_private_folder(tmp_path, monkeypatch):
+    """An unusable cache (here: below a file) falls back to <tmp>/rnnkit-<uid>, created 0700."""
+    blocked, shared = unusable_cache_and_shared_tmp(tmp_path, monkeypatch)
+    libs = build(blocked, monkeypatch)
     assert libs["f32"].three() == 3
     own = shared / f"rnnkit-{os.getuid()}"
     assert stat.S_IMODE(own.stat().st_mode) == 0o700 and list(own.glob("cachetest_f32_*.so"))
@@ -154,16 +160,11 @@ def test_temp_fallback_is_a_private_folder(tmp_path, monkeypatch):
 @pytest.mark.skipif(not ROOT, reason="needs root to create a folder owned by another user")
 @needs_cc
 def test_temp_fallback_squatted_by_another_user_is_not_used(tmp_path, monkeypatch):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    shared = tmp_path / "shared_tmp"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)
+    blocked, shared = unusable_cache_and_shared_tmp(tmp_path, monkeypatch)
     squat = shared / f"rnnkit-{os.getuid()}"
     squat.mkdir(mode=0o777)
     os.chown(squat, 65534, 65534)
-    monkeypatch.setattr(tempfile, "tempdir", str(shared))
-    assert build(blocker / "cache", monkeypatch) == {}  # no kernels (pure-torch fallback), nothing loaded
+    assert build(blocked, monkeypatch) == {}  # no kernels (pure-torch fallback), nothing loaded
     assert not list(squat.iterdir())
 
 

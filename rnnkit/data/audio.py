@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 from rnnkit.io import atomic_path
 
 SAMPLE_RATE = 16000
@@ -70,14 +70,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
         try:
             info = sf.info(str(p))
         except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
-            raise UserError(f"cannot read audio file {p}: {_first_line(exc)}") from None
+            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
         _check_header(p, info.samplerate, info.channels, info.frames, limits)
         try:
             data, sr = sf.read(str(p), dtype="float32", always_2d=True)
         except MemoryError:
             raise UserError(f"audio file too large to decode: {p}") from None
         except Exception as exc:
-            raise UserError(f"cannot read audio file {p}: {_first_line(exc)}") from None
+            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
         _check_samples(p, data, limits)
         wave = data.mean(axis=1)  # mono: average the channels
     if wave.size == 0:
@@ -116,9 +116,6 @@ def _check_samples(p: Path, data: np.ndarray, limits: AudioLimits) -> None:
                         f"audio is expected in [-1, 1]): {p}")
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
 
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM WAV (FLAC for ``.flac``, Opus ~20 kbit/s for ``.ogg``: a compact corpus to move
@@ -141,6 +138,6 @@ def duration_seconds(path: str | os.PathLike) -> float:
     try:
         info = sf.info(str(p))
     except Exception as exc:
-        raise UserError(f"cannot read audio file {p}: {_first_line(exc)}") from None
+        raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
     _check_header(p, info.samplerate, info.channels, info.frames, AudioLimits())
     return info.frames / info.samplerate

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnkit.data.checks import bad_mask, describe, first_bad
 from rnnkit.data.text import decode_text
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
 LABEL_COLUMNS = ("label", "class", "y", "target")
@@ -175,7 +175,7 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); save the CSV as UTF-8") from None
     except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
-        raise UserError(f"{path}: cannot parse as CSV ({_first_line(exc)})") from None
+        raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
     cols = list(df.columns)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
@@ -253,7 +253,7 @@ def read_npz(path: Path, labelled: bool = True) -> SequenceData:
     except MemoryError:
         raise UserError(f"{path}: an array in the .npz is too large for memory") from None
     except Exception as exc:  # zipfile.BadZipFile, EOFError, zlib.error, OSError: a broken file
-        raise UserError(f"{path}: not a valid .npz file ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise UserError(f"{path}: not a valid .npz file ({type(exc).__name__}: {exc_summary(exc)})") from None
     if "X" not in arrays:
         raise UserError(f"{path}: no array 'X' (found {', '.join(arrays) or 'nothing'})")
     X = arrays["X"]
@@ -282,9 +282,6 @@ def _label(v, path: Path) -> str:
             raise UserError(f"{path}: y holds a label that is not UTF-8 text: {v!r}") from None
     return str(v)
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 # ----------------------------------------------------------------------------- labels

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data.checks import MAX_MAGNITUDE, describe
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 # Seasonal period per pandas frequency prefix (M4 / Monash conventions).
 _MAX_INT_TIME = 2 ** 53  # integer times: exact in float64, and their sums stay far from int64 overflow
@@ -73,7 +73,7 @@ class SeriesSet:
             return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=self.freq)[1:].values
         except (ValueError, OverflowError) as exc:  # OutOfBoundsDatetime: past the year 2262
             raise UserError(f"series {s.id!r}: cannot extend its dates past {pd.Timestamp(last)} "
-                            f"({_first_line(exc)})") from None
+                            f"({exc_summary(exc)})") from None
 
     def schema(self) -> dict:
         return {"target": self.target, "time_col": self.time_col, "id_col": self.id_col,
@@ -102,7 +102,7 @@ def read_csv(path: Union[str, Path]) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise UserError(f"cannot read {p} as CSV: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
     except (pd.errors.EmptyDataError, ValueError, OverflowError) as exc:  # ParserError is a ValueError
-        raise UserError(f"cannot read {p} as CSV: {_first_line(exc)}") from None
+        raise UserError(f"cannot read {p} as CSV: {exc_summary(exc)}") from None
     if df.empty:
         raise UserError(f"{p} has no data rows")
     return df
@@ -152,9 +152,6 @@ def _cell_float(v) -> float:
     except (TypeError, ValueError):
         return float("nan")
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:

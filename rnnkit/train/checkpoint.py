@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 import rnnkit
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 PathLike = Union[str, os.PathLike]
 CONFIG = "config.json"
@@ -142,14 +142,10 @@ def load_tensors(path: PathLike) -> dict[str, Tensor]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt data
-        raise UserError(f"{path}: corrupt or truncated safetensors file ({_one_line(exc)})") from None
+        raise UserError(f"{path}: corrupt or truncated safetensors file ({exc_summary(exc)})") from None
     for alias, key in json.loads(meta.get(_ALIASES_KEY, "{}")).items():
         tensors[alias] = tensors[key]
     return tensors
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 # ---------------------------------------------------------------- model folders
@@ -207,7 +203,7 @@ def read_json(path: PathLike, what: str = "file") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: corrupt or truncated JSON ({_one_line(exc)})") from None
+        raise UserError(f"{path}: corrupt or truncated JSON ({exc_summary(exc)})") from None
     except RecursionError:  # json's C parser recurses once per nesting level
         raise UserError(f"{path}: JSON nested too deeply") from None
 
