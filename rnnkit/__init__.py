@@ -42,9 +42,12 @@ def load(path: str) -> Any:
     if not config_path.is_file():
         raise UserError(f"{path}: not an rnnkit model folder (no config.json)")
     try:
-        task = json.loads(config_path.read_text(encoding="utf-8")).get("task")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise UserError(f"{config_path}: unreadable config.json ({exc})") from None
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{config_path}: unreadable config.json ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+    task = config.get("task")
     if not isinstance(task, str) or task not in TASKS:
         raise UserError(f"{config_path}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
     return __getattr__(TASKS[task]).load(path)

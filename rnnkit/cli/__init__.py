@@ -47,12 +47,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except UserError as exc:
         print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written (missing, a folder, permissions, disk full)
+        print(f"rnnkit: error: {_os_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_message(exc: OSError) -> str:
+    """'PATH: reason' for an OSError, on one line."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename
+    return " ".join((f"{where}: {reason}" if where is not None else reason).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -97,6 +97,8 @@ def _check_cell(cell: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from rnnkit.tasks.forecast.task import Forecaster, parse_quantiles
 
     qs = parse_quantiles(args.quantiles)
@@ -106,6 +108,11 @@ def _predict(args: argparse.Namespace) -> int:
 
         fc = with_onnx(fc, args.onnx)
     df = fc.predict(args.data, quantiles=qs)
+    values = df.select_dtypes("number").to_numpy(dtype=float)
+    if not np.isfinite(values).all():  # never write NaN forecasts with exit 0
+        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        raise UserError(f"the forecast of series {df.iloc[row, 0]!r} is not finite (NaN/inf): the data or the "
+                        f"model is out of range; nothing written")
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a CSV file name")

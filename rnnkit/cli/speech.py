@@ -66,6 +66,7 @@ def _decode_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
+    from rnnkit.data.text import read_text
     from rnnkit.errors import UserError
     from rnnkit.tasks.speech.task import SpeechRecognizer
 
@@ -74,12 +75,13 @@ def _load(args: argparse.Namespace):
         path = Path(args.words)
         if not path.is_file():
             raise UserError(f"word list not found: {path}")
-        asr.add_words([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+        asr.add_words([line for line in read_text(path, "word list", allow_empty=True).splitlines() if line.strip()])
     return asr
 
 
 def _synth(args: argparse.Namespace) -> int:
     from rnnkit.data.speech_synth import SynthConfig, build_corpus
+    from rnnkit.data.text import read_text
     from rnnkit.errors import UserError
 
     from rnnkit.data.speech_synth import render_cache
@@ -104,7 +106,7 @@ def _synth(args: argparse.Namespace) -> int:
         path = Path(args.text)
         if not path.is_file():
             raise UserError(f"text file not found: {path}")
-        cfg.extra_texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        cfg.extra_texts = [line.strip() for line in read_text(path, allow_empty=True).splitlines() if line.strip()]
     if args.render_only:
         if not args.cache:
             raise UserError("--render-only needs --cache DIR")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 from rnnkit.io import atomic_path
 
 SAMPLE_RATE = 16000
@@ -25,6 +25,11 @@ class AudioLimits:
     max_seconds: float = 3600.0      # longer files are refused: they would not fit a sane memory budget
     max_bytes: int = 2 * 1024 ** 3   # checked before decoding, so a huge file is refused cheaply
     silence_peak: float = 1e-4       # peak amplitude below this (about -80 dBFS) is treated as silence
+    min_rate: int = 1000             # sample rates outside [min_rate, max_rate] are header damage, not audio:
+    max_rate: int = 384000           # 2**31-1 Hz "resamples" to zero samples and an empty transcript
+    max_channels: int = 64
+    max_amplitude: float = 1e3       # float files may exceed 1.0 a little (headroom), never by 1e30
+    max_decoded_bytes: int = 4 * 1024 ** 3  # frames * channels * 4 from the header, before allocating them
 
 
 def _need(module: str):
@@ -64,24 +69,52 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
         sf = _need("soundfile")
         try:
             info = sf.info(str(p))
-            if info.frames > limits.max_seconds * info.samplerate:
-                raise UserError(f"audio file too long ({info.frames / info.samplerate:.0f} s > "
-                                f"{limits.max_seconds:.0f} s): {p}")
-            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        except UserError:
-            raise
         except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
-            raise UserError(f"cannot read audio file {p}: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
+        _check_header(p, info.samplerate, info.channels, info.frames, limits)
+        try:
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        except MemoryError:
+            raise UserError(f"audio file too large to decode: {p}") from None
+        except Exception as exc:
+            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
+        _check_samples(p, data, limits)
         wave = data.mean(axis=1)  # mono: average the channels
     if wave.size == 0:
         raise UserError(f"audio file has no samples: {p}")
     if wave.size > limits.max_seconds * sr:
         raise UserError(f"audio file too long ({wave.size / sr:.0f} s > {limits.max_seconds:.0f} s): {p}")
-    if not np.all(np.isfinite(wave)):
-        raise UserError(f"audio file contains NaN or infinite samples: {p}")
     if not allow_silent and float(np.abs(wave).max()) < limits.silence_peak:
         raise UserError(f"audio file is silent (peak amplitude < {limits.silence_peak:g}): {p}")
-    return resample(wave, int(sr), sample_rate)
+    out = resample(wave, int(sr), sample_rate)
+    if out.size == 0:  # a few samples at a high rate resample to nothing
+        raise UserError(f"audio file too short ({wave.size} samples at {sr} Hz): {p}")
+    return out
+
+
+def _check_header(p: Path, rate: int, channels: int, frames: int, limits: AudioLimits) -> None:
+    """Refuse what the header says before decoding: rate, channels, duration, decoded size."""
+    if not limits.min_rate <= rate <= limits.max_rate:
+        raise UserError(f"audio file has sample rate {rate} Hz, outside {limits.min_rate}..{limits.max_rate} Hz "
+                        f"(a damaged header?): {p}")
+    if not 1 <= channels <= limits.max_channels:
+        raise UserError(f"audio file has {channels} channels (1..{limits.max_channels} supported): {p}")
+    if frames > limits.max_seconds * rate:
+        raise UserError(f"audio file too long ({frames / rate:.0f} s > {limits.max_seconds:.0f} s): {p}")
+    if frames * channels * 4 > limits.max_decoded_bytes:
+        raise UserError(f"audio file too large to decode ({frames * channels * 4 / 1e9:.1f} GB of samples): {p}")
+
+
+def _check_samples(p: Path, data: np.ndarray, limits: AudioLimits) -> None:
+    """Decoded samples (frames, channels): finite and of a sane amplitude (checked per channel,
+    before averaging, so +1e30 and -1e30 do not cancel out)."""
+    if not np.all(np.isfinite(data)):
+        raise UserError(f"audio file contains NaN or infinite samples: {p}")
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    if peak > limits.max_amplitude:
+        raise UserError(f"audio file has samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; "
+                        f"audio is expected in [-1, 1]): {p}")
+
 
 
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
@@ -105,5 +138,6 @@ def duration_seconds(path: str | os.PathLike) -> float:
     try:
         info = sf.info(str(p))
     except Exception as exc:
-        raise UserError(f"cannot read audio file {p}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
+    _check_header(p, info.samplerate, info.channels, info.frames, AudioLimits())
     return info.frames / info.samplerate

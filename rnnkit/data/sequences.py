@@ -20,7 +20,9 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from rnnkit.errors import UserError
+from rnnkit.data.checks import bad_mask, describe, first_bad
+from rnnkit.data.text import decode_text
+from rnnkit.errors import UserError, exc_summary
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
 LABEL_COLUMNS = ("label", "class", "y", "target")
@@ -76,27 +78,37 @@ def from_arrays(X, y=None, lengths=None, source: str = "<memory>") -> SequenceDa
 
 def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
     arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    for i, a in enumerate(arrays):
+        if not _real_dtype(a):
+            raise UserError(f"{source}: sequence {i} must be real numbers, got dtype {a.dtype}")
     feats = {a.shape[1] for a in arrays if a.ndim == 2}
     if len(feats) != 1 or any(a.ndim != 2 for a in arrays):
         raise UserError(f"{source}: every sequence must be (time, features) with the same features, got {sorted(feats)}")
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     if lengths.min() < 1:
         raise UserError(f"{source}: sequence {int(lengths.argmin())} is empty")
+    for i, a in enumerate(arrays):  # checked before float32 conversion: 1e39 would silently become inf
+        bad = first_bad(a)
+        if bad is not None:
+            raise UserError(f"{source}: example {i}, step {bad[0]}, feature {bad[1]}: {describe(float(a[bad]))}")
     values = np.zeros((len(arrays), int(lengths.max()), feats.pop()), dtype=np.float32)
     for i, a in enumerate(arrays):
         values[i, : len(a)] = a
-    data = SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
-    _check_finite(data)
-    return data
+    return SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
+
+
+def _real_dtype(a: np.ndarray) -> bool:
+    """Integers or floats (not bool, complex, strings or objects)."""
+    return a.dtype.kind in "iuf"
 
 
 def _from_padded(X: np.ndarray, labels, lengths, source: str) -> SequenceData:
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-        raise UserError(f"{source}: X must be numeric (n, time, features), got dtype {X.dtype}")
+    if not _real_dtype(X):
+        raise UserError(f"{source}: X must be real numbers (n, time, features), got dtype {X.dtype}")
     if X.ndim == 2:
         X = X[:, :, None]  # (n, time) -> one feature
     if X.ndim != 3:
-        raise UserError(f"{source}: X must have shape (n, time, features), got {X.shape}")
+        raise UserError(f"{source}: X must have shape (n, time, features) or (n, time), got {X.shape}")
     n, T = X.shape[0], X.shape[1]
     if n == 0 or T == 0 or X.shape[2] == 0:
         raise UserError(f"{source}: X is empty, shape {X.shape}")
@@ -104,23 +116,25 @@ def _from_padded(X: np.ndarray, labels, lengths, source: str) -> SequenceData:
         lengths = np.full(n, T, dtype=np.int64)
     else:
         lengths = np.asarray(lengths)
-        if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
             raise UserError(f"{source}: lengths must be integers of shape ({n},), got {lengths.shape} {lengths.dtype}")
         if lengths.min() < 1 or lengths.max() > T:
             raise UserError(f"{source}: lengths must lie in [1, {T}], got {lengths.min()}..{lengths.max()}")
-    data = SequenceData(kind="numeric", values=X.astype(np.float32), lengths=lengths.astype(np.int64),
-                        labels=labels, source=source)
-    _check_finite(data)
-    return data
+    lengths = lengths.astype(np.int64)
+    _check_values(X, lengths, source)  # before float32 conversion: 1e39 would silently become inf
+    values = X.astype(np.float32)
+    values[np.arange(T)[None, :] >= lengths[:, None]] = 0.0  # padding is zeros, whatever the file held there
+    return SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
 
 
-def _check_finite(data: SequenceData) -> None:
-    """NaN/inf inside a sequence's real steps is an error (padding after the length is ignored)."""
-    steps = np.arange(data.values.shape[1])[None, :] < data.lengths[:, None]  # (n, T)
-    bad = ~np.isfinite(data.values) & steps[:, :, None]
+def _check_values(X: np.ndarray, lengths: np.ndarray, source: str) -> None:
+    """NaN/inf or a huge value inside a sequence's real steps is an error (padding after the length
+    is ignored). X: (n, T, F) any real dtype; lengths: (n,)."""
+    steps = np.arange(X.shape[1])[None, :] < lengths[:, None]  # (n, T)
+    bad = bad_mask(X) & steps[:, :, None]
     if bad.any():
         i, t, f = (int(v[0]) for v in np.nonzero(bad))
-        raise UserError(f"{data.source}: non-finite value (NaN/inf) in example {i}, step {t}, feature {f}")
+        raise UserError(f"{source}: example {i}, step {t}, feature {f}: {describe(float(X[i, t, f]))}")
 
 
 def _check_sizes(data: SequenceData) -> None:
@@ -158,8 +172,10 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
 
     try:
         df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: cannot parse as CSV ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); save the CSV as UTF-8") from None
+    except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
+        raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
     cols = list(df.columns)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
@@ -178,19 +194,25 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
         raise UserError(f"{path}: row {empty[0] + 2} has an empty sequence in column {text_col!r}")
     numbers = _as_numbers(texts)
     if numbers is not None:
+        for i, a in enumerate(numbers):  # say the CSV line, not the example index
+            bad = first_bad(a)
+            if bad is not None:
+                raise UserError(f"{path}: row {i + 2}, number {bad[0] + 1} in column {text_col!r}: "
+                                f"{describe(float(a[bad]))}")
         return _from_ragged(numbers, labels, str(path))
     return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
 
 
 def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: Sequence[str], what: str, flag: str) -> str:
+    have = ", ".join(map(str, cols[:12])) + (" ..." if len(cols) > 12 else "")
     if wanted is not None:
         if wanted not in cols:
-            raise UserError(f"{path}: no {what} column {wanted!r}; columns are {', '.join(cols)}")
+            raise UserError(f"{path}: no {what} column {wanted!r}; columns are {have}")
         return wanted
     for c in defaults:
         if c in cols:
             return c
-    raise UserError(f"{path}: no {what} column (looked for {', '.join(defaults)}); name it with {flag}; columns are {', '.join(cols)}")
+    raise UserError(f"{path}: no {what} column (looked for {', '.join(defaults)}); name it with {flag}; columns are {have}")
 
 
 def _as_numbers(texts: list[str]) -> Optional[list[np.ndarray]]:
@@ -199,7 +221,7 @@ def _as_numbers(texts: list[str]) -> Optional[list[np.ndarray]]:
     for s in texts:
         parts = s.replace(",", " ").split()
         try:
-            out.append(np.array([float(p) for p in parts], dtype=np.float32)[:, None])
+            out.append(np.array([float(p) for p in parts], dtype=np.float64)[:, None])
         except ValueError:
             return None
     return out
@@ -212,10 +234,8 @@ def read_class_folder(path: Path) -> SequenceData:
         raise UserError(f"{path}: no <class>.txt files in the folder")
     texts, labels = [], []
     for f in files:
-        try:
-            lines = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        except UnicodeDecodeError:
-            raise UserError(f"{f}: not UTF-8 text") from None
+        raw = f.read_bytes()
+        lines = [ln.strip() for ln in decode_text(raw, str(f)).splitlines() if ln.strip()] if raw.strip() else []
         if not lines:
             raise UserError(f"{f}: class {f.stem!r} has no examples (empty file)")
         texts += lines
@@ -230,21 +250,38 @@ def read_npz(path: Path, labelled: bool = True) -> SequenceData:
             arrays = {k: z[k] for k in z.files}
     except ValueError as exc:
         raise UserError(f"{path}: cannot read .npz without pickle ({exc}); store numbers/strings, not objects") from None
-    except Exception as exc:  # zipfile.BadZipFile, OSError: a broken file
-        raise UserError(f"{path}: not a valid .npz file ({type(exc).__name__})") from None
+    except MemoryError:
+        raise UserError(f"{path}: an array in the .npz is too large for memory") from None
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, zlib.error, OSError: a broken file
+        raise UserError(f"{path}: not a valid .npz file ({type(exc).__name__}: {exc_summary(exc)})") from None
     if "X" not in arrays:
         raise UserError(f"{path}: no array 'X' (found {', '.join(arrays) or 'nothing'})")
+    X = arrays["X"]
+    if X.ndim not in (2, 3):  # checked first: a scalar X has no examples to count
+        raise UserError(f"{path}: X must have shape (n, time, features) or (n, time), got {X.shape}")
     if labelled and "y" not in arrays:
         raise UserError(f"{path}: no array 'y' with the labels (found {', '.join(arrays)})")
     y = arrays.get("y")
     if y is not None:
         if y.ndim != 1:
             raise UserError(f"{path}: y must have shape (n,), got {y.shape}")
-        if y.shape[0] != arrays["X"].shape[0]:
-            raise UserError(f"{path}: X has {arrays['X'].shape[0]} examples but y has {y.shape[0]}")
-        y = [str(v) for v in y.tolist()]
-    data = _from_padded(arrays["X"], y, arrays.get("lengths"), str(path))
-    return data
+        if y.dtype.kind not in "biuUS":  # floats as labels: 1.0 vs 1 would make two classes; NaN no class
+            if y.dtype.kind != "f" or not np.all(np.isfinite(y)):
+                raise UserError(f"{path}: y must hold integer or string labels, got dtype {y.dtype}")
+        if y.shape[0] != X.shape[0]:
+            raise UserError(f"{path}: X has {X.shape[0]} examples but y has {y.shape[0]}")
+        y = [_label(v, path) for v in y.tolist()]
+    return _from_padded(X, y, arrays.get("lengths"), str(path))
+
+
+def _label(v, path: Path) -> str:
+    if isinstance(v, bytes):  # an 'S' array: bytes labels must be text
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: y holds a label that is not UTF-8 text: {v!r}") from None
+    return str(v)
+
 
 
 # ----------------------------------------------------------------------------- labels

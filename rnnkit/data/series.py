@@ -20,9 +20,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from rnnkit.errors import UserError
+from rnnkit.data.checks import MAX_MAGNITUDE, describe
+from rnnkit.errors import UserError, exc_summary
 
 # Seasonal period per pandas frequency prefix (M4 / Monash conventions).
+_MAX_INT_TIME = 2 ** 53  # integer times: exact in float64, and their sums stay far from int64 overflow
 _SEASON = {"Y": 1, "A": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "h": 24, "H": 24, "min": 60, "T": 60}
 
 
@@ -63,8 +65,15 @@ class SeriesSet:
         """The h time stamps after the end of series s."""
         last = s.times[-1]
         if self.freq is None:
+            if abs(int(last) + self.step * h) >= 2 ** 63:  # int64 arithmetic would wrap silently
+                raise UserError(f"series {s.id!r}: the forecast times after {int(last)} (step {self.step}) "
+                                f"leave the supported integer time range")
             return np.asarray(last + self.step * np.arange(1, h + 1), dtype=np.int64)
-        return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=self.freq)[1:].values
+        try:
+            return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=self.freq)[1:].values
+        except (ValueError, OverflowError) as exc:  # OutOfBoundsDatetime: past the year 2262
+            raise UserError(f"series {s.id!r}: cannot extend its dates past {pd.Timestamp(last)} "
+                            f"({exc_summary(exc)})") from None
 
     def schema(self) -> dict:
         return {"target": self.target, "time_col": self.time_col, "id_col": self.id_col,
@@ -90,8 +99,10 @@ def read_csv(path: Union[str, Path]) -> pd.DataFrame:
         raise UserError(f"data file not found: {p}")
     try:
         df = pd.read_csv(p)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {p} as CSV: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read {p} as CSV: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except (pd.errors.EmptyDataError, ValueError, OverflowError) as exc:  # ParserError is a ValueError
+        raise UserError(f"cannot read {p} as CSV: {exc_summary(exc)}") from None
     if df.empty:
         raise UserError(f"{p} has no data rows")
     return df
@@ -107,7 +118,10 @@ def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
 def _numeric(df: pd.DataFrame, col: str, where: str, allow_nan_rows: Optional[np.ndarray] = None) -> np.ndarray:
     """Column as float64; non-numeric cells and missing values are errors (line = CSV line)."""
     raw = df[col]
-    num = pd.to_numeric(raw, errors="coerce")
+    try:
+        num = pd.to_numeric(raw, errors="coerce")
+    except (OverflowError, ValueError, TypeError):  # e.g. a 400-digit integer: convert cell by cell
+        num = pd.Series([_cell_float(v) for v in raw], index=raw.index, dtype=np.float64)
     bad = num.isna() & raw.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -118,32 +132,61 @@ def _numeric(df: pd.DataFrame, col: str, where: str, allow_nan_rows: Optional[np
         nan &= ~allow_nan_rows
     if nan.any():
         idx = np.flatnonzero(nan)
+        if np.isinf(values[idx[0]]):  # "inf" or a number beyond float range, not a missing value
+            raise UserError(f"column {col!r} in {where}, line {idx[0] + 2}: {describe(float(values[idx[0]]))}")
         raise UserError(f"column {col!r} in {where} has {len(idx)} missing/non-finite value(s), first at line "
                         f"{idx[0] + 2}; fill or drop them first (rnnkit does not drop them silently)")
+    big = np.abs(np.nan_to_num(values)) > MAX_MAGNITUDE
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise UserError(f"column {col!r} in {where}, line {i + 2}: {describe(float(values[i]))}")
     return values
+
+
+def _cell_float(v) -> float:
+    """One CSV cell as a float: NaN when not a number, inf when a number too big for a float."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf")
+    except (TypeError, ValueError):
+        return float("nan")
+
 
 
 def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
     """Integers stay integers; anything else must parse as dates."""
-    if pd.api.types.is_integer_dtype(col):
-        return col.to_numpy(dtype=np.int64)
-    if pd.api.types.is_float_dtype(col):
+    if pd.api.types.is_integer_dtype(col) or pd.api.types.is_float_dtype(col):
         if col.isna().any():
             raise UserError(f"time column {name!r} in {where} has missing values, first at line "
                             f"{int(np.flatnonzero(col.isna().to_numpy())[0]) + 2}")
-        if np.all(np.mod(col.to_numpy(), 1) == 0):
-            return col.to_numpy().astype(np.int64)
-        raise UserError(f"time column {name!r} in {where} has non-integer numbers; use dates or integers")
+        v = col.to_numpy()
+        with np.errstate(invalid="ignore"):
+            if not np.all(np.mod(v, 1) == 0):
+                raise UserError(f"time column {name!r} in {where} has non-integer numbers; use dates or integers")
+            big = np.abs(v.astype(np.float64)) > _MAX_INT_TIME
+        if big.any():  # differences and future steps must not wrap around in int64
+            i = int(np.flatnonzero(big)[0])
+            raise UserError(f"time column {name!r} in {where}: integer time {v[i]} at line {i + 2} is out of "
+                            f"range (|t| <= 2**53)")
+        return v.astype(np.int64)
     try:
         t = pd.to_datetime(col, errors="raise", format="mixed")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise UserError(f"time column {name!r} in {where} is neither integers nor dates: "
                         f"{str(exc).splitlines()[0]}") from None
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise UserError(f"time column {name!r} in {where} has a missing time at line {i + 2}")
-    return t.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if t.dt.tz is not None else \
-        t.to_numpy(dtype="datetime64[ns]")
+    if t.dt.tz is not None:
+        t = t.dt.tz_localize(None)
+    # pandas parses years such as -27 or 9999 (microsecond unit); nanosecond times would wrap around silently.
+    outside = ((t < pd.Timestamp.min) | (t > pd.Timestamp.max)).to_numpy()
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise UserError(f"time column {name!r} in {where}: date {str(col.iloc[i])[:40]!r} at line {i + 2} is outside "
+                        f"the supported range {pd.Timestamp.min.date()}..{pd.Timestamp.max.date()}")
+    return t.to_numpy(dtype="datetime64[ns]")
 
 
 def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
@@ -156,9 +199,10 @@ def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
             if f:
                 return f if isinstance(f, str) else f.freqstr
     # Irregular (gaps): use the median spacing to pick a calendar frequency.
-    diffs = np.concatenate([np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1])
-    if len(diffs) == 0:
+    steps = [np.diff(t).astype("timedelta64[s]").astype(np.int64) for t in times_list if len(t) > 1]
+    if not steps:  # every series has one point: no spacing to read
         return None
+    diffs = np.concatenate(steps)
     days = float(np.median(diffs)) / 86400.0
     first = pd.Timestamp(times_list[0][0])
     for lo, hi, start, end in [(360, 370, "YS", "YE"), (88, 93, "QS", "QE"), (27, 32, "MS", "ME")]:
@@ -178,6 +222,10 @@ def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
         return 0
     if freq is None:
         return int(((np.diff(s.times) // step) - 1).clip(min=0).sum())
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick):  # fixed duration: count arithmetically (a 1 s frequency
+        span = int((s.times[-1] - s.times[0]).astype("timedelta64[ns]").astype(np.int64))  # over years
+        return max(0, span // int(offset.nanos) + 1 - len(s))  # would be a huge date_range)
     full = pd.date_range(pd.Timestamp(s.times[0]), pd.Timestamp(s.times[-1]), freq=freq)
     return max(0, len(full) - len(s))
 

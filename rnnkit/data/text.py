@@ -22,20 +22,22 @@ SHAKESPEARE = Path(__file__).parent / "datasets" / "shakespeare" / "shakespeare.
 
 
 
-def read_text(path: str | Path, what: str = "text file") -> str:
-    """Read a UTF-8 text file; UserError if it is missing, empty, binary or not UTF-8."""
+def read_text(path: str | Path, what: str = "text file", allow_empty: bool = False) -> str:
+    """Read a UTF-8 text file; UserError if it is missing, empty (unless ``allow_empty``), binary or not UTF-8."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: {what} not found")
     if p.is_dir():
         raise UserError(f"{p}: is a folder, expected a UTF-8 {what}")
     raw = p.read_bytes()
-    return decode_text(raw, str(p))
+    return decode_text(raw, str(p), allow_empty)
 
 
-def decode_text(raw: bytes, where: str = "<input>") -> str:
+def decode_text(raw: bytes, where: str = "<input>", allow_empty: bool = False) -> str:
     """Decode bytes as UTF-8 text (a BOM is dropped) with one-line errors that say where."""
     if not raw.strip():
+        if allow_empty:
+            return ""
         raise UserError(f"{where}: empty text (no characters to learn from)")
     if b"\x00" in raw[:1 << 20]:
         raise UserError(f"{where}: looks binary (contains NUL bytes); expected UTF-8 plain text")

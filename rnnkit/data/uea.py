@@ -11,13 +11,14 @@ lengths 7-29, 9 classes).
 from __future__ import annotations
 
 import gzip
-import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 
+from rnnkit.data.checks import describe, first_bad
 from rnnkit.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "datasets" / "uea"
@@ -39,10 +40,24 @@ class TSData:
     name: str
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, gunzipped when named ``.gz``. A file that is not
+    gzip, is truncated or holds bytes that are not UTF-8 raises a UserError saying where."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    offset = 0
+    try:
+        with opener(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UserError(f"{path}:{lineno}: not valid UTF-8 (byte {offset + exc.start}"
+                                    f"{' of the uncompressed data' if opener is gzip.open else ''})") from None
+                offset += len(raw)
+                yield lineno, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt stream
+        raise UserError(f"{path}: not a valid gzip file ({type(exc).__name__}: {exc}); "
+                        f"a plain .ts file must not be named .ts.gz") from None
 
 
 def read_ts(path: Union[str, Path]) -> TSData:
@@ -54,27 +69,26 @@ def read_ts(path: Union[str, Path]) -> TSData:
     cases: list[np.ndarray] = []
     labels: list[str] = []
     in_data = False
-    with _open_text(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                if not line.startswith("@"):
-                    raise UserError(f"{path}:{lineno}: expected a '@key value' header line before @data")
-                key, _, value = line[1:].partition(" ")
-                key = key.lower()
-                if key == "data":
-                    in_data = True
-                else:
-                    header[key] = value.strip()
-                continue
-            cases.append(_parse_case(line, path, lineno, labels))
+    for lineno, raw in _lines(path):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            if not line.startswith("@"):
+                raise UserError(f"{path}:{lineno}: expected a '@key value' header line before @data")
+            key, _, value = line[1:].partition(" ")
+            key = key.lower()
+            if key == "data":
+                in_data = True
+            else:
+                header[key] = value.strip()
+            continue
+        cases.append(_parse_case(line, path, lineno, labels))
     if not in_data:
         raise UserError(f"{path}: no @data section")
     if not cases:
         raise UserError(f"{path}: no cases after @data")
-    if header.get("classlabel", "false").split()[0].lower() != "true":
+    if (header.get("classlabel", "").split() or ["false"])[0].lower() != "true":
         raise UserError(f"{path}: not a classification file (@classLabel is not true)")
     class_labels = header["classlabel"].split()[1:]
     unknown = sorted(set(labels) - set(class_labels))
@@ -96,14 +110,20 @@ def _parse_case(line: str, path: Path, lineno: int, labels: list[str]) -> np.nda
     *dims, label = line.split(":")
     if not dims:
         raise UserError(f"{path}:{lineno}: a case needs at least one dimension and a label")
+    if not label.strip():
+        raise UserError(f"{path}:{lineno}: the case has an empty class label (the text after the last ':')")
     series = []
     for d, text in enumerate(dims):
-        if "?" in text or "NaN" in text or "nan" in text:
+        if "?" in text:
             raise UserError(f"{path}:{lineno}: missing value in dimension {d}; fill or drop it first")
         try:
-            series.append(np.array([float(v) for v in text.split(",")], dtype=np.float32))
+            values = np.array([float(v) for v in text.split(",")], dtype=np.float64)
         except ValueError:
             raise UserError(f"{path}:{lineno}: dimension {d} has a non-numeric value") from None
+        bad = first_bad(values)  # before float32: 1e39 would become inf and train to NaN
+        if bad is not None:
+            raise UserError(f"{path}:{lineno}: dimension {d}, value {bad[0] + 1}: {describe(float(values[bad]))}")
+        series.append(values.astype(np.float32))
     if len({len(s) for s in series}) != 1:
         raise UserError(f"{path}:{lineno}: the dimensions of one case have different lengths")
     labels.append(label.strip())

@@ -13,8 +13,12 @@ compiler, and they are called through ``ctypes`` on tensor data pointers. Built 
 libgomp.so.1 and the loader reuses it), so no second thread pool fights torch's spinning
 workers on a small machine; without OpenMP, batch ranges go to Python threads (ctypes
 releases the GIL). The bias is added inside the kernels and its gradient summed there.
-Built once per source/compiler-flags/CPU into ``$RNNKIT_CACHE`` (default
-``~/.cache/rnnkit``) with an atomic rename, so parallel test workers do not race.
+Built once per source/compiler-flags/CPU into a private cache folder (``$RNNKIT_CACHE/kernels``,
+else ``$XDG_CACHE_HOME/rnnkit/kernels``, else ``~/.cache/rnnkit/kernels``; if that cannot be
+written, ``<tmp>/rnnkit-<uid>``) with an atomic rename, so parallel test workers do not race.
+A shared library runs with the user's rights when loaded, so the folder is created 0700 and
+checked before every load (ours, a real folder, 0700), and each ``.so`` must be a regular file
+of ours that nobody else can write; anything else is rebuilt or, if that fails, not used.
 If there is no C compiler (or ``RNNKIT_NO_KERNELS=1``), ``available()`` is False and
 callers fall back to pure-torch code with the same maths.
 """
@@ -24,6 +28,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -205,6 +210,7 @@ _VARIANTS = {
 # it) also the ``omp parallel`` ones, with libgomp.so.1 -- torch's own copy once torch is loaded.
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
 _SIMD_ONLY, _OPENMP = ["-fopenmp-simd"], ["-fopenmp"]
+_LINK = "link: separate, no crtfastmath"  # part of the cache key: older builds set FTZ/DAZ on load
 _LOCK = threading.Lock()
 _LIBS: dict[str, ctypes.CDLL] = {}
 _TRIED = False
@@ -226,16 +232,77 @@ def _cpu_key() -> str:
         return ""
 
 
+def cache_candidates() -> list[Path]:
+    """Where kernels may be cached, in order of preference (each must pass ``private_dir``)."""
+    out = []
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.environ.get("RNNKIT_CACHE"):
+        out.append(Path(os.environ["RNNKIT_CACHE"]) / "kernels")
+    elif os.path.isabs(xdg):  # XDG: a relative path is invalid and ignored
+        out.append(Path(xdg) / "rnnkit" / "kernels")
+    else:
+        try:
+            out.append(Path.home() / ".cache" / "rnnkit" / "kernels")
+        except RuntimeError:  # no home folder known
+            pass
+    # A read-only home falls back to a folder of our own in the shared temp folder.
+    return out + [Path(tempfile.gettempdir()) / f"rnnkit-{os.getuid()}"]
+
+
+def private_dir(path: Path) -> Optional[Path]:
+    """``path`` as a folder only this user can use: created 0700 if missing; if it exists it must be
+    a real folder (not a symlink) owned by us, and is narrowed to 0700. None when it cannot be made
+    safe (then nothing is loaded from it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        parent = os.stat(path.parent)
+        if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+            return None  # anyone may rename our folder away and put theirs in its place
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    except OSError:
+        return None
+    return path
+
+
+def trusted_file(path: Path) -> bool:
+    """A regular file (not a symlink) owned by us that no group or other user can write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _compile(cc: str, name: str, source: str, flags: list[str], cache: Path) -> Path:
-    key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_key()]).encode()).hexdigest()[:16]
+    """Path of the built library in ``cache`` (a ``private_dir``), compiled unless a trusted copy exists."""
+    key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_key(), _LINK]).encode()).hexdigest()[:16]
     lib_path = cache / f"{name}_{key}.so"
+    if os.path.lexists(lib_path) and not trusted_file(lib_path):
+        os.unlink(lib_path)  # not provably ours: rebuild rather than run it
     if not lib_path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             src, obj = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
             src.write_text(source)
-            subprocess.run([cc, *flags, str(src), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
+            # Compile and link apart: linking a shared library with -ffast-math pulls in gcc's
+            # crtfastmath.o, whose constructor sets flush-to-zero / denormals-are-zero for the whole
+            # process at load time, changing every other library's numerics (subnormals become 0).
+            compile_flags = [f for f in flags if f != "-shared"]
+            link_flags = ["-shared", *(f for f in flags if f == "-fopenmp")]
+            o = Path(tmp) / f"{name}.o"
+            subprocess.run([cc, *compile_flags, "-c", str(src), "-o", str(o)], check=True, capture_output=True, timeout=120)
+            subprocess.run([cc, *link_flags, str(o), "-o", str(obj), "-lm"], check=True, capture_output=True, timeout=120)
+            os.chmod(obj, 0o700)
             os.replace(obj, lib_path)  # atomic: a parallel builder wins or loses whole
+    if not trusted_file(lib_path):
+        raise OSError(f"{lib_path}: not a private regular file")
     return lib_path
 
 
@@ -272,9 +339,10 @@ def _build_variants(name: str, source: str, variants: dict[str, list[str]], argt
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc or os.environ.get("RNNKIT_NO_KERNELS") == "1" or sys.platform == "win32":
         return {}
-    caches = [Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit")),
-              Path(tempfile.gettempdir()) / f"rnnkit-{os.getuid() if hasattr(os, 'getuid') else 0}"]
-    for cache in caches:  # a read-only home falls back to the temp folder
+    for candidate in cache_candidates():  # a read-only home falls back to the temp folder
+        cache = private_dir(candidate)
+        if cache is None:
+            continue
         libs = {}
         try:
             for variant, extra in variants.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 import rnnkit
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 PathLike = Union[str, os.PathLike]
 CONFIG = "config.json"
@@ -46,6 +47,34 @@ def make_temp_dir(path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_UMASK)
     return tmp
+
+
+# The names the temp helpers here and in rnnkit.io give: "." + target name + "." + tempfile's
+# 8 random characters + ".tmp" (+ the target's suffix for io.atomic_path).
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temps(folder: PathLike) -> list[Path]:
+    """Delete temp files/folders a killed run left in ``folder`` (only rnnkit's own temp names);
+    returns what was removed. Call it only where no other writer is active (a trainer's start)."""
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if not _TEMP_NAME.match(p.name):
+            continue
+        try:
+            if p.is_symlink() or not p.is_dir():
+                p.unlink()
+            else:
+                shutil.rmtree(p)
+            removed.append(p)
+        except OSError:
+            continue  # not ours to remove (permissions): leave it
+    return removed
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -113,14 +142,10 @@ def load_tensors(path: PathLike) -> dict[str, Tensor]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt data
-        raise UserError(f"{path}: corrupt or truncated safetensors file ({_one_line(exc)})") from None
+        raise UserError(f"{path}: corrupt or truncated safetensors file ({exc_summary(exc)})") from None
     for alias, key in json.loads(meta.get(_ALIASES_KEY, "{}")).items():
         tensors[alias] = tensors[key]
     return tensors
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 # ---------------------------------------------------------------- model folders
@@ -178,7 +203,9 @@ def read_json(path: PathLike, what: str = "file") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: corrupt or truncated JSON ({_one_line(exc)})") from None
+        raise UserError(f"{path}: corrupt or truncated JSON ({exc_summary(exc)})") from None
+    except RecursionError:  # json's C parser recurses once per nesting level
+        raise UserError(f"{path}: JSON nested too deeply") from None
 
 
 def check_version(version: Any, where: PathLike) -> None:
@@ -208,11 +235,21 @@ def load_model(dir: PathLike, task: Optional[str] = None) -> tuple[dict, dict[st
     if task is not None and config.get("task") != task:
         raise UserError(f"{dir}: a {config.get('task')!r} model, not a {task!r} model")
     state = load_tensors(dir / WEIGHTS)
+    check_finite(state, dir / WEIGHTS)
     extras = {}
     for p in sorted(dir.glob("*.json")):
         if p.name not in RESERVED and not p.name.startswith("."):
             extras[p.stem] = read_json(p)
     return config, state, extras
+
+
+def check_finite(state: Mapping[str, Tensor], where: PathLike) -> None:
+    """Refuse NaN/inf weights: they load silently and make every prediction NaN."""
+    for name, t in state.items():
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            n_bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{where}: tensor {name!r} holds {n_bad} non-finite value(s) (NaN/inf); "
+                            f"the model is damaged (retrain, or resume from an earlier checkpoint)")
 
 
 def load_state_into(model: nn.Module, state_dict: Mapping[str, Tensor], strict: bool = True,

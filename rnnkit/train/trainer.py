@@ -28,7 +28,8 @@ from rnnkit.errors import UserError
 from rnnkit.train import distributed as D
 from rnnkit.train.callbacks import EarlyStopping, LRSchedule, ProgressBar, make_loggers
 from rnnkit.train.checkpoint import (atomic_write_json, flatten_tree, load_model, load_state_into, load_tensors, make_temp_dir,
-                                     read_json, rng_state, save_model, save_tensors, set_rng_state, unflatten_tree)
+                                     read_json, remove_stale_temps, rng_state, save_model, save_tensors, set_rng_state,
+                                     unflatten_tree)
 
 LossFn = Callable[[nn.Module, Any, Any], "tuple[Tensor, Any]"]
 Data = Union[Iterable[Any], Callable[[int], Iterable[Any]]]
@@ -155,6 +156,10 @@ class Trainer:
         self.rows: list[dict] = []
         if self.main and self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            # A killed run leaves its half-written checkpoint/file temps behind; no writer is active now.
+            for p in remove_stale_temps(self.out_dir):
+                if cfg.progress:
+                    print(f"rnnkit: removed {p.name}, left by an interrupted run", file=sys.stderr)
         self.best_state: Optional[dict] = None
         self.state: Any = None
         self._pending: Optional[dict] = None  # RNG + TBPTT state to apply after skipping batches

@@ -6,6 +6,8 @@ normalised per feature (mean/std over real steps), padding kept at 0.
 """
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -65,8 +67,14 @@ class FeatureScaler:
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_json(cls, d: dict) -> "FeatureScaler":
-        return cls(mean=list(d["mean"]), std=list(d["std"]))
+    def from_json(cls, d: dict, where: str = "scaler.json") -> "FeatureScaler":
+        """Inverse of ``to_json``; UserError unless mean/std are equal-length lists of finite numbers, std > 0."""
+        mean, std = (d.get("mean"), d.get("std")) if isinstance(d, dict) else (None, None)
+        ok = isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) > 0 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mean + std)
+        if not ok or min(std) <= 0:
+            raise UserError(f"{where}: expected {{\"mean\": [...], \"std\": [...]}} with finite numbers and std > 0")
+        return cls(mean=[float(v) for v in mean], std=[float(v) for v in std])
 
 
 def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],

@@ -289,6 +289,6 @@ class SequenceClassifier(Task):
         else:
             if "scaler" not in extras:
                 raise UserError(f"{where}: scaler.json is missing")
-            self.scaler = FeatureScaler.from_json(extras["scaler"])
+            self.scaler = FeatureScaler.from_json(extras["scaler"], where.replace("config.json", "scaler.json"))
         k = self.config.ensemble
         return ClassifierNet(net_cfg) if k == 1 else EnsembleNet(net_cfg, k)

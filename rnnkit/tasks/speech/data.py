@@ -39,28 +39,47 @@ def read_dataset(path: str | Path) -> list[Utterance]:
         for f in audio:
             txt = f.with_suffix(".txt")
             if txt.is_file():
-                out.append(Utterance(f, txt.read_text(encoding="utf-8").strip()))
+                out.append(Utterance(f, _utf8(txt.read_bytes(), txt).strip()))
         if not out:
             raise UserError(f"{p}: no audio files with a same-name .txt transcript found")
         return out
     if not p.is_file():
         raise UserError(f"speech data not found: {p}")
     out = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            audio, text = row["audio"], row["text"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"{p}:{i}: expected a JSON object with 'audio' and 'text' ({type(exc).__name__}: {exc})") from None
-        if not isinstance(text, str):
-            raise UserError(f"{p}:{i}: 'text' must be a string")
-        a = Path(audio)
-        out.append(Utterance(a if a.is_absolute() else p.parent / a, text, row.get("duration")))
+    for i, line in enumerate(_utf8(p.read_bytes(), p).split("\n"), start=1):  # not splitlines: JSON may hold U+2028
+        if line.strip():
+            out.append(_manifest_row(line, p, i))
     if not out:
         raise UserError(f"{p}: manifest has no utterances")
     return out
+
+
+def _utf8(raw: bytes, p: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
+
+
+def _manifest_row(line: str, p: Path, i: int) -> Utterance:
+    """One manifest line -> Utterance; wrong types are UserErrors naming the line."""
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"{p}:{i}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(row, dict) or "audio" not in row or "text" not in row:
+        raise UserError(f"{p}:{i}: expected a JSON object with 'audio' and 'text'")
+    audio, text, duration = row["audio"], row["text"], row.get("duration")
+    if not isinstance(audio, str) or not audio.strip() or "\x00" in audio:
+        raise UserError(f"{p}:{i}: 'audio' must be a non-empty file path string, got {json.dumps(audio)[:80]}")
+    if not isinstance(text, str):
+        raise UserError(f"{p}:{i}: 'text' must be a string")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                 or not 0 <= duration < float("inf")):
+        raise UserError(f"{p}:{i}: 'duration' must be a non-negative number of seconds, got {json.dumps(duration)[:80]}")
+    a = Path(audio)
+    return Utterance(a if a.is_absolute() else p.parent / a, text, duration)
 
 
 class FeatureSet:
