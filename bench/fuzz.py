@@ -250,8 +250,9 @@ def targets(work: Path) -> list[Target]:
     from rnnkit.data.audio import load_audio
     from rnnkit.data.sequences import read_sequences
     from rnnkit.data.series import check_lengths, load_series
-    from rnnkit.data.text import Vocab, read_text, tokenize
-    from rnnkit.tasks.speech_data import read_dataset
+    from rnnkit.data.text import read_text
+    from rnnkit.data.vocab import Vocab, tokenize
+    from rnnkit.tasks.speech.data import read_dataset
 
     csvs, ts = csv_seeds(), ts_seed()
     series = series_seeds()
@@ -349,7 +350,7 @@ def targets(work: Path) -> list[Target]:
     def run_text(p: Path) -> Optional[str]:
         s = read_text(p)
         for level in ("char", "word"):
-            toks = tokenize(s, level)
+            toks = tokenize(s, level, lowercase=False)
             Vocab.build(toks, level, max_size=100)
         return None if isinstance(s, str) and s.strip() else "empty text"
 

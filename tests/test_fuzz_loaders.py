@@ -19,9 +19,10 @@ from hypothesis.extra import numpy as hnp
 from rnnkit.data.audio import load_audio
 from rnnkit.data.sequences import read_sequences
 from rnnkit.data.series import check_lengths, load_series
-from rnnkit.data.text import Vocab, read_text, tokenize
+from rnnkit.data.text import read_text
+from rnnkit.data.vocab import Vocab, tokenize
 from rnnkit.errors import UserError
-from rnnkit.tasks.speech_data import read_dataset
+from rnnkit.tasks.speech.data import read_dataset
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -266,7 +267,7 @@ def test_text_file(tmp_path_factory, data):
     def check(text):
         assert isinstance(text, str) and text.strip()
         for level in ("char", "word"):
-            Vocab.build(tokenize(text, level), level)
+            Vocab.build(tokenize(text, level, lowercase=False), level)
 
     valid_or_user_error(lambda: read_text(p), check)
 

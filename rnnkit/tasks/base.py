@@ -94,8 +94,13 @@ class Task:
         options = from_dict(cls.Config, config.get("options"), f"{where} options", ignore_unknown=True)
         self = cls(config=options)
         self.config.progress = False
-        with torch.device("meta"):  # count the weights config.json describes without allocating them
-            probe = self.restore(config.get("net"), extras, where)
+        try:
+            with torch.device("meta"):  # count the weights config.json describes without allocating them
+                probe = self.restore(config.get("net"), extras, where)
+        except UserError:
+            raise
+        except ValueError as exc:  # a network constructor refusing a setting (e.g. an unknown cell)
+            raise UserError(f"{where}: {exc}") from None
         described = sum(t.numel() for t in probe.state_dict().values())
         stored = sum(t.numel() for t in state.values())
         if described != stored:
