@@ -41,6 +41,9 @@ class Panel:
     context: int
     horizon: int
     n_future: int
+    # static covariates per series (rnnkit.data.static): numbers (S, N) float32, categories (S, C) int64
+    static_num: Optional[np.ndarray] = None
+    static_cat: Optional[np.ndarray] = None
 
     @classmethod
     def build(cls, ss: SeriesSet, context: int, horizon: int, with_future: bool = False) -> "Panel":
@@ -90,7 +93,7 @@ class Panel:
         """Windows for (series, origin) pairs.
 
         Returns y_ctx, m_ctx: (B, context); x_ctx: (B, context, P+F); f_hor: (B, horizon, F);
-        y_hor, m_hor: (B, horizon).
+        y_hor, m_hor: (B, horizon); with static covariates also s_num (B, N), s_cat (B, C).
         """
         i, t = pairs[:, 0:1], pairs[:, 1:2]
         ctx = i, t + np.arange(self.context)[None]                       # padded col of point t-L+k
@@ -99,6 +102,8 @@ class Panel:
         f_hor = self.cov[hor][:, :, self.cov.shape[2] - F:] if F else np.zeros((len(pairs), self.horizon, 0), np.float32)
         out = {"y_ctx": self.y[ctx], "m_ctx": self.mask[ctx], "x_ctx": self.cov[ctx], "f_hor": f_hor,
                "y_hor": self.y[hor], "m_hor": self.mask[hor]}
+        if self.static_num is not None:
+            out["s_num"], out["s_cat"] = self.static_num[pairs[:, 0]], self.static_cat[pairs[:, 0]]
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
     def last(self, origins: Optional[np.ndarray] = None) -> dict[str, torch.Tensor]:

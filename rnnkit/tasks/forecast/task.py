@@ -11,7 +11,8 @@ series (masked), or line up future covariates. Training runs on the shared ``Tra
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -20,9 +21,12 @@ import pandas as pd
 import torch
 
 from rnnkit.data.series import SeriesSet, check_lengths, load_series, truncate
+from rnnkit.data.static import StaticEncoder, StaticLike, embedding_size, read_static
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
+from rnnkit.tasks.forecast import formats
+from rnnkit.tasks.forecast.calibration import Calibration, calibrate
 from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, config_from_dict,
                                          forecast_loss)
 from rnnkit.train import Trainer, TrainConfig, load_model, load_state_into, save_model
@@ -57,6 +61,11 @@ class ForecastConfig:
     progress: bool = True
     out_dir: Optional[str] = None        # trainer checkpoints + metrics.csv (for --resume)
     resume: bool = False
+    # interval calibration after training (calibration.py): "holdout" trains a twin model without
+    # the last calib_holdout points (default: the horizon) and corrects every quantile per horizon
+    # step from its out-of-sample errors (doubles training time); "none" keeps the raw quantiles
+    calibrate: str = "holdout"
+    calib_holdout: Optional[int] = None
 
 
 @contextlib.contextmanager
@@ -112,31 +121,48 @@ class Forecaster:
             raise UserError(f"horizon must be a positive integer, got {config.horizon}")
         if config.ensemble < 1 or config.epochs < 1 or config.hidden < 1:
             raise UserError("ensemble, epochs and hidden must be at least 1")
+        if config.calibrate not in ("holdout", "none"):
+            raise UserError(f"calibrate must be 'holdout' or 'none', got {config.calibrate!r}")
         self.config = config
         self.model: Optional[ForecastModel] = None
         self.schema: dict = {}
         self.season = 1
         self.history = None
         self.train_stats: list[dict] = []
+        self.static: Optional[StaticEncoder] = None      # static covariates' vocabularies + scaling
+        self.calibration: Optional[Calibration] = None   # interval correction (calibration.py)
 
     # ------------------------------------------------------------------ training
     def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
             id_col: Optional[str] = None, covariates: Sequence[str] = (),
-            future_covariates: Sequence[str] = (), strict: bool = True) -> "Forecaster":
+            future_covariates: Sequence[str] = (), strict: bool = True,
+            static: Optional[StaticLike] = None) -> "Forecaster":
         """Train on a long table (or a loaded ``SeriesSet``).
 
+        target / time_col / id_col default to ``y`` / ``ds`` / ``unique_id`` where those columns exist.
         covariates: past-observed columns; future_covariates: columns known over the horizon.
+        static: table (CSV path or frame) with one row per series, keyed by the id column
+        (rnnkit.data.static); predict then needs it too.
         strict: every series must have more than ``horizon`` points (backtests relax this).
         """
         cfg = self.config
         if isinstance(data, SeriesSet):
             ss = data
         else:
-            if target is None:
-                raise UserError("fit needs target= (the column to forecast)")
+            target, time_col, id_col = formats.resolve_columns(data, target, time_col, id_col,
+                                                               quiet=not cfg.progress)
             ss = load_series(data, target, time_col, id_col, covariates, future_covariates, quiet=not cfg.progress)
         if strict:
             check_lengths(ss, cfg.horizon)
+        table = None
+        if static is not None:
+            if not ss.id_col:
+                raise UserError("static covariates need an id column (one row of features per series)")
+            table, key = read_static(static, ss.id_col)
+            self.static = StaticEncoder.fit(table, key, [s.id for s in ss.series])
+        else:
+            self.static = None
+        self.calibration = None
         self.schema = ss.schema()
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
@@ -144,14 +170,21 @@ class Forecaster:
                             n_future=len(ss.future_cols), quantiles=tuple(sorted(cfg.quantiles)), cell=cfg.cell,
                             hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, highway=cfg.highway,
                             ensemble=cfg.ensemble)
+        if self.static is not None:
+            cards = self.static.cardinalities
+            net_cfg = replace(net_cfg, n_static=len(self.static.numeric), static_cards=cards,
+                              static_dims=tuple(embedding_size(c - 1) for c in cards))
         if 0.5 not in net_cfg.quantiles:
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
         try:
             self.model = ForecastModel(net_cfg, seed=cfg.seed)
         except ValueError as exc:  # unknown cell name
             raise UserError(str(exc)) from None
-        panel = Panel.build(ss, context, cfg.horizon)
+        panel = self._panel(ss, context, cfg.horizon, static=table)
         pairs = panel.cutoffs(min_context=max(2, context // 2))
+        if net_cfg.has_static:
+            sample = np.random.default_rng(cfg.seed).permutation(len(pairs))[:4096]
+            self.model.set_window_stats(panel.batch(pairs[sample]))
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
         bs = min(cfg.batch_size, len(pairs))
@@ -168,7 +201,22 @@ class Forecaster:
         with _threads(cfg.threads):
             self.history = trainer.fit(epoch_batches)
         self.model.eval()
+        if cfg.calibrate == "holdout":
+            with _threads(cfg.threads):
+                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table)
         return self
+
+    def _panel(self, ss: SeriesSet, context: int, horizon: int, with_future: bool = False,
+               static: Optional[StaticLike] = None) -> Panel:
+        """Padded windows of ``ss``, with the static features of its series when the model has them."""
+        panel = Panel.build(ss, context, horizon, with_future=with_future)
+        if self.static is not None:
+            table = read_static(static, ss.id_col)[0] if static is not None else None
+            panel.static_num, panel.static_cat = self.static.encode(
+                table, [s.id for s in ss.series], log=sys.stderr if self.config.progress else None)
+        elif static is not None:
+            raise UserError("this model was trained without static covariates; leave out the static table")
+        return panel
 
     # ------------------------------------------------------------------ inference
     def _require_model(self) -> ForecastModel:
@@ -187,22 +235,38 @@ class Forecaster:
             ss.step = sc.get("step", ss.step) if all(len(s) < 2 for s in ss.series) else ss.step
         return ss
 
-    def predict_quantiles(self, ss: SeriesSet) -> np.ndarray:
-        """Trained quantiles for the horizon after each series' end: (S, horizon, Q)."""
+    def predict_quantiles(self, ss: SeriesSet, static: Optional[StaticLike] = None,
+                          calibrated: bool = True) -> np.ndarray:
+        """Quantiles at the trained levels for the horizon after each series' end: (S, horizon, Q),
+        corrected by the model's calibration unless ``calibrated=False``."""
         model = self._require_model()
-        panel = Panel.build(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols))
+        panel = self._panel(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols),
+                            static=static)
         with _threads(self.config.threads):
-            return model.predict(panel.last()).cpu().numpy().astype(np.float64)
+            q = model.predict(panel.last()).cpu().numpy().astype(np.float64)
+        return self.calibration.apply(q) if calibrated and self.calibration is not None else q
 
-    def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None) -> pd.DataFrame:
+    def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None,
+                format: str = "rnnkit", level: Optional[Sequence[float]] = None,
+                static: Optional[StaticLike] = None) -> pd.DataFrame:
         """Forecast ``horizon`` steps after the end of every series in ``data`` (seen or unseen in training).
 
-        Only the last ``context`` points of each series are read. Returns a long table
-        ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
+        Only the last ``context`` points of each series are read. ``format="rnnkit"`` returns a long
+        table ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
+        ``format="nixtla"`` returns neuralforecast's layout (formats.py): ``unique_id, ds, <CELL>,
+        <CELL>-lo-<L>..., <CELL>-hi-<L>...`` for ``level`` (percent; default: the symmetric pairs in
+        ``quantiles``, else 80 and 90). static: the static table when the model was trained with one.
         """
+        if format == "nixtla":
+            levels = formats.parse_levels(level) if level is not None else \
+                (formats.levels_from_quantiles(quantiles) or formats.DEFAULT_LEVELS)
+            df = self.predict(data, quantiles=formats.level_quantiles(levels), static=static)
+            return formats.to_nixtla(df, formats.model_column(self.config.cell), levels)
+        if format != "rnnkit":
+            raise UserError(f"unknown output format {format!r}; choose rnnkit or nixtla")
         model = self._require_model()
         ss = data if isinstance(data, SeriesSet) else self.load_data(data)
-        q = self.predict_quantiles(ss)
+        q = self.predict_quantiles(ss, static=static)
         levels = model.cfg.quantiles
         point = interpolate_quantiles(q, levels, [0.5])[..., 0]
         extra = interpolate_quantiles(q, levels, quantiles) if quantiles else None
@@ -218,7 +282,7 @@ class Forecaster:
             df[f"q{p:g}"] = extra[:, :, k].reshape(-1)
         return df
 
-    def evaluate(self, data: DataLike) -> dict:
+    def evaluate(self, data: DataLike, static: Optional[StaticLike] = None) -> dict:
         """Forecast each series' last ``horizon`` points from the points before them and return mean
         MASE/sMAPE/RMSE. Honest only when the model was trained without those points (fit on
         data cut ``horizon`` earlier); ``backtest`` does the retraining for you."""
@@ -228,7 +292,7 @@ class Forecaster:
         cut = truncate(ss, {s.id: len(s) - H for s in ss.series})
         if ss.future_cols:
             cut.horizon_future = {s.id: s.future[len(s) - H:] for s in ss.series}
-        q = self.predict_quantiles(cut)
+        q = self.predict_quantiles(cut, static=static)
         point = interpolate_quantiles(q, self.model.cfg.quantiles, [0.5])[..., 0]
         res = {"mase": [], "smape": [], "rmse": []}
         for i, s in enumerate(ss.series):
@@ -247,9 +311,14 @@ class Forecaster:
                 "schema": self.schema, "season": self.season, "train": train}
 
     def _extras(self) -> dict:
-        return {"scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
-                                   "window, std floored at 1% of the mean level); no global statistics needed",
-                           "train_series": self.train_stats[:1000]}}
+        extras = {"scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
+                                     "window, std floored at 1% of the mean level); no global statistics needed",
+                             "train_series": self.train_stats[:1000]}}
+        if self.static is not None:
+            extras["static"] = self.static.to_dict()
+        if self.calibration is not None:
+            extras["calibration"] = self.calibration.to_dict()
+        return extras
 
     def save(self, path: Union[str, Path]) -> Path:
         """Model folder: config.json + model.safetensors + scaler.json."""
@@ -275,4 +344,9 @@ class Forecaster:
         load_state_into(self.model, state, where=f"{path}/model.safetensors")
         self.model.eval()
         self.train_stats = extras.get("scaler", {}).get("train_series", [])
+        try:
+            self.static = StaticEncoder.from_dict(extras["static"]) if "static" in extras else None
+            self.calibration = Calibration.from_dict(extras["calibration"]) if "calibration" in extras else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path}: bad static.json or calibration.json ({exc})") from None
         return self
