@@ -3,8 +3,10 @@
 A static table has the series id column (the data's ``--id-col``, or ``unique_id``) and any number
 of feature columns. A column whose values are all numbers is *numeric* (standardised with the
 training mean and std); any other column is *categorical* (its values, as text, get an index into a
-learned embedding). ``StaticEncoder`` keeps the vocabularies and the scaling (a JSON extra of the
-model folder); the embeddings are in the network's state_dict.
+learned embedding, and a *level*: the mean target of the training series with that value, a target
+encoding the network compares with each window's own level). ``StaticEncoder`` keeps the
+vocabularies, levels and scaling (a JSON extra of the model folder); the embeddings (and the
+levels again, as buffers) are in the network's state_dict.
 
 Rules for what training did not see (documented in docs/forecast.md):
 - a category value unseen in training maps to the reserved index 0, "unknown", whose embedding is
@@ -88,10 +90,13 @@ class StaticEncoder:
     std: list[float] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     vocab: list[list[str]] = field(default_factory=list)  # known values; index = position + 1
+    level: list[list[float]] = field(default_factory=list)  # per column: [unknown, value 1, ...] mean target
 
     @classmethod
-    def fit(cls, table: pd.DataFrame, key: str, ids: Sequence[str]) -> "StaticEncoder":
-        """Learn from the rows of the training series ``ids`` (every one must have a row)."""
+    def fit(cls, table: pd.DataFrame, key: str, ids: Sequence[str],
+            series_level: Optional[Sequence[float]] = None) -> "StaticEncoder":
+        """Learn from the rows of the training series ``ids`` (every one must have a row).
+        series_level: each series' mean target (for the per-category levels; 0 when not given)."""
         where = table.attrs.get("where", "the static table")
         missing = [i for i in ids if i not in table.index]
         if missing:
@@ -107,8 +112,13 @@ class StaticEncoder:
                 enc.mean.append(float(v.mean()))
                 enc.std.append(sd if sd > 1e-12 else 1.0)
             else:
+                values = rows[c].astype(str).to_numpy()
+                vocab = sorted(set(values))
+                lv = np.zeros(len(ids)) if series_level is None else np.asarray(series_level, np.float64)
                 enc.categorical.append(str(c))
-                enc.vocab.append(sorted(set(rows[c].astype(str))))
+                enc.vocab.append(vocab)
+                # the mean over series (not points): a long series does not outweigh its group
+                enc.level.append([float(lv.mean())] + [float(lv[values == v].mean()) for v in vocab])
         return enc
 
     @property
@@ -149,9 +159,10 @@ class StaticEncoder:
 
     def to_dict(self) -> dict:
         return {"key": self.key, "numeric": self.numeric, "mean": self.mean, "std": self.std,
-                "categorical": self.categorical, "vocab": self.vocab}
+                "categorical": self.categorical, "vocab": self.vocab, "level": self.level}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StaticEncoder":
         return cls(str(d["key"]), list(d["numeric"]), [float(v) for v in d["mean"]], [float(v) for v in d["std"]],
-                   list(d["categorical"]), [list(map(str, v)) for v in d["vocab"]])
+                   list(d["categorical"]), [list(map(str, v)) for v in d["vocab"]],
+                   [[float(x) for x in v] for v in d["level"]])

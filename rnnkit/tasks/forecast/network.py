@@ -6,10 +6,12 @@ Shapes: y_ctx, m_ctx (B, L); x_ctx (B, L, C) covariates (past then known-future)
 f_hor (B, H, F) known-future covariates over the horizon; s_num (B, N), s_cat (B, C') static
 covariates (optional); output (B, H, Q).
 
-Static covariates (numbers + category embeddings) join the head's input together with the
-window's standardised log scale and level (as GluonTS's DeepAR appends log(scale) to its static
-features): per-window scaling hides the absolute level, and a static feature that decides the
-level ("stores of type A sell ~100") is useless unless the network can compare the two.
+Static covariates join the head's input: numbers, category embeddings, and for each category
+its level (the mean target of its training series) expressed in the window's scaled units,
+``(level - loc) / scale``, plus the window's standardised log scale and level (as GluonTS's DeepAR
+appends log(scale) to its static features). Per-window scaling hides the absolute level, so a
+static feature that decides the level ("stores of type A sell ~100") is useless unless the network
+can compare the two; the scaled category level makes that comparison a linear one.
 """
 from __future__ import annotations
 
@@ -85,7 +87,8 @@ class ForecastNet(nn.Module):
         self.rnn = make_layer(cfg.cell, 2 + cfg.n_past + F, cfg.hidden, num_layers=cfg.layers,
                               dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.embeds = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cfg.static_cards, cfg.static_dims))
-        n_static = cfg.n_static + sum(cfg.static_dims) + 2 if cfg.has_static else 0  # + 2 window features
+        # numbers, embeddings, 2 window features, one scaled level per category column
+        n_static = cfg.n_static + sum(cfg.static_dims) + 2 + len(cfg.static_cards) if cfg.has_static else 0
         self.head = nn.Sequential(nn.Linear(cfg.hidden + H * F + n_static, cfg.hidden), nn.ReLU(),
                                   nn.Linear(cfg.hidden, H * Q))
         self.highway = nn.Linear(cfg.context, H * Q) if cfg.highway else None
@@ -94,7 +97,8 @@ class ForecastNet(nn.Module):
             nn.init.zeros_(self.highway.bias)
 
     def static_features(self, s_num: Tensor, s_cat: Tensor, window: Tensor) -> Tensor:
-        """s_num (B, N), s_cat (B, C) int, window (B, 2) standardised log scale/level -> (B, width)."""
+        """s_num (B, N), s_cat (B, C) int, window (B, 2 + C) standardised log scale/level and scaled
+        category levels -> (B, width)."""
         return torch.cat([s_num, window] + [e(s_cat[:, j]) for j, e in enumerate(self.embeds)], dim=-1)
 
     def forward(self, y_s: Tensor, m: Tensor, x_s: Tensor, f_s: Tensor, z: Optional[Tensor] = None) -> Tensor:
@@ -132,6 +136,13 @@ class ForecastModel(nn.Module):
         if cfg.has_static:  # standardisation of the window features, set from the training windows
             self.register_buffer("window_mu", torch.zeros(2))
             self.register_buffer("window_sd", torch.ones(2))
+        for j, card in enumerate(cfg.static_cards):  # category levels (StaticEncoder.level), set at fit
+            self.register_buffer(f"static_level{j}", torch.zeros(card))
+
+    @torch.no_grad()
+    def set_static_levels(self, levels: list[list[float]]) -> None:
+        for j, lv in enumerate(levels):
+            getattr(self, f"static_level{j}").copy_(torch.tensor(lv, dtype=torch.float32))
 
     @staticmethod
     def _window_raw(loc: Tensor, scale: Tensor) -> Tensor:
@@ -170,6 +181,9 @@ class ForecastModel(nn.Module):
             # teach the "unknown" embedding (index 0) what an unseen category should mean
             drop = torch.rand(s_cat.shape, device=s_cat.device) < self.cfg.static_dropout
             s_cat = s_cat.masked_fill(drop, 0)
+        levels = [getattr(self, f"static_level{j}")[s_cat[:, j]] for j in range(s_cat.shape[-1])]
+        if levels:  # where each category's level sits in this window's scaled units
+            window = torch.cat([window, ((torch.stack(levels, -1) - loc) / scale).clamp(-20.0, 20.0)], -1)
         q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s, net.static_features(b["s_num"], s_cat, window))
                          for net in self.members], dim=1)
         return q, loc, scale

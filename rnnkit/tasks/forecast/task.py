@@ -159,7 +159,8 @@ class Forecaster:
             if not ss.id_col:
                 raise UserError("static covariates need an id column (one row of features per series)")
             table, key = read_static(static, ss.id_col)
-            self.static = StaticEncoder.fit(table, key, [s.id for s in ss.series])
+            self.static = StaticEncoder.fit(table, key, [s.id for s in ss.series],
+                                            [float(np.mean(s.y)) for s in ss.series])
         else:
             self.static = None
         self.calibration = None
@@ -185,6 +186,7 @@ class Forecaster:
         if net_cfg.has_static:
             sample = np.random.default_rng(cfg.seed).permutation(len(pairs))[:4096]
             self.model.set_window_stats(panel.batch(pairs[sample]))
+            self.model.set_static_levels(self.static.level)
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
         bs = min(cfg.batch_size, len(pairs))
