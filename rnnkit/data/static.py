@@ -126,9 +126,10 @@ class StaticEncoder:
         """Embedding rows per categorical column (known values + unknown)."""
         return tuple(len(v) + 1 for v in self.vocab)
 
-    def encode(self, table: Optional[pd.DataFrame], ids: Sequence[str], log: Optional[TextIO] = sys.stderr
+    def encode(self, table: Optional[pd.DataFrame], ids: Sequence[str], log: Optional[TextIO] = None
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Features of series ``ids``: numbers (S, N) standardised float32, categories (S, C) int64."""
+        """Features of series ``ids``: numbers (S, N) standardised float32, categories (S, C) int64.
+        log: where the note on series missing from the table goes (None: nowhere)."""
         if table is None:
             raise UserError("this model was trained with static covariates: pass the static table "
                             "(--static FILE / static=)")

@@ -128,8 +128,9 @@ def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
 
 
 def calibrate(fc: "Forecaster", ss: SeriesSet, holdout: Optional[int] = None, static=None,
-              log: TextIO = sys.stderr) -> Optional[Calibration]:
+              log: Optional[TextIO] = None) -> Optional[Calibration]:
     """Factors for ``fc`` (already trained on ``ss``) from a holdout-refit twin; None if impossible."""
+    log = log or sys.stderr
     H = fc._require_model().cfg.horizon
     R = holdout or H
     got = holdout_windows(fc, ss, R, static=static, log=log if fc.config.progress else None)

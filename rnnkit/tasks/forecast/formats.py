@@ -42,7 +42,7 @@ def _columns_of(data) -> Optional[list[str]]:
 
 
 def resolve_columns(data, target: Optional[str], time_col: Optional[str], id_col: Optional[str],
-                    quiet: bool = False, log: TextIO = sys.stderr) -> tuple[str, Optional[str], Optional[str]]:
+                    quiet: bool = False, log: Optional[TextIO] = None) -> tuple[str, Optional[str], Optional[str]]:
     """Fill the column names not given with ``y`` / ``ds`` / ``unique_id`` where those columns exist.
 
     Each default applies on its own (``--target value`` on a file with ``ds`` and ``unique_id``
@@ -65,7 +65,7 @@ def resolve_columns(data, target: Optional[str], time_col: Optional[str], id_col
         raise UserError(f"no target column given and no 'y' column to default to (columns: {have}); "
                         f"pass --target / target=")
     if used and not quiet:
-        print(f"rnnkit: note: using the Nixtla column defaults: {', '.join(used)}", file=log)
+        print(f"rnnkit: note: using the Nixtla column defaults: {', '.join(used)}", file=log or sys.stderr)
     return given["target"], given["time_col"], given["id_col"]
 
 

@@ -215,7 +215,7 @@ class Forecaster:
         if self.static is not None:
             table = read_static(static, ss.id_col)[0] if static is not None else None
             panel.static_num, panel.static_cat = self.static.encode(
-                table, [s.id for s in ss.series], log=sys.stderr if self.config.progress else None)
+                table, [s.id for s in ss.series], log=sys.stderr)  # always: it changes the forecast
         elif static is not None:
             raise UserError("this model was trained without static covariates; leave out the static table")
         return panel
