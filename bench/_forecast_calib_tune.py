@@ -3,7 +3,7 @@
 Each dataset is cut before the region that bench/forecast_intervals.py evaluates on (the last
 ``horizon * folds`` points of every series), and a rolling-origin backtest runs inside what is
 left. Per fold the model is trained once; calibration variants (holdout R, shrinkage n0,
-conformal rank vs plain quantile) are computed from twin models and scored on the fold's
+one-sided per quantile vs pair) are computed from twin models and scored on the fold's
 actuals. Writes bench/results/forecast_calib_tune.json.
 
     nice .venv/bin/python bench/_forecast_calib_tune.py [--sets airline,stocks,m1_yearly]
@@ -33,11 +33,7 @@ from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster  # noqa: E402
 TUNE_FOLDS = {"airline": 2, "stocks": 3, "m1_yearly": 1}
 
 
-def plain_quantile(t: np.ndarray, beta: float) -> float:
-    return float(np.quantile(t, beta))
-
-
-def run(name: str, holdouts: list[int], n0s: list[float]) -> dict:
+def run(name: str, holdouts: list[int], n0s: list[float], modes: list[str], kinds: list[str]) -> dict:
     ss, horizon, folds, _ = load_set(name)
     # the evaluated region of bench/forecast_intervals.py is never seen here
     ss = truncate(ss, {s.id: len(s) - horizon * folds for s in ss.series})
@@ -60,17 +56,11 @@ def run(name: str, holdouts: list[int], n0s: list[float]) -> dict:
                 continue
             q, y, m, _ = got
             for n0 in n0s:
-                for rank in ("conformal", "plain"):
-                    if rank == "plain":
-                        orig = cal.conformal_quantile
-                        cal.conformal_quantile = plain_quantile
-                    try:
-                        f = cal.fit_factors(q, y, m, levels, n0=n0)
-                    finally:
-                        if rank == "plain":
-                            cal.conformal_quantile = orig
-                    c = cal.Calibration(levels, f, len(q), R)
-                    variants[f"R={R // horizon}H n0={n0:g} {rank}"] = c.apply(q_raw)
+                for mode in modes:
+                    for kind in kinds:
+                        f = cal.fit_factors(q, y, m, levels, n0=n0, mode=mode, kind=kind)
+                        c = cal.Calibration(levels, f, len(q), R, kind, mode)
+                        variants[f"R={R // horizon}H n0={n0:g} {mode} {kind}"] = c.apply(q_raw)
         for v, qv in variants.items():
             for lv, lo, hi in pairs:
                 jl, jh = levels.index(lo), levels.index(hi)
@@ -90,14 +80,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default="airline,stocks,m1_yearly")
     ap.add_argument("--holdouts", default="1,2", help="holdout in horizons")
-    ap.add_argument("--n0", default="0,20,100")
+    ap.add_argument("--n0", default="20")
+    ap.add_argument("--modes", default="quantile,pair")
+    ap.add_argument("--kinds", default="ratio,shift")
     a = ap.parse_args()
     setup(threads=1)
     res = {"machine": machine_info(), "sets": {}}
     for name in a.sets.split(","):
         H = SETS[name][4]
         res["sets"][name] = run(name, [int(h) * H for h in a.holdouts.split(",")],
-                                [float(v) for v in a.n0.split(",")])
+                                [float(v) for v in a.n0.split(",")], a.modes.split(","),
+                                a.kinds.split(","))
     path = RESULTS / "forecast_calib_tune.json"
     old = json.loads(path.read_text()) if path.is_file() else {"sets": {}}
     old["sets"].update(res["sets"])

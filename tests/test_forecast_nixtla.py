@@ -103,25 +103,34 @@ def test_level_helpers():
     assert out.iloc[0, 3:].tolist() == [1.0, 3.0, 7.0, 9.0]
 
 
-def test_conformal_factors_restore_nominal_coverage():
-    """Forecast quantiles half as wide as the truth (N(0, 1) actuals, N(0, 0.25) quantiles): the
-    factors (about 2) bring every pair's coverage on fresh data back to nominal."""
+@pytest.mark.parametrize("kind", ["ratio", "shift"])
+@pytest.mark.parametrize("mode", ["quantile", "pair"])
+def test_conformal_factors_restore_nominal_coverage(kind, mode):
+    """Forecast quantiles half as wide as the truth (N(0, 1) actuals, N(0, 0.25) quantiles) and
+    biased by +0.3: calibrated on one sample, every pair's coverage on a fresh one is nominal."""
     from statistics import NormalDist
 
     rng = np.random.default_rng(0)
     levels = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
     H, N = 3, 4000
-    q = np.broadcast_to(0.5 * np.array([NormalDist().inv_cdf(p) for p in levels]), (N, H, len(levels))).copy()
-    f = fit_factors(q, rng.normal(size=(N, H)), np.ones((N, H)), levels)
-    assert np.allclose(f[:, levels.index(0.5)], 1.0) and np.all(np.abs(f[:, [0, -1]] - 2.0) < 0.15)
-    cal = Calibration(levels, f, N, 3)
+    z = np.array([NormalDist().inv_cdf(p) for p in levels])
+    q = np.broadcast_to(0.3 + 0.5 * z, (N, H, len(levels))).copy()
+    f = fit_factors(q, rng.normal(size=(N, H)), np.ones((N, H)), levels, mode=mode, kind=kind)
+    cal = Calibration(levels, f, N, 3, kind, mode)
+    assert np.allclose(f[:, levels.index(0.5)], 1.0 if kind == "ratio" else 0.0)
     qc = cal.apply(q)
+    if not (kind == "shift" and mode == "quantile"):  # (there, shifted neighbours may pass a biased median)
+        assert np.allclose(qc[..., 5], q[..., 5])  # the median stays
     y = rng.normal(size=(N, H))
     for lo, hi in ((0, 10), (1, 9), (2, 8), (3, 7), (4, 6)):
         nominal = levels[hi] - levels[lo]
         cov = np.mean((y >= qc[..., lo]) & (y <= qc[..., hi]))
+        # pair mode widens symmetrically around a biased median: coverage right, tails uneven
         assert abs(cov - nominal) < 0.03, (levels[lo], cov)
-    assert Calibration.from_dict(cal.to_dict()).factor.shape == (H, len(levels))
+        if mode == "quantile":
+            assert abs(np.mean(y < qc[..., lo]) - levels[lo]) < 0.03
+    back = Calibration.from_dict(cal.to_dict())
+    assert (back.kind, back.mode) == (kind, mode) and np.allclose(back.factor, f, atol=1e-6)
     assert conformal_quantile(np.arange(9.0), 0.9) == 8.0  # rank ceil(10 * 0.9) = 9 of 9
 
 

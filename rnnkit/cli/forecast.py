@@ -48,7 +48,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
                    help="interval calibration: holdout (default) trains a twin model without the last points "
                         "and corrects every quantile per step from its errors (twice the training time); none")
     p.add_argument("--calib-holdout", type=int, help="points per series held out for calibration "
-                                                     "(default: the horizon)")
+                                                     "(default: the horizon, more when there are few series)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

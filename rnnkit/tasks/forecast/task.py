@@ -62,8 +62,8 @@ class ForecastConfig:
     out_dir: Optional[str] = None        # trainer checkpoints + metrics.csv (for --resume)
     resume: bool = False
     # interval calibration after training (calibration.py): "holdout" trains a twin model without
-    # the last calib_holdout points (default: the horizon) and corrects every quantile per horizon
-    # step from its out-of-sample errors (doubles training time); "none" keeps the raw quantiles
+    # the last calib_holdout points (default: calibration.default_holdout) and corrects every quantile per
+    # horizon step from its out-of-sample errors (doubles training time); "none" keeps the raw quantiles
     calibrate: str = "holdout"
     calib_holdout: Optional[int] = None
 
