@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SHRINK_N0 = 20       # windows at which a step's own factor and the pooled one weigh the same
 MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
 MIN_WINDOWS = 64     # calibration windows wanted at the last horizon step (default_holdout)
-KIND, MODE = "ratio", "quantile"  # the defaults chosen on the training parts (docs/decisions.md)
+KIND, MODE = "ratio", "pair"  # the defaults chosen on the training parts (docs/decisions.md)
 
 
 @dataclass
