@@ -18,7 +18,6 @@ Rules for what training did not see (documented in docs/forecast.md):
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, TextIO, Union

@@ -1,4 +1,4 @@
-"""Calibrated prediction intervals: per-quantile, per-horizon-step conformal correction.
+"""Calibrated prediction intervals: per-quantile-pair, per-horizon-step conformal correction.
 
 Pinball-trained quantiles of a small RNN are usually too narrow out of sample (the stocks
 backtest's nominal 80 % band covered 59 %). After training, ``calibrate`` measures how the
@@ -7,16 +7,21 @@ model's quantiles miss on data it has not seen and widens (or narrows) each one:
 - **Scores, refit scheme** ("holdout"): a second model with the same settings is trained on every
   series cut ``R`` points short (``default_holdout``: the horizon for many series, more for few,
   so the last step still gets ~64 windows), and forecasts from every origin in the held-out tail
-  (origin = last ``R`` points, so step ``h`` gets ``R - h + 1`` windows per series). These are honest out-of-sample errors of the model *as configured*; the shipped model
-  is the one trained on all data, so the correction is, if anything, slightly conservative.
+  (origin = last ``R`` points, so step ``h`` gets ``R - h + 1`` windows per series). These are
+  honest out-of-sample errors of the model *as configured*; the shipped model is the one trained
+  on all data (more recent points), so they are errors of a slightly weaker twin.
   It doubles the training time; ``calibrate="none"`` skips it.
 - **Correction, normalized conformal** (Romano et al. 2019's CQR, with the model's own spread as
   the local scale, as in Lei et al. 2018's locally weighted scores): for trained level ``p`` the
-  score of a window is ``t = (y - median) / (q_p - median)``; the factor ``lambda`` is the conformal
-  ``max(p, 1-p)`` quantile of t, so ``median + lambda (q_p - median)`` is exceeded with the
-  intended probability. The median (the point forecast) is never moved, so accuracy metrics do
-  not change. Factors are per horizon step, shrunk towards the all-steps factor when a step has few
-  windows (weight ``n / (n + n0)``), and kept in ``[0, 20]``.
+  score of a window is ``t_p = (y - median) / (q_p - median)``. Shipped mode "pair": levels p and
+  1-p share one factor ``lambda``, the conformal ``1 - 2 min(p, 1-p)`` quantile of
+  ``max(t_p, t_1-p)``, so ``median +- lambda (q - median)`` covers with the pair's nominal
+  probability. (Mode "quantile", each level on its own at ``max(p, 1-p)``, also corrects a biased
+  median, but learns the *direction* of the twin's bias on the calibration tail, which flipped on
+  the evaluated periods; docs/decisions.md.) The median (the point forecast) is never moved, so
+  accuracy metrics do not change. Factors are per horizon step, shrunk towards the all-steps factor
+  when a step has few windows (weight ``n / (n + n0)``), and kept in ``[0, 20]``. Kind "shift"
+  (additive, in units of the model's 5-95 band) is kept for the tuning script.
 
 Stored in the model folder as ``calibration.json``; applied in ``Forecaster.predict_quantiles``.
 """
@@ -147,8 +152,6 @@ def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
     """Train a copy of ``fc``'s configuration on ``ss`` cut ``holdout`` points short and forecast from
     every origin in the held-out tail. Returns (q (N, H, Q), y (N, H), m (N, H), series used) or None
     when no series is long enough (needs at least 2 points before the holdout)."""
-    from rnnkit.data.windows import Panel
-
     cut = {s.id: len(s) - holdout for s in ss.series if len(s) - holdout >= 2}
     if not cut:
         return None
