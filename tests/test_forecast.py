@@ -17,7 +17,8 @@ from rnnkit.tasks.forecast.backtest import run_backtest
 from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 torch.set_num_threads(1)
-FAST = dict(hidden_size=32, epochs=8, steps_per_epoch=25, batch_size=32, progress=False)
+# interval calibration (a second training) is tested in test_forecast_nixtla.py; point forecasts don't need it
+FAST = dict(hidden_size=32, epochs=8, steps_per_epoch=25, batch_size=32, progress=False, calibrate="none")
 
 
 def _airline() -> pd.DataFrame:
@@ -58,7 +59,7 @@ def test_trend_extrapolates_beyond_training_range():
 
 def test_airline_beats_seasonal_naive_in_backtest():
     ss = load_series(_airline(), "passengers", "month", quiet=True)
-    cfg = ForecastConfig(horizon=12, progress=False)  # the defaults: lstm, 30 epochs of 5 batches here
+    cfg = ForecastConfig(horizon=12, progress=False, calibrate="none")  # the defaults: lstm, 30 epochs of 5 batches
     res = run_backtest(ss, cfg, folds=2, baselines=("naive", "seasonal_naive"), log=open("/dev/null", "w"))
     s = res.summary.set_index("method")["mase"]
     assert s["rnnkit-lstm"] < 0.9 * s["seasonal_naive"] and s["seasonal_naive"] < s["naive"], s.to_dict()
@@ -99,8 +100,9 @@ def test_future_covariate_is_used():
 
 def test_quantiles_ordered_and_save_load_identical(tmp_path):
     df = _airline()
-    m = Forecaster(horizon=4, cell="gru", ensemble=2, **{**FAST, "epochs": 3}).fit(df, target="passengers",
-                                                                                  time_col="month")
+    m = Forecaster(horizon=4, cell="gru", ensemble=2, **{**FAST, "epochs": 3, "calibrate": "holdout"}).fit(
+        df, target="passengers", time_col="month")
+    assert m.calibration is not None
     a = m.predict(df, quantiles=(0.1, 0.5, 0.9))
     assert (a["q0.1"] <= a["q0.5"]).all() and (a["q0.5"] <= a["q0.9"]).all()
     assert np.allclose(a["q0.5"], a["forecast"])
@@ -119,7 +121,8 @@ def test_every_registered_cell_trains(cell):
     if cell not in cell_names():
         pytest.skip(f"{cell} not registered")
     df = pd.DataFrame({"y": np.sin(np.arange(200) / 4)})
-    m = Forecaster(horizon=3, cell=cell, hidden_size=16, epochs=2, steps_per_epoch=10, progress=False).fit(df, target="y")
+    m = Forecaster(horizon=3, cell=cell, hidden_size=16, epochs=2, steps_per_epoch=10, progress=False,
+                   calibrate="none").fit(df, target="y")
     assert np.isfinite(m.predict(df)["forecast"]).all()
     with pytest.raises(UserError, match="unknown cell"):
         Forecaster(horizon=3, cell="nope", progress=False).fit(df, target="y")
@@ -131,7 +134,8 @@ def test_m1_yearly_beats_ets_and_naive():
     archive's ETS is 3.771) and naive (4.89). About a minute on one core."""
     path = resources.files("rnnkit.data.datasets") / "m1_yearly" / "m1_yearly.csv"
     ss = load_series(pd.read_csv(path), "value", "year", "series", quiet=True)
-    res = run_backtest(ss, ForecastConfig(horizon=6, progress=False), folds=1, baselines=("naive", "ets"),
+    res = run_backtest(ss, ForecastConfig(horizon=6, progress=False, calibrate="none"), folds=1,
+                       baselines=("naive", "ets"),
                        log=open("/dev/null", "w"))
     s = res.summary.set_index("method")["mase"]
     assert s["rnnkit-lstm"] < s["ets"] < s["naive"], s.to_dict()

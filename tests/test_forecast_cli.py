@@ -42,7 +42,8 @@ def test_train_predict_backtest_round_trip(tmp_path, capsys):
                  *SMALL]) == 0
     out = capsys.readouterr().out
     assert "| rnnkit-lstm |" in out and "| naive |" in out
-    assert {p.name for p in bt.iterdir()} == {"scores.csv", "summary.csv", "summary.md", "forecast.png"}
+    assert {p.name for p in bt.iterdir()} == {"scores.csv", "summary.csv", "summary.md", "forecast.png",
+                                              "forecasts.csv"}
 
 
 BAD = {

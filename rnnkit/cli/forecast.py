@@ -16,9 +16,13 @@ def _cols(text: str | None) -> list[str]:
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV file: one series, or many in long format with --id-col")
-    p.add_argument("--target", required=True, help="column to forecast")
-    p.add_argument("--time-col", help="time column: dates (frequency inferred) or integers; default: row order")
-    p.add_argument("--id-col", help="series id column (long format, one global model over all series)")
+    p.add_argument("--target", help="column to forecast (default: y, when the file has it)")
+    p.add_argument("--time-col", help="time column: dates (frequency inferred) or integers; default: ds when "
+                                      "the file has it, else row order")
+    p.add_argument("--id-col", help="series id column (long format, one global model over all series); "
+                                    "default: unique_id when the file has it")
+    p.add_argument("--static", metavar="FILE", help="static covariates: CSV with one row per series, keyed by "
+                                                    "the id column (or unique_id); text columns are embedded")
     p.add_argument("--covariates", help="past-observed covariate columns, comma separated")
     p.add_argument("--future-covariates", help="covariates known over the horizon too (predict data must "
                                                "hold the next H rows with an empty target)")
@@ -41,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="CSV with the same columns as the training data")
     p.add_argument("--out", required=True, help="CSV to write: id, time, step, forecast[, q...]")
     p.add_argument("--quantiles", help="extra quantile columns, e.g. 0.1,0.5,0.9")
+    p.add_argument("--output-format", choices=("rnnkit", "nixtla"), default="rnnkit",
+                   help="rnnkit (default): id, time, step, forecast, q...; nixtla: unique_id, ds, LSTM, "
+                        "LSTM-lo-80, LSTM-hi-80... as neuralforecast writes (utilsforecast reads it)")
+    p.add_argument("--level", help="nixtla format: interval levels in percent, e.g. 80,95 (default: the "
+                                   "pairs in --quantiles, else 80,90)")
+    p.add_argument("--static", metavar="FILE", help="static covariates table (needed when the model was "
+                                                    "trained with --static)")
     p.add_argument("--onnx", metavar="FILE.onnx", help="run the network in onnxruntime from this graph "
                                                        "(`rnnkit export --model MODEL --out FILE.onnx`)")
     p.set_defaults(func=_predict)
@@ -52,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--baselines", default="naive,seasonal_naive,ets,theta", help="comma separated")
     b.add_argument("--config", metavar="FILE", help="settings from a TOML file or a model folder's config.json")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--utilsforecast", action="store_true", help="also score with utilsforecast's metrics "
+                                                                 "(pip install 'rnnkit[nixtla]')")
     add_config_flags(b, ForecastConfig)
     b.set_defaults(func=_backtest)
 
@@ -67,9 +80,19 @@ def _config(args: argparse.Namespace):
 
 def _load(args: argparse.Namespace, progress: bool):
     from rnnkit.data.series import load_series
+    from rnnkit.tasks.forecast.formats import resolve_columns
 
-    return load_series(args.data, args.target, args.time_col, args.id_col, _cols(args.covariates),
-                       _cols(args.future_covariates), quiet=not progress)
+    # the Nixtla defaults (y, ds, unique_id) are always announced: they change what is read
+    args.target, args.time_col, args.id_col = resolve_columns(args.data, args.target, args.time_col, args.id_col)
+    ss = load_series(args.data, args.target, args.time_col, args.id_col, _cols(args.covariates),
+                     _cols(args.future_covariates), quiet=not progress)
+    if args.static:
+        from rnnkit.data.static import read_static
+
+        if not ss.id_col:
+            raise UserError("--static needs an id column (--id-col, or unique_id in the data)")
+        args.static = read_static(args.static, ss.id_col)[0]  # checked before any training
+    return ss
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -81,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
     ss = _load(args, cfg.progress)          # all validation before anything is written
     check_lengths(ss, cfg.horizon)
     _check_cell(cfg.cell)
-    fc = Forecaster(config=cfg).fit(ss, out_dir=str(out), resume=args.resume)
+    fc = Forecaster(config=cfg).fit(ss, out_dir=str(out), resume=args.resume, static=args.static)
     if save_trained(fc, out) is None:
         return 0
     print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.network.cfg.context}, "
@@ -101,13 +124,18 @@ def _predict(args: argparse.Namespace) -> int:
 
     from rnnkit.tasks.forecast.task import Forecaster, parse_quantiles
 
+    from rnnkit.tasks.forecast.formats import parse_levels
+
     qs = parse_quantiles(args.quantiles)
+    levels = parse_levels(args.level)
+    if levels is not None and args.output_format != "nixtla":
+        raise UserError("--level goes with --output-format nixtla (use --quantiles for rnnkit's format)")
     fc = Forecaster.load(args.model)
     if args.onnx:
         from rnnkit.onnx_runtime import with_onnx
 
         fc = with_onnx(fc, args.onnx)
-    df = fc.predict(args.data, quantiles=qs)
+    df = fc.predict(args.data, quantiles=qs, format=args.output_format, level=levels, static=args.static)
     values = df.select_dtypes("number").to_numpy(dtype=float)
     if not np.isfinite(values).all():  # never write NaN forecasts with exit 0
         row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
@@ -129,9 +157,17 @@ def _backtest(args: argparse.Namespace) -> int:
     cfg = _config(args)
     ss = _load(args, cfg.progress)
     _check_cell(cfg.cell)
-    res = run_backtest(ss, cfg, folds=args.folds, baselines=_cols(args.baselines))
+    if args.utilsforecast:
+        from rnnkit.tasks.forecast import uf_metrics
+
+        if not uf_metrics.available():
+            raise UserError("--utilsforecast needs utilsforecast: pip install 'rnnkit[nixtla]'")
+    res = run_backtest(ss, cfg, folds=args.folds, baselines=_cols(args.baselines), static=args.static)
     print(f"Backtest: {args.folds} fold(s), horizon {cfg.horizon}, season {res.season}, {len(ss.series)} series")
     print(res.table())
+    if args.utilsforecast:
+        print("\nThe same forecasts scored by utilsforecast.evaluate (sMAPE on rnnkit's 0-200 scale):")
+        print(uf_metrics.table(uf_metrics.utilsforecast_summary(res, ss)))
     if len(ss.series) > 1:
         per = res.per_series().pivot(index="id", columns="method", values="mase")
         shown = per.head(20)

@@ -43,3 +43,24 @@ def count_pairs(starts: tuple[int, ...] = (1, 6), length: int = 5) -> tuple[Tens
     """
     x = torch.tensor([[s + i for i in range(length)] for s in starts], dtype=torch.float32)
     return x.unsqueeze(-1), (x + length).unsqueeze(-1)
+
+
+def static_level_panel(n_series: int = 40, length: int = 40, levels: tuple[float, ...] = (20.0, 40.0, 60.0, 80.0),
+                       phi: float = 0.9, noise: float = 3.0, seed: int = 0):
+    """A panel where a static category decides each series' level: ``y = level[cat] + x``, x an AR(1)
+    (coefficient ``phi``, innovations N(0, noise)) that wanders far from the level for long stretches,
+    so the history alone estimates the level poorly. Returns (long frame ``unique_id, ds, y``,
+    static frame ``unique_id, group, size``); ``size`` is numeric noise, unrelated to y."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows, static = [], []
+    for i in range(n_series):
+        k = i % len(levels)
+        x = rng.normal(0.0, noise / np.sqrt(1 - phi ** 2))
+        for t in range(length):
+            x = phi * x + rng.normal(0.0, noise)
+            rows.append((f"s{i}", t, levels[k] + x))
+        static.append((f"s{i}", "abcdefghijklmnopqrstuvwxyz"[k], float(rng.uniform(0, 1))))
+    return (pd.DataFrame(rows, columns=["unique_id", "ds", "y"]),
+            pd.DataFrame(static, columns=["unique_id", "group", "size"]))

@@ -68,6 +68,9 @@ class Panel:
     context: int
     horizon: int
     n_future: int
+    # static covariates per series (rnnkit.data.static): numbers (S, N) float32, categories (S, C) int64
+    static_num: Optional[np.ndarray] = None
+    static_cat: Optional[np.ndarray] = None
 
     @classmethod
     def build(cls, ss: SeriesSet, context: int, horizon: int, with_future: bool = False) -> "Panel":
@@ -128,7 +131,7 @@ class Panel:
         """Windows for (series, origin) pairs.
 
         Returns y_ctx, m_ctx: (B, context); x_ctx: (B, context, P+F); f_hor: (B, horizon, F);
-        y_hor, m_hor: (B, horizon).
+        y_hor, m_hor: (B, horizon); with static covariates also s_num (B, N), s_cat (B, C).
         """
         i, t = pairs[:, 0], pairs[:, 1]
         n = self.n[i]
@@ -141,6 +144,8 @@ class Panel:
         out = {"y_ctx": self._gather(i, ctx, n, self.y), "m_ctx": self._gather(i, ctx, n, self.mask),
                "x_ctx": self._gather(i, ctx, n, self.cov), "f_hor": f_hor,
                "y_hor": self._gather(i, hor, n, self.y), "m_hor": self._gather(i, hor, n, self.mask)}
+        if self.static_num is not None:
+            out["s_num"], out["s_cat"] = self.static_num[i], self.static_cat[i]
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
     def last(self, origins: Optional[np.ndarray] = None) -> dict[str, torch.Tensor]:

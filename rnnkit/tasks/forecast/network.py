@@ -3,11 +3,20 @@ quantiles at once (direct multi-output head, as MQ-RNN), plus a linear "highway"
 scaled history (as LSTNet) so level and trend extrapolate even far outside the training range.
 
 Shapes: y_ctx, m_ctx (B, L); x_ctx (B, L, C) covariates (past then known-future);
-f_hor (B, H, F) known-future covariates over the horizon; output (B, H, Q).
+f_hor (B, H, F) known-future covariates over the horizon; s_num (B, N), s_cat (B, C') static
+covariates (optional); output (B, H, Q).
+
+Static covariates join the head's input: numbers, category embeddings, and for each category
+its level (the mean target of its training series) expressed in the window's scaled units,
+``(level - loc) / scale``, plus the window's standardised log scale and level (as GluonTS's DeepAR
+appends log(scale) to its static features). Per-window scaling hides the absolute level, so a
+static feature that decides the level ("stores of type A sell ~100") is useless unless the network
+can compare the two; the scaled category level makes that comparison a linear one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +43,16 @@ class NetConfig:
     dropout: float = opt(0.0, "dropout between layers", min=0.0, max=0.99, flag=False)
     highway: bool = opt(True, "linear path on the scaled history", flag=False)
     ensemble: int = opt(1, "members", min=1, max=256, flag=False)
+    n_static: int = opt(0, "numeric static covariates", min=0, max=10_000, flag=False)
+    static_cards: tuple[int, ...] = opt((), "embedding rows per categorical static (index 0 = unknown)", min=1,
+                                        max=10_000_000, flag=False)
+    static_dims: tuple[int, ...] = opt((), "embedding widths", min=1, max=4096, flag=False)
+    static_dropout: float = opt(0.1, "share of training categories replaced by 'unknown'", min=0.0, max=1.0,
+                                flag=False)
+
+    @property
+    def has_static(self) -> bool:
+        return bool(self.n_static or self.static_cards)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -68,21 +87,32 @@ class ForecastNet(nn.Module):
         Q, H, F = len(cfg.quantiles), cfg.horizon, cfg.n_future
         self.rnn = make_layer(cfg.cell, 2 + cfg.n_past + F, cfg.hidden_size, num_layers=cfg.num_layers,
                               dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Linear(cfg.hidden_size + H * F, cfg.hidden_size), nn.ReLU(),
+        self.embeds = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cfg.static_cards, cfg.static_dims))
+        # numbers, embeddings, 2 window features, one scaled level per category column
+        n_static = cfg.n_static + sum(cfg.static_dims) + 2 + len(cfg.static_cards) if cfg.has_static else 0
+        self.head = nn.Sequential(nn.Linear(cfg.hidden_size + H * F + n_static, cfg.hidden_size), nn.ReLU(),
                                   nn.Linear(cfg.hidden_size, H * Q))
         self.highway = nn.Linear(cfg.context, H * Q) if cfg.highway else None
         if self.highway is not None:  # start from "no linear part": the RNN learns first
             nn.init.zeros_(self.highway.weight)
             nn.init.zeros_(self.highway.bias)
 
-    def forward(self, y_s: Tensor, m: Tensor, x_s: Tensor, f_s: Tensor) -> Tensor:
-        """Scaled inputs -> scaled quantiles. y_s, m: (B, L); x_s: (B, L, C); f_s: (B, H, F) -> (B, H, Q)."""
+    def static_features(self, s_num: Tensor, s_cat: Tensor, window: Tensor) -> Tensor:
+        """s_num (B, N), s_cat (B, C) int, window (B, 2 + C) standardised log scale/level and scaled
+        category levels -> (B, width)."""
+        return torch.cat([s_num, window] + [e(s_cat[:, j]) for j, e in enumerate(self.embeds)], dim=-1)
+
+    def forward(self, y_s: Tensor, m: Tensor, x_s: Tensor, f_s: Tensor, z: Optional[Tensor] = None) -> Tensor:
+        """Scaled inputs -> scaled quantiles. y_s, m: (B, L); x_s: (B, L, C); f_s: (B, H, F);
+        z: (B, width) static features (``static_features``) or None -> (B, H, Q)."""
         # empty covariate blocks are left out (not concatenated): zero-width tensors have no
         # reliable ONNX form, and the result is the same
         parts = [y_s.unsqueeze(-1), m.unsqueeze(-1)] + ([x_s] if x_s.shape[-1] else [])
         out = self.rnn(torch.cat(parts, dim=-1))
         seq = out[0] if isinstance(out, tuple) else out
         h = torch.cat([seq[:, -1], f_s.flatten(1)], dim=-1) if f_s.shape[-1] else seq[:, -1]
+        if z is not None:
+            h = torch.cat([h, z], dim=-1)
         q = self.head(h)
         if self.highway is not None:
             q = q + self.highway(y_s * m)
@@ -104,6 +134,29 @@ class ForecastModel(nn.Module):
             torch.manual_seed(seed + 1000 * k)
             members.append(ForecastNet(cfg))
         self.members = nn.ModuleList(members)
+        if cfg.has_static:  # standardisation of the window features, set from the training windows
+            self.register_buffer("window_mu", torch.zeros(2))
+            self.register_buffer("window_sd", torch.ones(2))
+        for j, card in enumerate(cfg.static_cards):  # category levels (StaticEncoder.level), set at fit
+            self.register_buffer(f"static_level{j}", torch.zeros(card))
+
+    @torch.no_grad()
+    def set_static_levels(self, levels: list[list[float]]) -> None:
+        for j, lv in enumerate(levels):
+            getattr(self, f"static_level{j}").copy_(torch.tensor(lv, dtype=torch.float32))
+
+    @staticmethod
+    def _window_raw(loc: Tensor, scale: Tensor) -> Tensor:
+        """(B, 1) location and scale -> (B, 2): log scale and asinh(level / scale)."""
+        return torch.cat([scale.log(), torch.asinh(loc / scale)], dim=-1)
+
+    @torch.no_grad()
+    def set_window_stats(self, b: dict[str, Tensor]) -> None:
+        """Standardise the window features with their mean/std over a sample of training windows."""
+        loc, scale = window_scale(b["y_ctx"], b["m_ctx"])
+        raw = self._window_raw(loc, scale)
+        self.window_mu.copy_(raw.mean(0))
+        self.window_sd.copy_(raw.std(0).clamp(min=1e-3) if len(raw) > 1 else torch.ones(2))
 
     def scale_inputs(self, b: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         y, m, x, f = b["y_ctx"], b["m_ctx"], b["x_ctx"], b["f_hor"]
@@ -120,7 +173,20 @@ class ForecastModel(nn.Module):
 
     def forward(self, b: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         y_s, x_s, f_s, loc, scale = self.scale_inputs(b)
-        q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s) for net in self.members], dim=1)
+        if not self.cfg.has_static:
+            q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s) for net in self.members], dim=1)
+            return q, loc, scale
+        window = (self._window_raw(loc, scale) - self.window_mu) / self.window_sd
+        s_cat = b["s_cat"]
+        if self.training and self.cfg.static_dropout > 0 and s_cat.shape[-1]:
+            # teach the "unknown" embedding (index 0) what an unseen category should mean
+            drop = torch.rand(s_cat.shape, device=s_cat.device) < self.cfg.static_dropout
+            s_cat = s_cat.masked_fill(drop, 0)
+        levels = [getattr(self, f"static_level{j}")[s_cat[:, j]] for j in range(s_cat.shape[-1])]
+        if levels:  # where each category's level sits in this window's scaled units
+            window = torch.cat([window, ((torch.stack(levels, -1) - loc) / scale).clamp(-20.0, 20.0)], -1)
+        q = torch.stack([net(y_s, b["m_ctx"], x_s, f_s, net.static_features(b["s_num"], s_cat, window))
+                         for net in self.members], dim=1)
         return q, loc, scale
 
     def onnx_specs(self) -> dict:
@@ -128,8 +194,11 @@ class ForecastModel(nn.Module):
         ``scale_inputs`` and the un-scaling of ``predict`` stay in Python, see
         ``rnnkit.onnx_runtime.predict_forecast_onnx``): y_s, m (B, L)[, x_s (B, L, C)][, f_s (B, H, F)]
         -> q (B, E, H, Q), scaled quantiles per ensemble member. Batch is dynamic; L is the context."""
+        from rnnkit.errors import UserError
         from rnnkit.export import ExportSpec
 
+        if self.cfg.has_static:
+            raise UserError("ONNX export of a forecaster with static covariates is not supported yet")
         cfg, g = self.cfg, torch.Generator().manual_seed(0)
         C, F = cfg.n_past + cfg.n_future, cfg.n_future
         names = ["y_s", "m"] + (["x_s"] if C else []) + (["f_s"] if F else [])

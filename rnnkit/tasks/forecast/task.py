@@ -10,7 +10,8 @@ series (masked), or line up future covariates. Training runs on the shared ``Tra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -19,12 +20,15 @@ import pandas as pd
 import torch
 
 from rnnkit.data.series import SeriesSet, check_lengths, load_series, truncate
+from rnnkit.data.static import StaticEncoder, StaticLike, embedding_size, read_static
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
 from rnnkit.tasks.forecast.network import DEFAULT_QUANTILES, ForecastModel, NetConfig, forecast_loss
 from rnnkit.options import from_dict, opt, shared_fields
 from rnnkit.tasks.base import RunOptions, Task
+from rnnkit.tasks.forecast import formats
+from rnnkit.tasks.forecast.calibration import Calibration, calibrate
 from rnnkit.train import Trainer, TrainConfig, torch_threads
 
 DataLike = Union[str, Path, pd.DataFrame]
@@ -54,6 +58,13 @@ class ForecastConfig(RunOptions):
     lr: float = opt(3e-3, "learning rate", min=0.0, max=10.0)
     threads: Optional[int] = opt(1, "CPU threads while training (a small RNN is fastest on one; 0 = torch's "
                                  "default)", min=0, max=1024)
+    # interval calibration after training (calibration.py): "holdout" trains a twin model without the last
+    # calib_holdout points and corrects the quantiles per horizon step from its out-of-sample errors
+    # (doubles training time); "none" keeps the raw quantiles
+    calibrate: str = opt("holdout", "interval calibration: holdout (a twin model's out-of-sample errors "
+                         "correct the quantiles; doubles training time) or none", choices=("holdout", "none"))
+    calib_holdout: Optional[int] = opt(None, "points held out per series for calibration (default: "
+                                       "calibration.default_holdout)", min=1, max=100_000)
 
 
 def _loss(model, batch, state):
@@ -103,14 +114,19 @@ class Forecaster(Task):
         self.schema: dict = {}
         self.season = 1
         self.train_stats: list[dict] = []
+        self.static: Optional[StaticEncoder] = None      # static covariates' vocabularies + scaling
+        self.calibration: Optional[Calibration] = None   # interval correction (calibration.py)
 
     # ------------------------------------------------------------------ training
     def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
             id_col: Optional[str] = None, covariates: Sequence[str] = (),
             future_covariates: Sequence[str] = (), strict: bool = True, out_dir: Optional[str] = None,
-            resume: bool = False) -> "Forecaster":
+            resume: bool = False, static: Optional[StaticLike] = None) -> "Forecaster":
         """Train on a long table (or a loaded ``SeriesSet``).
 
+        target / time_col / id_col default to ``y`` / ``ds`` / ``unique_id`` where those columns exist.
+        static: table (CSV path or frame) with one row per series, keyed by the id column
+        (rnnkit.data.static); predict then needs it too.
         covariates: past-observed columns; future_covariates: columns known over the horizon.
         strict: every series must have more than ``horizon`` points (backtests relax this).
         """
@@ -118,16 +134,30 @@ class Forecaster(Task):
         if isinstance(data, SeriesSet):
             ss = data
         else:
-            if target is None:
-                raise UserError("fit needs target= (the column to forecast)")
+            target, time_col, id_col = formats.resolve_columns(data, target, time_col, id_col,
+                                                               quiet=not cfg.progress)
             ss = load_series(data, target, time_col, id_col, covariates, future_covariates, quiet=not cfg.progress)
         if strict:
             check_lengths(ss, cfg.horizon)
+        table = None
+        if static is not None:
+            if not ss.id_col:
+                raise UserError("static covariates need an id column (one row of features per series)")
+            table, key = read_static(static, ss.id_col)
+            self.static = StaticEncoder.fit(table, key, [s.id for s in ss.series],
+                                            [float(np.mean(s.y)) for s in ss.series])
+        else:
+            self.static = None
+        self.calibration = None
         self.schema = ss.schema()
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
         net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
                                "n_future": len(ss.future_cols), "quantiles": tuple(sorted(cfg.quantiles))})
+        if self.static is not None:
+            cards = self.static.cardinalities
+            net_cfg = replace(net_cfg, n_static=len(self.static.numeric), static_cards=cards,
+                              static_dims=tuple(embedding_size(c - 1) for c in cards))
         source = self.init_source()
         if source is not None:  # fine-tuning: the saved network, which must fit these columns and horizon
             net_cfg, context = source.network.cfg, source.network.cfg.context
@@ -141,8 +171,12 @@ class Forecaster(Task):
             self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
         except ValueError as exc:  # unknown cell name
             raise UserError(str(exc)) from None
-        panel = Panel.build(ss, context, cfg.horizon)
+        panel = self._panel(ss, context, cfg.horizon, static=table)
         pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
+        if net_cfg.has_static:
+            sample = np.random.default_rng(cfg.seed).permutation(len(pairs))[:4096]
+            self.network.set_window_stats(panel.batch(pairs.take(sample)))
+            self.network.set_static_levels(self.static.level)
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
         bs = min(cfg.batch_size, len(pairs))
@@ -159,7 +193,24 @@ class Forecaster(Task):
         with torch_threads(cfg.threads or None):
             self.history = trainer.fit(epoch_batches)
         self.network.eval()
+        if cfg.calibrate == "holdout" and source is None:
+            with torch_threads(cfg.threads or None):
+                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table)
+        elif source is not None:
+            self.calibration = source.calibration
         return self
+
+    def _panel(self, ss: SeriesSet, context: int, horizon: int, with_future: bool = False,
+               static: Optional[StaticLike] = None) -> Panel:
+        """Windows of ``ss``, with the static features of its series when the model has them."""
+        panel = Panel.build(ss, context, horizon, with_future=with_future)
+        if self.static is not None:
+            table = read_static(static, ss.id_col)[0] if static is not None else None
+            panel.static_num, panel.static_cat = self.static.encode(
+                table, [s.id for s in ss.series], log=sys.stderr)  # always: it changes the forecast
+        elif static is not None:
+            raise UserError("this model was trained without static covariates; leave out the static table")
+        return panel
 
     # ------------------------------------------------------------------ inference
     def load_data(self, data: DataLike, allow_future_rows: bool = True) -> SeriesSet:
@@ -173,22 +224,38 @@ class Forecaster(Task):
             ss.step = sc.get("step", ss.step) if all(len(s) < 2 for s in ss.series) else ss.step
         return ss
 
-    def predict_quantiles(self, ss: SeriesSet) -> np.ndarray:
-        """Trained quantiles for the horizon after each series' end: (S, horizon, Q)."""
+    def predict_quantiles(self, ss: SeriesSet, static: Optional[StaticLike] = None,
+                          calibrated: bool = True) -> np.ndarray:
+        """Quantiles at the trained levels for the horizon after each series' end: (S, horizon, Q),
+        corrected by the model's calibration unless ``calibrated=False``."""
         model = self.require_trained()
-        panel = Panel.build(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols))
+        panel = self._panel(ss, model.cfg.context, model.cfg.horizon, with_future=bool(ss.future_cols),
+                            static=static)
         with torch_threads(self.config.threads or None):
-            return model.predict(panel.last()).cpu().numpy().astype(np.float64)
+            q = model.predict(panel.last()).cpu().numpy().astype(np.float64)
+        return self.calibration.apply(q) if calibrated and self.calibration is not None else q
 
-    def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None) -> pd.DataFrame:
+    def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None,
+                format: str = "rnnkit", level: Optional[Sequence[float]] = None,
+                static: Optional[StaticLike] = None) -> pd.DataFrame:
         """Forecast ``horizon`` steps after the end of every series in ``data`` (seen or unseen in training).
 
-        Only the last ``context`` points of each series are read. Returns a long table
-        ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
+        Only the last ``context`` points of each series are read. ``format="rnnkit"`` returns a long
+        table ``id, time, step, forecast[, q<level>...]``; ``forecast`` is the median.
+        ``format="nixtla"`` returns neuralforecast's layout (formats.py): ``unique_id, ds, <CELL>,
+        <CELL>-lo-<L>..., <CELL>-hi-<L>...`` for ``level`` (percent; default: the symmetric pairs in
+        ``quantiles``, else 80 and 90). static: the static table when the model was trained with one.
         """
+        if format == "nixtla":
+            levels = formats.parse_levels(level) if level is not None else \
+                (formats.levels_from_quantiles(quantiles) or formats.DEFAULT_LEVELS)
+            df = self.predict(data, quantiles=formats.level_quantiles(levels), static=static)
+            return formats.to_nixtla(df, formats.model_column(self.config.cell), levels)
+        if format != "rnnkit":
+            raise UserError(f"unknown output format {format!r}; choose rnnkit or nixtla")
         model = self.require_trained()
         ss = data if isinstance(data, SeriesSet) else self.load_data(data)
-        q = self.predict_quantiles(ss)
+        q = self.predict_quantiles(ss, static=static)
         levels = model.cfg.quantiles
         point = interpolate_quantiles(q, levels, [0.5])[..., 0]
         extra = interpolate_quantiles(q, levels, quantiles) if quantiles else None
@@ -204,7 +271,7 @@ class Forecaster(Task):
             df[f"q{p:g}"] = extra[:, :, k].reshape(-1)
         return df
 
-    def evaluate(self, data: DataLike) -> dict:
+    def evaluate(self, data: DataLike, static: Optional[StaticLike] = None) -> dict:
         """Forecast each series' last ``horizon`` points from the points before them and return mean
         MASE/sMAPE/RMSE. Honest only when the model was trained without those points (fit on
         data cut ``horizon`` earlier); ``backtest`` does the retraining for you."""
@@ -214,7 +281,7 @@ class Forecaster(Task):
         cut = truncate(ss, {s.id: len(s) - H for s in ss.series})
         if ss.future_cols:
             cut.horizon_future = {s.id: s.future[len(s) - H:] for s in ss.series}
-        q = self.predict_quantiles(cut)
+        q = self.predict_quantiles(cut, static=static)
         point = interpolate_quantiles(q, self.network.cfg.quantiles, [0.5])[..., 0]
         res = {"mase": [], "smape": [], "rmse": []}
         for i, s in enumerate(ss.series):
@@ -226,10 +293,15 @@ class Forecaster(Task):
 
     # ------------------------------------------------------------------ persistence
     def extras(self) -> dict:
-        return {"schema": {**self.schema, "season": self.season},
-                "scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
-                                   "window, std floored at 1% of the mean level); no global statistics needed",
-                           "train_series": self.train_stats[:1000]}}
+        extras = {"schema": {**self.schema, "season": self.season},
+                  "scaler": {"kind": "per-window standardisation inside the model (mean/std of the context "
+                                     "window, std floored at 1% of the mean level); no global statistics needed",
+                             "train_series": self.train_stats[:1000]}}
+        if self.static is not None:
+            extras["static"] = self.static.to_dict()
+        if self.calibration is not None:
+            extras["calibration"] = self.calibration.to_dict()
+        return extras
 
     def restore(self, net: dict, extras: dict, where: str) -> ForecastModel:
         schema = extras.get("schema")
@@ -241,6 +313,11 @@ class Forecaster(Task):
             raise UserError(f"{where}: bad season {season!r} in schema.json")
         self.season = season
         self.train_stats = (extras.get("scaler") or {}).get("train_series", [])
+        try:
+            self.static = StaticEncoder.from_dict(extras["static"]) if "static" in extras else None
+            self.calibration = Calibration.from_dict(extras["calibration"]) if "calibration" in extras else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{where}: bad static.json or calibration.json ({exc})") from None
         return ForecastModel(from_dict(NetConfig, net, f"{where} net"), seed=0)
 
     def onnx_network(self, session):

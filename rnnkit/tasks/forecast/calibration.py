@@ -1,0 +1,201 @@
+"""Calibrated prediction intervals: per-quantile-pair, per-horizon-step conformal correction.
+
+Pinball-trained quantiles of a small RNN are usually too narrow out of sample (the stocks
+backtest's nominal 80 % band covered 59 %). After training, ``calibrate`` measures how the
+model's quantiles miss on data it has not seen and widens (or narrows) each one:
+
+- **Scores, refit scheme** ("holdout"): a second model with the same settings is trained on every
+  series cut ``R`` points short (``default_holdout``: the horizon for many series, more for few,
+  so the last step still gets ~64 windows), and forecasts from every origin in the held-out tail
+  (origin = last ``R`` points, so step ``h`` gets ``R - h + 1`` windows per series). These are
+  honest out-of-sample errors of the model *as configured*; the shipped model is the one trained
+  on all data (more recent points), so they are errors of a slightly weaker twin.
+  It doubles the training time; ``calibrate="none"`` skips it.
+- **Correction, normalized conformal** (Romano et al. 2019's CQR, with the model's own spread as
+  the local scale, as in Lei et al. 2018's locally weighted scores): for trained level ``p`` the
+  score of a window is ``t_p = (y - median) / (q_p - median)``. Shipped mode "pair": levels p and
+  1-p share one factor ``lambda``, the conformal ``1 - 2 min(p, 1-p)`` quantile of
+  ``max(t_p, t_1-p)``, so ``median +- lambda (q - median)`` covers with the pair's nominal
+  probability. (Mode "quantile", each level on its own at ``max(p, 1-p)``, also corrects a biased
+  median, but learns the *direction* of the twin's bias on the calibration tail, which flipped on
+  the evaluated periods; docs/decisions.md.) The median (the point forecast) is never moved, so
+  accuracy metrics do not change. Factors are per horizon step, shrunk towards the all-steps factor
+  when a step has few windows (weight ``n / (n + n0)``), and kept in ``[0, 20]``. Kind "shift"
+  (additive, in units of the model's 5-95 band) is kept for the tuning script.
+
+Stored in the model folder as ``calibration.json``; applied in ``Forecaster.predict_quantiles``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Optional, TextIO
+
+import numpy as np
+
+from rnnkit.data.series import SeriesSet, truncate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rnnkit.tasks.forecast.task import Forecaster
+
+SHRINK_N0 = 20       # windows at which a step's own factor and the pooled one weigh the same
+MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
+MIN_WINDOWS = 64     # calibration windows wanted at the last horizon step (default_holdout)
+KIND, MODE = "ratio", "pair"  # the defaults chosen on the training parts (docs/decisions.md)
+
+
+@dataclass
+class Calibration:
+    """Per horizon step and trained level, how to move each quantile. factor: (H, Q).
+
+    kind "ratio": ``median + factor * (q - median)`` (1 = unchanged); kind "shift":
+    ``q + factor * (q_max - q_min)``, a shift in units of the model's own outer band (0 = unchanged).
+    """
+
+    levels: tuple[float, ...]
+    factor: np.ndarray
+    windows: int                 # calibration windows (origins over all series)
+    holdout: int                 # points held out per series
+    kind: str = "ratio"
+    mode: str = "quantile"
+
+    def apply(self, q: np.ndarray) -> np.ndarray:
+        """q: (S, H, Q) quantiles at ``levels`` (sorted) -> corrected, still sorted along Q."""
+        if self.kind == "shift":
+            out = q + self.factor[None] * (q[..., -1:] - q[..., :1])
+        else:
+            med = q[..., [self.levels.index(0.5)]]
+            out = med + self.factor[None] * (q - med)
+        return np.sort(out, axis=-1)
+
+    def to_dict(self) -> dict:
+        return {"method": "holdout-refit twin, conformal per trained level and horizon step", "kind": self.kind,
+                "mode": self.mode, "levels": list(self.levels), "holdout": self.holdout, "windows": self.windows,
+                "factor": [[round(float(v), 6) for v in row] for row in self.factor]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        kind, mode = str(d.get("kind", "ratio")), str(d.get("mode", "quantile"))
+        if kind not in ("ratio", "shift") or mode not in ("quantile", "pair"):
+            raise ValueError(f"unknown calibration kind/mode {kind!r}/{mode!r}")
+        return cls(tuple(float(v) for v in d["levels"]), np.asarray(d["factor"], dtype=np.float64),
+                   int(d["windows"]), int(d["holdout"]), kind, mode)
+
+
+def conformal_quantile(t: np.ndarray, beta: float) -> float:
+    """The ceil((n+1) beta)-th smallest of n scores (the finite-sample conformal quantile);
+    the largest score when that rank exceeds n."""
+    t = np.sort(t)
+    k = min(len(t), max(1, math.ceil((len(t) + 1) * beta)))
+    return float(t[k - 1])
+
+
+def _scores(q: np.ndarray, y: np.ndarray, m: np.ndarray, j: int, levels: tuple[float, ...], kind: str
+            ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Score per window and step for level j, where it is defined, and the score quantile level
+    that makes quantile j right: ratio t = (y - median) / (q_j - median) at max(p, 1-p) (a larger
+    t widens either side); shift s = (y - q_j) / (q_max - q_min) at p (below the median the sign is
+    flipped so a larger score is again the safe side: -s at 1-p)."""
+    p = levels[j]
+    med = q[..., levels.index(0.5)]
+    if kind == "shift":
+        d = q[..., -1] - q[..., 0]
+        ok = (m > 0) & (d > 1e-9 * (1.0 + np.abs(med)))
+        t = (y - q[..., j]) / np.where(ok, d, 1.0)
+        return (t if p > 0.5 else -t), ok, max(p, 1 - p)
+    d = q[..., j] - med
+    ok = (m > 0) & (np.abs(d) > 1e-9 * (1.0 + np.abs(med)))
+    return (y - med) / np.where(ok, d, 1.0), ok, max(p, 1 - p)
+
+
+def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float, ...],
+                n0: float = SHRINK_N0, mode: str = "quantile", kind: str = "ratio") -> np.ndarray:
+    """Factors (H, Q) of a ``Calibration`` of ``kind`` from calibration windows: q (N, H, Q)
+    forecasts, y, m (N, H) actuals and mask.
+
+    mode "quantile": each level on its own (one-sided scores, see ``_scores``);
+    "pair": levels p and 1-p share one value, the conformal (1 - 2 min(p, 1-p)) quantile of the
+    two-sided score max(score_p, score_1-p) (CQR's interval score), which targets the pair's
+    coverage and is not pulled apart by a median that was biased on the calibration windows.
+    """
+    N, H, Q = q.shape
+    j_med = levels.index(0.5)
+    neutral = 1.0 if kind == "ratio" else 0.0
+    factor = np.full((H, Q), neutral)
+    for j, p in enumerate(levels):
+        if j == j_med:
+            continue
+        t, ok, beta = _scores(q, y, m, j, levels, kind)
+        partner = [k for k, v in enumerate(levels) if abs(v - (1 - p)) < 1e-9]
+        if mode == "pair" and partner:
+            t2, ok2, _ = _scores(q, y, m, partner[0], levels, kind)
+            t, ok = np.fmax(np.where(ok, t, np.nan), np.where(ok2, t2, np.nan)), ok & ok2
+            beta = abs(1 - 2 * p)
+        if ok.sum() == 0:
+            continue
+        pooled = conformal_quantile(t[ok], beta)
+        for h in range(H):
+            th = t[:, h][ok[:, h]]
+            own = conformal_quantile(th, beta) if len(th) else pooled
+            w = len(th) / (len(th) + n0)
+            factor[h, j] = w * own + (1 - w) * pooled
+        if kind == "shift" and p < 0.5:
+            factor[:, j] = -factor[:, j]  # the score was flipped below the median
+    if kind == "ratio":
+        return np.clip(factor, 0.0, MAX_FACTOR)
+    return np.clip(factor, -MAX_FACTOR, MAX_FACTOR)
+
+
+def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
+                    log: Optional[TextIO] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Train a copy of ``fc``'s configuration on ``ss`` cut ``holdout`` points short and forecast from
+    every origin in the held-out tail. Returns (q (N, H, Q), y (N, H), m (N, H), series used) or None
+    when no series is long enough (needs at least 2 points before the holdout)."""
+    cut = {s.id: len(s) - holdout for s in ss.series if len(s) - holdout >= 2}
+    if not cut:
+        return None
+    train = truncate(ss, cut)
+    cfg = replace(fc.config, calibrate="none", init_from=None, progress=False)
+    twin = type(fc)(config=cfg)
+    if log is not None:
+        print(f"calibration: training a twin model on {sum(cut.values())} points "
+              f"({holdout} held out per series)", file=log)
+    twin.fit(train, strict=False, static=static)
+    net = twin.require_trained()
+    panel = twin._panel(ss, net.cfg.context, net.cfg.horizon)
+    pairs = [(i, o) for i, s in enumerate(ss.series) if s.id in cut for o in range(cut[s.id], len(s))]
+    pairs = np.asarray(pairs, dtype=np.int64)
+    qs, ys, ms = [], [], []
+    for a in range(0, len(pairs), 512):
+        b = panel.batch(pairs[a:a + 512])
+        qs.append(net.predict(b).cpu().numpy().astype(np.float64))
+        ys.append(b["y_hor"].numpy().astype(np.float64))
+        ms.append(b["m_hor"].numpy().astype(np.float64))
+    return np.concatenate(qs), np.concatenate(ys), np.concatenate(ms), len(cut)
+
+
+def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS) -> int:
+    """Points held out per series: enough that the last horizon step gets about ``windows``
+    calibration windows over all series (step H gets R - H + 1 per series), but at most a third
+    of the typical series and never less than the horizon. 181 series -> the horizon; 5 series ->
+    about 3 horizons; one series -> a third of it (chosen on the training parts, docs/decisions.md)."""
+    want = horizon + math.ceil(windows / max(1, len(lengths))) - 1
+    return int(max(horizon, min(want, int(np.median(lengths)) // 3)))
+
+
+def calibrate(fc: "Forecaster", ss: SeriesSet, holdout: Optional[int] = None, static=None,
+              log: Optional[TextIO] = None) -> Optional[Calibration]:
+    """Factors for ``fc`` (already trained on ``ss``) from a holdout-refit twin; None if impossible."""
+    log = log or sys.stderr
+    H = fc.require_trained().cfg.horizon
+    R = holdout or default_holdout(H, [len(s) for s in ss.series])
+    got = holdout_windows(fc, ss, R, static=static, log=log if fc.config.progress else None)
+    if got is None:
+        if fc.config.progress:
+            print(f"rnnkit: note: intervals not calibrated (every series is shorter than {R + 2} points)", file=log)
+        return None
+    q, y, m, _ = got
+    levels = tuple(fc.network.cfg.quantiles)
+    return Calibration(levels, fit_factors(q, y, m, levels, mode=MODE, kind=KIND), windows=len(q), holdout=R,
+                       kind=KIND, mode=MODE)
