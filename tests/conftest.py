@@ -11,3 +11,12 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+# Prepared token files and speech features (rnnkit.data.cache) go to a throw-away cache, not ~/.cache.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+if "RNNKIT_CACHE_DIR" not in os.environ:
+    os.environ["RNNKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnkit-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["RNNKIT_CACHE_DIR"], True)

@@ -19,9 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="text_command", metavar="COMMAND", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
-    t = cmds.add_parser("train", help="train a language model on a UTF-8 text file")
-    t.add_argument("--data", required=True, help="training text (UTF-8); its tail is held out for validation")
-    t.add_argument("--val-data", help="validation text (default: the last --val-fraction of --data)")
+    t = cmds.add_parser("train", help="train a language model on UTF-8 text of any size")
+    t.add_argument("--data", required=True, help="training text (UTF-8): a file, a folder, a glob or .gz/.bz2/.xz files; "
+                                                   "its tail is held out for validation. Prepared once into a cached "
+                                                   "token file ($RNNKIT_CACHE_DIR, default ~/.cache/rnnkit)")
+    t.add_argument("--val-data", help="validation text, same forms as --data (default: the last --val-fraction of --data)")
     add_train_flags(t, TextConfig)
     t.set_defaults(func=_train)
 
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = cmds.add_parser("evaluate", help="loss, perplexity, bits per character on a held-out text")
     e.add_argument("--model", required=True)
-    e.add_argument("--data", required=True)
+    e.add_argument("--data", required=True, help="held-out text: a file, a folder, a glob or .gz files")
     e.set_defaults(func=_evaluate)
 
 

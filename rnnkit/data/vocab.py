@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from rnnkit.errors import UserError
 
@@ -94,9 +94,13 @@ class Vocab:
     @classmethod
     def build(cls, tokens: Iterable[str], level: str, max_size: int | None = None,
               min_freq: int = 1, lowercase: bool = True, specials: tuple[str, ...] = (UNK,)) -> "Vocab":
-        counts = Counter(tokens)
-        for special in specials:
-            counts.pop(special, None)
+        return cls.from_counts(Counter(tokens), level, max_size, min_freq, lowercase, specials)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], level: str, max_size: int | None = None, min_freq: int = 1,
+                    lowercase: bool = True, specials: tuple[str, ...] = (UNK,)) -> "Vocab":
+        """Like ``build`` from token counts (e.g. streamed: ``rnnkit.data.token_file``)."""
+        counts = {t: int(c) for t, c in counts.items() if t not in specials and c > 0}
         # sort by count, then token, so the vocabulary does not depend on dict order
         ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:

@@ -11,21 +11,26 @@ BPTT (``carry_state=True``) over ``batch_size`` contiguous streams; decoding is 
 """
 from __future__ import annotations
 
-import os
 import secrets
 import sys
+import time
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+import numpy as np
 import torch
 
-from rnnkit.data.text import TBPTTBatches, batchify, read_text, tbptt_batches
+from rnnkit.data.bpe import BPEVocab
+from rnnkit.data.text_sources import resolve_inputs
+from rnnkit.data.token_batches import StreamBatches, dist_rank, make_stream_batches
+from rnnkit.data.token_file import TokenArray, TokenSpec, prepare_text
 from rnnkit.data.vocab import EOS, UNK, Vocab, detokenize, prompt_tokens, tokenize
 from rnnkit.errors import UserError
 from rnnkit.metrics.text import LMScores, LMTotals
 from rnnkit.nn.registry import cell_names
+from rnnkit.tasks.text.corpus import load_corpus, text_source
 from rnnkit.tasks.text.sampling import SamplingConfig, rank_words, sample
 from rnnkit.tasks.text.network import LanguageModel, LMConfig, state_batch
 from rnnkit.options import from_dict, opt, shared_fields, validate
@@ -40,14 +45,19 @@ _DEFAULTS = {
                  adaptive_softmax=False, bptt=128, batch_size=32, lr=3e-3),
     "word": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.5, tie_weights=True,
                  adaptive_softmax=True, bptt=35, batch_size=32, lr=3e-3),
+    # byte-level BPE (rnnkit.data.bpe): word-like vocabulary sizes, so the word-level setup
+    "bpe": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.3, tie_weights=True,
+                adaptive_softmax=True, bptt=64, batch_size=32, lr=3e-3),
 }
+VAL_TOKENS = 1 << 17  # validation (each epoch and the final metrics) reads at most this many tokens
 
 
 @dataclass(kw_only=True)
 class TextConfig(RunOptions):
     """Everything that defines a text model; ``None`` fields take the level's default (``_DEFAULTS``)."""
 
-    level: str = opt("char", "tokens: characters or words", choices=("char", "word"))
+    level: str = opt("char", "tokens: characters, words or byte-level BPE (pip install 'rnnkit[text]')",
+                     choices=("char", "word", "bpe"))
     cell: str = opt("lstm", "recurrent cell: lstm, gru, rnn, mingru")
     embed_size: Optional[int] = opt(None, "token embedding size (default per level: char 64, word 256)",
                                     min=1, max=65_536)
@@ -62,11 +72,13 @@ class TextConfig(RunOptions):
                               min=1, max=1_000_000)
     batch_size: Optional[int] = opt(None, "parallel streams (default 32)", min=1, max=1_000_000)
     lr: Optional[float] = opt(None, "learning rate (default 3e-3)", min=0.0, max=10.0)
-    max_vocab: int = opt(10_000, "word level: the most frequent words kept, the rest become <unk>", min=1,
-                         max=10_000_000)
+    max_vocab: int = opt(10_000, "word level: the most frequent words kept, the rest become <unk>; bpe: the "
+                         "vocabulary size to train", min=1, max=10_000_000)
     min_freq: int = opt(1, "word level: minimum count of a kept word", min=1, max=1_000_000_000)
     lowercase: bool = opt(True, "word level: lower-case before tokenising")
     val_fraction: float = opt(0.1, "tail of the text held out for validation (without --val-data)", min=0.0, max=0.9)
+    tokenizer: Optional[str] = opt(None, "bpe level: a tokenizer.json (or a model folder holding one) to use "
+                                   "instead of training one")
     epochs: int = opt(30, "passes over the training text", min=1, max=1_000_000)
     patience: Optional[int] = opt(3, "early stopping: epochs without validation improvement (0 = off)", min=0,
                                   max=1_000_000)
@@ -80,17 +92,6 @@ class TextConfig(RunOptions):
             if values[key] is None:
                 values[key] = default
         return TextConfig(**values)
-
-
-def _as_text(data: TextLike, what: str) -> str:
-    """A ``Path`` is read as a UTF-8 file; a ``str`` is the text itself."""
-    if isinstance(data, Path):
-        return read_text(data, what)
-    if not isinstance(data, str):
-        raise UserError(f"{what}: expected text (str) or a file path (pathlib.Path), got {type(data).__name__}")
-    if not data.strip():
-        raise UserError(f"{what}: empty text (no characters to learn from)")
-    return data
 
 
 class TextModel(Task):
@@ -119,30 +120,27 @@ class TextModel(Task):
         self.config = validate(replace(self.config, **{k: v for k, v in options.items() if k in names}), "TextModel")
         train_options = {k: v for k, v in options.items() if k not in names}
         cfg = self.config
-        corpus = _as_text(text, "training text")
-        if val_text is None:
-            train_str, val_str = self._split_text(corpus)
-        else:
-            train_str, val_str = corpus, _as_text(val_text, "validation text")
-        train_tokens = tokenize(train_str, cfg.level, self._lowercase)
+        t_start = time.monotonic()  # --max-time counts the preparation too
         source = self.init_source()  # fine-tuning: the saved vocabulary and network settings
-        self.vocab = source.vocab if source is not None else Vocab.build(
-            train_tokens, cfg.level, cfg.max_vocab if cfg.level == "word" else None, cfg.min_freq, self._lowercase)
-        train_ids = torch.tensor(self.vocab.encode(train_tokens), dtype=torch.long)
-        val_ids = torch.tensor(self.vocab.encode(tokenize(val_str, cfg.level, self._lowercase)), dtype=torch.long)
-        if len(val_ids) < 2:
-            raise UserError(f"validation text too small: {len(val_ids)} {cfg.level} tokens, need at least 2")
-        batch = self._fit_batch_size(len(train_ids))
-        ranks = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: every process gets its own streams
-        train = tbptt_batches(train_ids, max(batch, ranks), cfg.bptt, "training text", ranks)
-        n_val = max(ranks, min(batch, len(val_ids) // (cfg.bptt + 1)))
-        val = TBPTTBatches(batchify(val_ids, n_val), cfg.bptt, ranks) if len(val_ids) >= 2 * n_val else None
-        if val is None:
-            raise UserError(f"validation text too small for {ranks} processes: {len(val_ids)} tokens")
+        corpus = load_corpus(text, val_text, cfg.level, self._lowercase, cfg.max_vocab, cfg.min_freq, cfg.val_fraction,
+                             progress=cfg.progress, tokenizer=cfg.tokenizer,
+                             vocab=source.vocab if source is not None else None)
+        self.vocab = corpus.vocab
+        n_val_tokens = min(len(corpus.val), VAL_TOKENS)
+        if n_val_tokens < 2:
+            raise UserError(f"validation text too small: {n_val_tokens} {cfg.level} tokens, need at least 2")
+        batch = self._fit_batch_size(len(corpus.train))
+        ranks = dist_rank()[1]  # under torchrun: every process gets its own streams
+        train = make_stream_batches(corpus.train, max(batch, ranks), cfg.bptt, "training text")
+        n_val = max(ranks, min(batch, n_val_tokens // (cfg.bptt + 1)))
+        if n_val_tokens < 2 * n_val:
+            raise UserError(f"validation text too small for {ranks} processes: {n_val_tokens} tokens")
+        val = StreamBatches(corpus.val, n_val, cfg.bptt, max_tokens=VAL_TOKENS)
+        max_time = None if cfg.max_time is None else max(0.0, cfg.max_time - (time.monotonic() - t_start))
         seed_everything(cfg.seed)
         lm = source.network.cfg if source is not None else self._lm_config(len(self.vocab))
         self.network = self.start_from(LanguageModel(lm), source)
-        tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, max_time=cfg.max_time, seed=cfg.seed, device=cfg.device,
+        tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, max_time=max_time, seed=cfg.seed, device=cfg.device,
                            patience=cfg.patience, schedule=cfg.schedule, carry_state=True, out_dir=out_dir,
                            resume=resume, progress=cfg.progress, logger=cfg.logger, **train_options)
         ignore = self.vocab.unk_id if cfg.level == "char" else None  # unseen characters cannot be learned
@@ -150,7 +148,9 @@ class TextModel(Task):
         self.history = trainer.fit(train, val)
         self.network.eval()
         rows = self.history.rows
-        self.metrics = {"val": self.evaluate(val_str), "epochs": self.history.epochs, "steps": self.history.steps,
+        val_chars = round(corpus.val_characters * n_val_tokens / max(len(corpus.val), 1))
+        val_ids = TokenArray(corpus.val.dtype, n_val_tokens, array=corpus.val.read(0, n_val_tokens))
+        self.metrics = {"val": self._score(val_ids, val_chars), "epochs": self.history.epochs, "steps": self.history.steps,
                         "stop_reason": self.history.stop_reason, "train_seconds": rows[-1]["seconds"] if rows else None}
         return self
 
@@ -158,13 +158,6 @@ class TextModel(Task):
     def _lowercase(self) -> bool:
         """``lowercase`` is a word-level setting: a character model keeps the case it reads."""
         return self.config.lowercase and self.config.level == "word"
-
-    def _split_text(self, corpus: str) -> tuple[str, str]:
-        """Hold out the tail of the text at a line break (a contiguous split: no leakage)."""
-        cut = int(len(corpus) * (1 - self.config.val_fraction))
-        nl = corpus.rfind("\n", 0, cut)
-        cut = nl + 1 if nl > cut // 2 else cut
-        return corpus[:cut], corpus[cut:]
 
     def _fit_batch_size(self, n_tokens: int) -> int:
         """Shrink the number of streams for a small text so each holds one BPTT window."""
@@ -185,13 +178,32 @@ class TextModel(Task):
                            "tie_weights": c.tie_weights and not adaptive, "cutoffs": cutoffs if adaptive else None})
 
     def extras(self) -> dict:
-        return {"vocab": self.vocab.to_json(), "metrics": self.metrics}
+        extras = {"vocab": self.vocab.to_json(), "metrics": self.metrics}
+        if isinstance(self.vocab, BPEVocab):  # tokenizer.json: the Hugging Face file
+            extras["tokenizer"] = self.vocab.tokenizer_json()
+        return extras
+
+    def _tokens(self, text: str, prompt: bool = False) -> list[str]:
+        """The tokens of ``text`` (a prompt: no line end appended at word level)."""
+        if isinstance(self.vocab, BPEVocab):
+            return self.vocab.tokenize(text)
+        return (prompt_tokens if prompt else tokenize)(text, self.config.level, self._lowercase)
+
+    def _join(self, tokens: list[str]) -> str:
+        if isinstance(self.vocab, BPEVocab):
+            return self.vocab.detokenize(tokens)
+        return detokenize(tokens, self.config.level)
 
     def restore(self, net: dict, extras: dict, where: str) -> LanguageModel:
         lm = from_dict(LMConfig, net, f"{where} net")
         if "vocab" not in extras:
             raise UserError(f"{where}: vocab.json is missing")
-        self.vocab = Vocab.from_json(extras["vocab"], where.replace("config.json", "vocab.json"))
+        if self.config.level == "bpe":
+            if "tokenizer" not in extras:
+                raise UserError(f"{where}: tokenizer.json is missing (a bpe model needs it)")
+            self.vocab = BPEVocab.from_tokenizer_json(extras["tokenizer"], where.replace("config.json", "tokenizer.json"))
+        else:
+            self.vocab = Vocab.from_json(extras["vocab"], where.replace("config.json", "vocab.json"))
         if len(self.vocab) != lm.vocab_size:
             raise UserError(f"{where}: vocab.json has {len(self.vocab)} tokens but the model expects {lm.vocab_size}")
         self.metrics = extras.get("metrics", {}) or {}
@@ -224,29 +236,42 @@ class TextModel(Task):
         are not scored and counted in ``skipped``; unknown words are scored as ``<unk>``.
         """
         self._check_ready()
-        body = _as_text(text, "evaluation text")
-        ids = torch.tensor(self.vocab.encode(tokenize(body, self.config.level, self._lowercase)), dtype=torch.long)
-        if len(ids) < 2:
+        cfg = self.config
+        if isinstance(text, Path):  # streamed into a (cached) token file: any size
+            prep = prepare_text(resolve_inputs(text, "evaluation text"),
+                                TokenSpec(cfg.level, self._lowercase, val_fraction=None), vocab=self.vocab)
+            return self._score(prep.train, prep.manifest["characters"]["train"], streams, chunk)
+        body = text_source(text, "evaluation text")  # a str here
+        ids = np.asarray(self.vocab.encode(self._tokens(body)), dtype=np.int64)
+        return self._score(TokenArray(ids.dtype, len(ids), array=ids), len(body), streams, chunk)
+
+    @torch.no_grad()
+    def _score(self, ids: TokenArray, characters: int, streams: int = 16, chunk: int = 256) -> dict:
+        """``evaluate`` on token ids: ``streams`` pieces read ``chunk`` tokens at a time."""
+        n = len(ids)
+        if n < 2:
             raise UserError("evaluation text too small: need at least 2 tokens")
-        x_all, y_all = ids[:-1], ids[1:]
         totals = LMTotals()
         ignore = self.vocab.unk_id if self.config.level == "char" else None
         device = next(self.network.parameters()).device
         self.network.eval()
-        B = max(1, min(streams, len(x_all) // chunk))
-        xs, ys = batchify(x_all, B), batchify(y_all, B)
+        # scored: ids[1:] given ids[:-1]; B streams of L inputs each, then the ragged tail
+        B = max(1, min(streams, (n - 1) // chunk))
+        L = (n - 1) // B
         state = None
-        for i in range(0, xs.shape[1], chunk):
-            logits, state = self.network(xs[:, i:i + chunk].to(device), state)
-            totals.add(logits, ys[:, i:i + chunk].to(device), ignore, ks=(1, 5))
-        tail = B * xs.shape[1]
-        if tail < len(x_all):  # the ragged end continues the last stream, with its state
+        for i in range(0, L, chunk):
+            T = min(chunk, L - i)
+            block = torch.from_numpy(np.stack([ids.read(b * L + i, T + 1) for b in range(B)]).astype(np.int64))
+            logits, state = self.network(block[:, :-1].to(device), state)
+            totals.add(logits, block[:, 1:].to(device), ignore, ks=(1, 5))
+        if B * L < n - 1:  # the ragged end continues the last stream, with its state
             last = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
-            logits, _ = self.network(x_all[tail:].unsqueeze(0).to(device), last)
-            totals.add(logits, y_all[tail:].unsqueeze(0).to(device), ignore, ks=(1, 5))
+            tail = torch.from_numpy(ids.read(B * L, n - B * L).astype(np.int64)).unsqueeze(0)
+            logits, _ = self.network(tail[:, :-1].to(device), last)
+            totals.add(logits, tail[:, 1:].to(device), ignore, ks=(1, 5))
         if totals.tokens == 0:
             raise UserError("evaluation text has no characters the model knows: nothing to score")
-        chars = totals.tokens if self.config.level == "char" else len(body)
+        chars = totals.tokens if self.config.level == "char" else characters
         scores: LMScores = totals.scores(characters=chars)
         return scores.to_dict()
 
@@ -255,7 +280,7 @@ class TextModel(Task):
         """Read the prompt as the start of a line; return the next-token logits (V,) and state."""
         self._check_ready()
         cfg, vocab = self.config, self.vocab
-        tokens = prompt_tokens(prompt, cfg.level, self._lowercase)
+        tokens = self._tokens(prompt, prompt=True)
         unknown = vocab.unknown(tokens)
         if unknown:
             shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
@@ -264,7 +289,7 @@ class TextModel(Task):
                 warnings.warn(f"prompt characters not in the model's vocabulary were skipped: {shown}", stacklevel=3)
             else:
                 warnings.warn(f"prompt words not in the model's vocabulary were read as {UNK}: {shown}", stacklevel=3)
-        start = "\n" if cfg.level == "char" else EOS
+        start = {"char": "\n", "word": EOS}.get(cfg.level) or self.vocab.line_start
         ids = ([vocab.stoi[start]] if start in vocab.stoi else []) + vocab.encode(tokens)
         if not ids:
             ids = [1 if len(vocab) > 1 else 0]  # the most frequent token
@@ -284,13 +309,13 @@ class TextModel(Task):
         gen = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         logits, state = self._prime(prompt)
         level = self.config.level
-        prev = prompt_tokens(prompt, level, self._lowercase)[-1:] if prompt else []
+        prev = self._tokens(prompt, prompt=True)[-1:] if prompt else []
         if level == "word" and prompt.endswith("\n"):
             prev = [EOS]
         for _ in range(length):
             token_id = sample(logits.unsqueeze(0).cpu(), sampling, gen)
             token = self.vocab.tokens[int(token_id)]
-            piece = detokenize(prev + [token], level)[len(detokenize(prev, level)):]
+            piece = self._join(prev + [token])[len(self._join(prev)):]
             if level == "word" and not prev and piece.startswith(" "):
                 piece = piece[1:]
             yield piece
@@ -316,6 +341,11 @@ class TextModel(Task):
         logits, state = self._prime(prompt)
         if self.config.level == "char":
             return rank_words(self.network.step, logits, state, self.vocab.tokens, _is_word_char, k=k)
+        if self.config.level == "bpe":  # the next word pieces, as text
+            probs = torch.softmax(logits.float(), dim=-1).cpu()
+            order = torch.argsort(probs, descending=True).tolist()
+            pieces = [(self.vocab.detokenize([self.vocab.tokens[i]]), float(probs[i])) for i in order[: 4 * k + 1] if i]
+            return [(w.strip() or w, p) for w, p in pieces if not words_only or any(c.isalnum() for c in w)][:k]
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         skip = {self.vocab.unk_id}
         if words_only:
