@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_synth)
 
     t = ss.add_parser("train", help="train a CTC recogniser")
-    t.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
-    t.add_argument("--val-data", help="validation manifest or folder (early stopping)")
+    t.add_argument("--data", required=True, help="MANIFEST.jsonl (rnnkit or NeMo), a LibriSpeech, Common Voice, Kaldi or "
+                                                   "`speech synth` folder, or a folder of audio + same-name .txt")
+    t.add_argument("--val-data", help="validation data, same forms as --data (early stopping)")
     add_train_flags(t, SpeechConfig)
     t.set_defaults(func=_train)
 
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = ss.add_parser("evaluate", help="WER and CER with per-utterance errors")
     e.add_argument("--model", required=True)
-    e.add_argument("--data", required=True, help="MANIFEST.jsonl or folder of *.wav + *.txt")
+    e.add_argument("--data", required=True, help="same forms as `speech train --data`")
     e.add_argument("--json", help="also write the full report (per utterance) to this JSON file")
     _decode_flags(e)
     e.set_defaults(func=_evaluate)

@@ -1,57 +1,41 @@
-"""Speech datasets: read manifests / folders, precompute features, length-bucketed batches.
+"""Speech datasets: read corpora (layouts in ``corpora``), precompute features, length-bucketed batches.
 
-A dataset is either a JSON-lines manifest (``{"audio": path, "text": ..., "duration": ...}``,
-NeMo style; relative paths are relative to the manifest's folder) or a folder of audio files
-(``.wav``, ``.flac``, ``.ogg``) each with a same-name ``.txt`` transcript.
+A dataset is a JSON-lines manifest (rnnkit's ``{"audio", "text"}`` or NeMo's ``{"audio_filepath",
+"text", "duration", "offset"}``), a LibriSpeech / Common Voice / Kaldi / ``speech synth`` folder,
+or a folder of audio files each with a same-name ``.txt`` transcript.
 """
 from __future__ import annotations
 
 import json
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
-from rnnkit.data.audio import load_audio
 from rnnkit.data.features import FbankConfig, features
 from rnnkit.errors import UserError
 from rnnkit.tasks.speech.ctc_decode import CharVocab
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".raw")
 
 
 @dataclass
 class Utterance:
     audio: Path
     text: str
-    duration: float | None = None
+    duration: float | None = None   # seconds (with ``offset``: the segment's length)
+    offset: float = 0.0             # seconds into the file where the utterance starts
 
 
 def read_dataset(path: str | Path) -> list[Utterance]:
-    """Utterances of a manifest (.jsonl/.json) or a folder of audio + .txt files."""
-    p = Path(path)
-    if p.is_dir():
-        audio = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
-        out = []
-        for f in audio:
-            txt = f.with_suffix(".txt")
-            if txt.is_file():
-                out.append(Utterance(f, _utf8(txt.read_bytes(), txt).strip()))
-        if not out:
-            raise UserError(f"{p}: no audio files with a same-name .txt transcript found")
-        return out
-    if not p.is_file():
-        raise UserError(f"speech data not found: {p}")
-    out = []
-    for i, line in enumerate(_utf8(p.read_bytes(), p).split("\n"), start=1):  # not splitlines: JSON may hold U+2028
-        if line.strip():
-            out.append(_manifest_row(line, p, i))
-    if not out:
-        raise UserError(f"{p}: manifest has no utterances")
-    return out
+    """Utterances of a manifest, a corpus folder (LibriSpeech, Common Voice, Kaldi, ``speech synth``)
+    or a folder of audio + .txt files: ``rnnkit.tasks.speech.corpora.read_corpus``."""
+    from rnnkit.tasks.speech.corpora import read_corpus
+
+    return read_corpus(path)
 
 
 def _utf8(raw: bytes, p: Path) -> str:
@@ -62,25 +46,32 @@ def _utf8(raw: bytes, p: Path) -> str:
         raise UserError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
 
 
+def _seconds(row: dict, key: str, p: Path, i: int) -> float | None:
+    value = row.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 <= value < float("inf")):
+        raise UserError(f"{p}:{i}: '{key}' must be a non-negative number of seconds, got {json.dumps(value)[:80]}")
+    return None if value is None else float(value)
+
+
 def _manifest_row(line: str, p: Path, i: int) -> Utterance:
-    """One manifest line -> Utterance; wrong types are UserErrors naming the line."""
+    """One manifest line (rnnkit's ``audio`` or NeMo's ``audio_filepath``, ``text``, optional
+    ``duration`` / ``offset``) -> Utterance; wrong types are UserErrors naming the line."""
     try:
         row = json.loads(line)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise UserError(f"{p}:{i}: not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(row, dict) or "audio" not in row or "text" not in row:
-        raise UserError(f"{p}:{i}: expected a JSON object with 'audio' and 'text'")
-    audio, text, duration = row["audio"], row["text"], row.get("duration")
+    key = "audio_filepath" if isinstance(row, dict) and "audio_filepath" in row else "audio"
+    if not isinstance(row, dict) or key not in row or "text" not in row:
+        raise UserError(f"{p}:{i}: expected a JSON object with 'audio' (or NeMo's 'audio_filepath') and 'text'")
+    audio, text = row[key], row["text"]
     if not isinstance(audio, str) or not audio.strip() or "\x00" in audio:
-        raise UserError(f"{p}:{i}: 'audio' must be a non-empty file path string, got {json.dumps(audio)[:80]}")
+        raise UserError(f"{p}:{i}: '{key}' must be a non-empty file path string, got {json.dumps(audio)[:80]}")
     if not isinstance(text, str):
         raise UserError(f"{p}:{i}: 'text' must be a string")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
-                                 or not 0 <= duration < float("inf")):
-        raise UserError(f"{p}:{i}: 'duration' must be a non-negative number of seconds, got {json.dumps(duration)[:80]}")
+    duration, offset = _seconds(row, "duration", p, i), _seconds(row, "offset", p, i)
     a = Path(audio)
-    return Utterance(a if a.is_absolute() else p.parent / a, text, duration)
-
+    return Utterance(a if a.is_absolute() else p.parent / a, text, duration, offset or 0.0)
 
 class FeatureSet:
     """Normalised log-mel features and encoded transcripts of a dataset, held in memory (float16)."""
@@ -90,23 +81,9 @@ class FeatureSet:
         self.feats: list[Tensor] = []
         self.targets: list[Tensor] = []
         self.texts: list[str] = []
-        extract = lambda u: features(load_audio(u.audio), fbank)  # noqa: E731
-        if workers > 1:  # decoding and the FFTs release the GIL, so threads help
-            from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(workers) as pool:
-                computed = pool.map(extract, utterances)
-        else:
-            computed = map(extract, utterances)
-        iterable = zip(utterances, computed)
-        if progress:
-            from tqdm import tqdm
-            iterable = tqdm(iterable, total=len(utterances), desc="features", unit="utt", file=sys.stderr)
+        iterable = extract_features(utterances, fbank, progress, workers)
         for u, f in iterable:
-            ids = vocab.encode(u.text)
-            if not ids:
-                raise UserError(f"{u.audio}: transcript is empty after normalisation: {u.text!r}")
-            if (f.shape[0] + 3) // 4 < len(ids):
-                raise UserError(f"{u.audio}: audio too short ({f.shape[0]} frames) for its transcript of {len(ids)} characters")
+            ids = check_utterance(u, f.shape[0], vocab)
             self.feats.append(f.half())
             self.targets.append(torch.tensor(ids, dtype=torch.long))
             self.texts.append(vocab.normalize(u.text))
@@ -114,33 +91,97 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.feats)
 
-    def batches(self, max_frames: int = 12000, shuffle: bool = False, seed: int = 0) -> list[tuple]:
+    def frames(self, i: int) -> int:
+        """Feature frames of utterance ``i`` (without touching its features)."""
+        return self.feats[i].shape[0]
+
+    def feature(self, i: int) -> Tensor:
+        """(frames, n_mels) float16 features of utterance ``i``."""
+        return self.feats[i]
+
+    def batches(self, max_frames: int = 12000, shuffle: bool = False, seed: int = 0) -> "Batches":
         """Length-bucketed batches: sort by length, fill each batch up to ``max_frames`` padded frames.
 
-        Returns a list of (feats (B, T, F), lengths (B,), targets (sum U,), target_lengths (B,)).
+        Returns a sequence of (feats (B, T, F), lengths (B,), targets (sum U,), target_lengths (B,)),
+        each collated when it is read (so only one padded batch is in memory at a time).
         """
-        order = sorted(range(len(self)), key=lambda i: self.feats[i].shape[0])
+        n = [self.frames(i) for i in range(len(self))]
+        order = sorted(range(len(self)), key=lambda i: n[i])
         if shuffle:  # jitter within similar lengths so batches differ between epochs
             rng = random.Random(seed)
-            order = sorted(order, key=lambda i: self.feats[i].shape[0] * rng.uniform(0.9, 1.1))
-        groups, cur = [], []
+            order = sorted(order, key=lambda i: n[i] * rng.uniform(0.9, 1.1))
+        groups, cur, longest = [], [], 0
         for i in order:
-            longest = max([self.feats[j].shape[0] for j in cur] + [self.feats[i].shape[0]])
-            if cur and longest * (len(cur) + 1) > max_frames:
+            if cur and max(longest, n[i]) * (len(cur) + 1) > max_frames:
                 groups.append(cur)
-                cur = []
+                cur, longest = [], 0
             cur.append(i)
+            longest = max(longest, n[i])
         if cur:
             groups.append(cur)
         if shuffle:
             random.Random(seed + 1).shuffle(groups)
-        return [self.collate(g) for g in groups]
+        return Batches(groups, self.collate)
 
     def collate(self, idx: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        lengths = torch.tensor([self.feats[i].shape[0] for i in idx])
-        x = torch.zeros(len(idx), int(lengths.max()), self.feats[idx[0]].shape[1])
-        for k, i in enumerate(idx):
-            x[k, : lengths[k]] = self.feats[i].float()
+        feats = [self.feature(i) for i in idx]
+        lengths = torch.tensor([f.shape[0] for f in feats])
+        x = torch.zeros(len(idx), int(lengths.max()), feats[0].shape[1])
+        for k, f in enumerate(feats):
+            x[k, : lengths[k]] = f.float()
         targets = torch.cat([self.targets[i] for i in idx])
         target_lengths = torch.tensor([len(self.targets[i]) for i in idx])
         return x, lengths, targets, target_lengths
+
+
+class Batches(Sequence):
+    """Index groups collated on access: ``len`` and indexing like a list of batches."""
+
+    def __init__(self, groups: list[list[int]], collate: Callable[[list[int]], tuple]) -> None:
+        self.groups, self._collate = groups, collate
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self._collate(g) for g in self.groups[k]]
+        return self._collate(self.groups[k])
+
+
+def extract_features(utterances: list[Utterance], fbank: FbankConfig | None, progress: bool = False,
+                     workers: int = 1) -> Iterator[tuple[Utterance, Tensor]]:
+    """(utterance, features (frames, n_mels) float32) in order, decoded by ``workers`` threads
+    (audio decoding and the FFTs release the GIL)."""
+    from rnnkit.tasks.speech.corpora import load_utterance
+
+    def extract(u: Utterance) -> Tensor:
+        return features(load_utterance(u), fbank)
+
+    pool = None
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(workers)
+        computed = pool.map(extract, utterances)
+    else:
+        computed = map(extract, utterances)
+    items = zip(utterances, computed)
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, total=len(utterances), desc="features", unit="utt", file=sys.stderr)
+    try:
+        yield from items
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def check_utterance(u: Utterance, frames: int, vocab: CharVocab) -> list[int]:
+    """The transcript's ids, or a UserError when it is empty or too long for the audio (CTC needs
+    at least one output frame, a quarter of the input frames, per character)."""
+    ids = vocab.encode(u.text)
+    if not ids:
+        raise UserError(f"{u.audio}: transcript is empty after normalisation: {u.text!r}")
+    if (frames + 3) // 4 < len(ids):
+        raise UserError(f"{u.audio}: audio too short ({frames} frames) for its transcript of {len(ids)} characters")
+    return ids

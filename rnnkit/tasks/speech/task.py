@@ -25,7 +25,9 @@ from rnnkit.errors import UserError
 from rnnkit.options import from_dict, opt, shared_fields
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.speech.ctc_decode import CharVocab, WordLM, beam_search, greedy_decode
-from rnnkit.tasks.speech.data import FeatureSet, Utterance, read_dataset
+from rnnkit.tasks.speech.corpora import load_utterance
+from rnnkit.tasks.speech.data import Utterance, read_dataset
+from rnnkit.tasks.speech.feature_cache import DiskFeatureSet
 from rnnkit.tasks.speech.network import SpeechModel, SpeechModelConfig
 from rnnkit.train import torch_threads
 
@@ -89,8 +91,8 @@ class SpeechRecognizer(Task):
 
         c = self.config
         seed_everything(c.seed)
-        train = FeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
-        val = (FeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+        train = DiskFeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+        val = (DiskFeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
                if val_data else None)
         self.word_counts, self.bigram_counts = WordLM.count(train.texts)
         self.lm = WordLM.from_counts(self.word_counts, bigrams=self.bigram_counts)
@@ -175,7 +177,7 @@ class SpeechRecognizer(Task):
         utts = _utterances(data)
         refs, hyps, audio_s, compute_s = [], [], 0.0, 0.0
         for u in utts:
-            wave = load_audio(u.audio)
+            wave = load_utterance(u)
             start = time.perf_counter()
             hyps.append(self.transcribe_wave(wave, beam, use_lm))
             compute_s += time.perf_counter() - start
