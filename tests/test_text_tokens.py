@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import torch
 
 from rnnkit.data import text_sources
@@ -236,3 +238,38 @@ def test_max_time_counts_the_preparation(tmp_path):
     m = TextModel(level="char", hidden_size=16, embed_size=8, bptt=16, batch_size=4)
     m.fit("the cat sat on the mat.\n" * 200, epochs=5, max_time=0.0, patience=None, device="cpu", progress=False)
     assert m.metrics["steps"] == 1 and m.metrics["stop_reason"] == "max_time"
+
+
+_PIECES = [b"ab", b"\xc3\xa9", b"\xe6\x9d\xb1", b"\xf0\x9f\x98\x80", b"\r\n", b"\r", b"\n", b" ", b"\x00", b"\xff",
+           b"\xc3", b"\xef\xbb\xbf", b"'tis", b"--", b"."]
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(_PIECES) | st.binary(max_size=3), max_size=40), chunk=st.integers(1, 9))
+def test_fuzzed_bytes_tokenise_like_read_text_or_fail_cleanly(tmp_path_factory, parts, chunk):
+    """Whatever the bytes and the piece size: a UserError, or exactly the characters read_text
+    reads (plus the final line break the stream adds) -- and any text read_text accepts is prepared."""
+    from rnnkit.data.text import read_text
+
+    p = tmp_path_factory.mktemp("fuzz") / "t.txt"
+    p.write_bytes(b"".join(parts))
+    old, text_sources.CHUNK = text_sources.CHUNK, chunk
+    try:
+        try:
+            prep = prepare_text(resolve_inputs(p), TokenSpec(level="char", val_fraction=None), cache=False)
+        except UserError as exc:
+            assert "\n" not in str(exc)
+            prep = None
+    finally:
+        text_sources.CHUNK = old
+    try:
+        text = read_text(p)
+    except UserError:
+        text = None
+    if prep is not None:
+        assert text is not None
+        expect = text if text.endswith("\n") else text + "\n"
+        assert "".join(prep.vocab.decode(prep.train.memmap().tolist())) == expect
+    elif text is not None:
+        assert not text.strip()  # only blank text may be refused when read_text accepts it

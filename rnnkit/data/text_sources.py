@@ -164,13 +164,8 @@ class TextStream:
         that names the file and line on invalid UTF-8."""
         ended_with_newline = True
         for src in self.sources:
-            line, first, carry = 1, True, b""
-            for block in self._blocks(src):
-                if first:
-                    if b"\x00" in block[:_SNIFF]:
-                        raise UserError(f"{src.name}: looks binary (contains NUL bytes); expected UTF-8 plain text")
-                    block = block[3:] if block.startswith(_BOM) else block
-                    first = False
+            line, carry = 1, b""
+            for block in self._clean_blocks(src):
                 data = carry + block
                 carry = b""
                 if data.endswith(b"\r"):  # may be the first half of \r\n in the next block
@@ -189,6 +184,23 @@ class TextStream:
             if not ended_with_newline:  # files are joined line by line
                 yield b"\n", _decoder(src.name, line, b"\n")
                 ended_with_newline = True
+
+    def _clean_blocks(self, src: _Source) -> Iterator[bytes]:
+        """The source's blocks with a leading BOM removed (it may span blocks) and NUL bytes in
+        the first ``_SNIFF`` bytes refused."""
+        seen, head = 0, b""
+        for block in self._blocks(src):
+            if seen < _SNIFF and b"\x00" in block[:_SNIFF - seen]:
+                raise UserError(f"{src.name}: looks binary (contains NUL bytes); expected UTF-8 plain text")
+            seen += len(block)
+            if head is not None:
+                head += block
+                if len(head) < len(_BOM) and _BOM.startswith(head):
+                    continue  # may still become a BOM
+                block, head = (head[len(_BOM):] if head.startswith(_BOM) else head), None
+            yield block
+        if head:
+            yield head
 
     def _blocks(self, src: _Source) -> Iterator[bytes]:
         for block in src.blocks():
@@ -211,14 +223,17 @@ def _split_point(piece: bytes, at: int) -> int:
 
 
 def _cut_point(data: bytes) -> int:
-    """End of the last whole line in ``data``; for a line longer than a block the last space,
-    else the last UTF-8 character boundary (a piece never ends inside a character)."""
+    """End of the last whole line in ``data``; for a line longer than a block the last space;
+    0 (wait) while there is neither and ``data`` is short; else the last UTF-8 character boundary
+    (a piece never ends inside a character)."""
     nl = data.rfind(b"\n")
     if nl >= 0:
         return nl + 1
     sp = data.rfind(b" ")
     if sp >= 0:
         return sp + 1
+    if len(data) < max(4 * CHUNK, 1 << 16):
+        return 0  # no break at all yet: wait for more bytes (a word is only split past this length)
     j = len(data) - 1
     while j > 0 and len(data) - j < 4 and (data[j] & 0xC0) == 0x80:
         j -= 1  # back over continuation bytes to the character's lead byte

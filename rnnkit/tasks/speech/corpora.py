@@ -31,8 +31,8 @@ from typing import Callable, Union
 
 import numpy as np
 
-from rnnkit.data.audio import SAMPLE_RATE, AudioLimits, load_audio, resample
-from rnnkit.errors import UserError
+from rnnkit.data.audio import SAMPLE_RATE, AudioLimits, _check_header, _check_samples, load_audio, resample
+from rnnkit.errors import UserError, exc_summary
 from rnnkit.tasks.speech.data import Utterance, _manifest_row, _utf8
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".raw")
@@ -184,19 +184,25 @@ def load_utterance(u: Utterance, limits: AudioLimits | None = None) -> np.ndarra
         return load_audio(u.audio, limits=limits)
     import soundfile as sf
 
+    limits = limits or AudioLimits()
+    if not Path(u.audio).is_file():
+        raise UserError(f"audio file not found: {u.audio}")
     try:
         info = sf.info(str(u.audio))
-        start = int(round(u.offset * info.samplerate))
-        frames = -1 if u.duration is None else int(round(u.duration * info.samplerate))
-        data, sr = sf.read(str(u.audio), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile's own error types: all mean "cannot decode"
-        if not Path(u.audio).is_file():
-            raise UserError(f"audio file not found: {u.audio}") from None
-        raise UserError(f"cannot read audio file {u.audio}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read audio file {u.audio}: {exc_summary(exc)}") from None
+    _check_header(Path(u.audio), info.samplerate, info.channels, info.frames, limits)
+    start = int(round(u.offset * info.samplerate))
+    frames = -1 if u.duration is None else int(round(u.duration * info.samplerate))
+    try:
+        data, sr = sf.read(str(u.audio), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise UserError(f"cannot read audio file {u.audio}: {exc_summary(exc)}") from None
+    _check_samples(Path(u.audio), data, limits)
     wave = data.mean(axis=1)
     if wave.size == 0:
         raise UserError(f"{u.audio}: segment at {u.offset:.2f} s has no samples (past the end of the file?)")
-    if float(np.abs(wave).max()) < (limits or AudioLimits()).silence_peak:
+    if float(np.abs(wave).max()) < limits.silence_peak:
         raise UserError(f"{u.audio}: segment at {u.offset:.2f} s is silent")
     return resample(wave, int(sr), SAMPLE_RATE)
 
