@@ -122,6 +122,21 @@ def _train(data: Path, out: Path, level: str, max_time: float, env: dict) -> dic
     return r
 
 
+def batch_read_us(folder: Path, n: int = 300) -> float:
+    """Microseconds to read one training batch (32 streams x 129 tokens) from the token file, in
+    this process: the only part of a step that could grow with the corpus."""
+    from rnnkit.data.token_batches import StreamBatches
+    from rnnkit.data.token_file import _load
+
+    prep = _load(folder)
+    batches = iter(StreamBatches(prep.train, 32, 128, rank=0, ranks=1))
+    next(batches)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        next(batches)
+    return round((time.perf_counter() - t0) / n * 1e6, 1)
+
+
 def _median(values: list) -> Optional[float]:
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 4) if values else None
@@ -144,13 +159,16 @@ def measure(sizes: list[float], work: Path, level: str, max_time: float, threads
         shutil.rmtree(cache, ignore_errors=True)
         log(f"scale: {size_mb:g} MB {level} cold run")
         r = _train(data, work / "model", level, max_time, _env(cache, threads))
-        manifest = json.loads(next(cache.glob("tokens/*/manifest.json")).read_text())
+        manifest_path = next(cache.glob("tokens/*/manifest.json"))
+        manifest = json.loads(manifest_path.read_text())
+        read_us = batch_read_us(manifest_path.parent)
         rows.append({"size_mb": size_mb, "bytes": data.stat().st_size, "level": level, "data": data, "cache": cache,
                      "cold": {"wall_s": round(r["wall_s"], 2), "peak_rss_mb": round(r["peak_rss_mb"], 1),
                               "ready_s": first_event(r["events"], "prepared "), "step_s": step_seconds(r["events"])[0]},
                      "prep": {"seconds": manifest["seconds"], "mb_per_s": round(manifest["bytes_per_second"] / 1e6, 1),
                               "tokens": manifest["tokens"], "vocab_size": manifest["vocab_size"],
                               "dtype": manifest["dtype"]},
+                     "batch_read_us": read_us,
                      "warm_runs": []})
     for k in range(repeats):
         for row in (rows if k % 2 == 0 else rows[::-1]):  # alternate the order between rounds
@@ -260,6 +278,45 @@ def speech_table(rows: list[dict]) -> str:
                             "-" if r["step_s"] is None else f"{r['step_s']:.2f}", r["steps"]] for r in rows])
 
 
+# ----------------------------------------------------------------------------- preparation only
+_PREP = """
+import json, sys
+from rnnkit.data.text_sources import resolve_inputs
+from rnnkit.data.token_file import TokenSpec, prepare_text
+level = sys.argv[2]
+p = prepare_text(resolve_inputs(sys.argv[1]), TokenSpec(level=level, lowercase=level == "word", max_vocab=None if level == "char" else 10000))
+print(json.dumps(p.manifest))
+"""
+
+
+def measure_prep(size_mb: float, levels: list[str], work: Path, threads: int) -> list[dict]:
+    """Preparation alone (no training) per level: throughput and peak RSS of the process."""
+    data = make_corpus(work / f"text_{size_mb:g}MB.txt", size_mb)
+    rows = []
+    for level in levels:
+        cache = work / f"cache_prep_{level}"
+        shutil.rmtree(cache, ignore_errors=True)
+        log(f"scale: preparing {size_mb:g} MB at {level} level")
+        proc = subprocess.Popen([sys.executable, "-c", _PREP, str(data), level], env=_env(cache, threads), cwd=ROOT,
+                                stdout=subprocess.PIPE)
+        out = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"preparing {level} failed")
+        m = json.loads(out)
+        rows.append({"size_mb": size_mb, "level": level, "seconds": m["seconds"],
+                     "mb_per_s": round(m["bytes_per_second"] / 1e6, 1), "vocab_size": m["vocab_size"],
+                     "dtype": m["dtype"], "tokens": m["tokens"], "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)})
+        shutil.rmtree(cache, ignore_errors=True)
+    return rows
+
+
+def prep_table(rows: list[dict]) -> str:
+    return markdown_table(["corpus", "level", "prep MB/s", "prep s", "vocabulary", "dtype", "peak RSS (MB)"],
+                          [[f"{r['size_mb']:g} MB", r["level"], f"{r['mb_per_s']:.1f}", f"{r['seconds']:.1f}",
+                            r["vocab_size"], r["dtype"], f"{r['peak_rss_mb']:.0f}"] for r in rows])
+
+
 def table(rows: list[dict]) -> str:
     base = next((r["warm"]["step_s"] for r in rows if r["warm"]["step_s"]), None)
     out = []
@@ -269,9 +326,10 @@ def table(rows: list[dict]) -> str:
                     f"{r['cold']['peak_rss_mb']:.0f}", f"{r['warm']['peak_rss_mb']:.0f}",
                     "-" if r["warm"]["ready_s"] is None else f"{r['warm']['ready_s']:.1f}",
                     "-" if step is None else f"{step:.3f}",
-                    "-" if step is None or not base else f"{step / base:.2f}"])
+                    "-" if step is None or not base else f"{step / base:.2f}",
+                    "-" if r.get("batch_read_us") is None else f"{r['batch_read_us']:.0f}"])
     return markdown_table(["corpus", "level", "prep MB/s", "prep s", "peak RSS cold (MB)", "peak RSS warm (MB)",
-                           "warm start-up s", "s/step", "s/step vs smallest"], out)
+                           "warm start-up s", "s/step", "s/step vs smallest", "batch read µs"], out)
 
 
 def write_page() -> None:
@@ -290,7 +348,9 @@ def write_page() -> None:
             f"({r['repeats']} per size, interleaved across sizes; medians). Peak RSS is the whole process "
             "(`ru_maxrss` from `wait4`, preparation and training); warm start-up is process start to the "
             f"\"reusing\" line, of which {r['import_s']:.1f} s is importing Python, torch and rnnkit alone "
-            "(median of 3 bare imports); s/step is the median interval between progress-bar updates after step 3.\n")
+            "(median of 3 bare imports); s/step is the median interval between progress-bar updates after step 3 "
+            "(the shared machine's load moves it by tens of per cent between runs of the same size); batch read is "
+            "the time to read one 32 x 129 batch from the token file, timed in the bench process.\n")
     speech = RESULTS / "scale_speech.json"
     if speech.is_file():
         r = json.loads(speech.read_text())
@@ -301,6 +361,16 @@ def write_page() -> None:
             f"`--batch-frames 16000`), `--max-time {r['max_time']:g} --epochs 1`. The features of the manifest's 10 s "
             "utterances are tiled into the feature cache beforehand (decoding audio is a one-time cost, ~785x real "
             "time per core), so the run reads every batch from the on-disk shards.\n\n" + speech_table(r["speech_rows"]) + "\n")
+    prep = RESULTS / "scale_prep.json"
+    if prep.is_file():
+        r = json.loads(prep.read_text())
+        m = r["machine"]
+        parts.append(
+            "## Text preparation alone, by level\n\n"
+            f"`{m['command']}` on {m['date_utc']} (load average {m.get('load_avg_1m')}): `prepare_text` in a fresh "
+            "process, fresh cache, one core. Char level reads the input twice (count, then encode); word level runs "
+            "the tokenizer regex once (its speed bounds the rate); bpe trains on the first 64 MiB, then encodes "
+            "(Rust).\n\n" + prep_table(r["prep_rows"]) + "\n")
     PAGE.parent.mkdir(parents=True, exist_ok=True)
     PAGE.write_text("\n".join(parts))
     log(f"wrote {PAGE}")
@@ -308,7 +378,7 @@ def write_page() -> None:
 
 def main(quick: bool = False, sizes: Optional[list[float]] = None, level: str = "char",
          max_time: Optional[float] = None, work: Optional[Path] = None, threads: int = 1, repeats: int = 2,
-         speech_hours: Optional[list[float]] = None) -> dict:
+         speech_hours: Optional[list[float]] = None, prep_levels: Optional[list[str]] = None) -> dict:
     sizes = ([1, 10] if quick else [1, 100]) if sizes is None else sizes
     max_time = max_time or (20.0 if quick else 60.0)
     work = work or Path(os.environ.get("TMPDIR", "/tmp")) / "rnnkit-scale"
@@ -325,7 +395,11 @@ def main(quick: bool = False, sizes: Optional[list[float]] = None, level: str = 
         result["speech_rows"] = measure_speech(speech_hours, work, max_time, threads)
         result["speech_table"] = speech_table(result["speech_rows"])
         result["table"] += "\n\n" + result["speech_table"]
-    write_results("scale" if rows else "scale_speech", result, quick)
+    if prep_levels:
+        result["prep_rows"] = measure_prep(max(sizes or [100]), prep_levels, work, threads)
+        result["table"] += "\n\n" + prep_table(result["prep_rows"])
+    write_results("scale" if rows else "scale_prep" if prep_levels and not speech_hours else "scale_speech",
+                  result, quick)
     if not quick:
         write_page()
     return result
@@ -340,8 +414,11 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs")
     ap.add_argument("--repeats", type=int, default=2, help="warm runs per size (interleaved across sizes)")
     ap.add_argument("--speech", help="comma-separated hours of tiled speech features to train on (e.g. 1,20,100)")
+    ap.add_argument("--prep-levels", help="comma-separated levels (char,word,bpe) to time preparation alone on the "
+                                          "largest --sizes corpus (100 MB without --sizes)")
     ap.add_argument("--workdir", type=Path, help="where corpora, caches and models go (default $TMPDIR/rnnkit-scale)")
     a = ap.parse_args()
     res = main(a.quick, [float(s) for s in a.sizes.split(",") if s] if a.sizes is not None else None, a.level, a.max_time,
-               a.workdir, a.threads, a.repeats, [float(h) for h in a.speech.split(",")] if a.speech else None)
+               a.workdir, a.threads, a.repeats, [float(h) for h in a.speech.split(",")] if a.speech else None,
+               a.prep_levels.split(",") if a.prep_levels else None)
     print(res["table"])
