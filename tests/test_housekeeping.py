@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.nn import kernels
+from rnnkit.nn import kernel_cache, kernels
 from rnnkit.train import Trainer, TrainConfig
 from rnnkit.train.checkpoint import remove_stale_temps
 
@@ -73,17 +73,17 @@ def test_cache_is_created_private_and_used(tmp_path, monkeypatch):
 def test_cache_location_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("RNNKIT_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert kernels.cache_candidates()[0] == tmp_path / "rnnkit" / "kernels"
+    assert kernel_cache.cache_candidates()[0] == tmp_path / "rnnkit" / "kernels"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid per the XDG spec: ignored
-    assert kernels.cache_candidates()[0] == Path.home() / ".cache" / "rnnkit" / "kernels"
-    assert kernels.cache_candidates()[-1].parent == Path(tempfile.gettempdir())
+    assert kernel_cache.cache_candidates()[0] == Path.home() / ".cache" / "rnnkit" / "kernels"
+    assert kernel_cache.cache_candidates()[-1].parent == Path(tempfile.gettempdir())
 
 
 def test_open_folder_of_ours_is_narrowed_to_0700(tmp_path):
     d = tmp_path / "k"
     d.mkdir()
     os.chmod(d, 0o777)
-    assert kernels.private_dir(d) == d
+    assert kernel_cache.private_dir(d) == d
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
 
 
@@ -91,16 +91,16 @@ def test_symlinked_cache_is_refused(tmp_path):
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
     (tmp_path / "link").symlink_to(real)
-    assert kernels.private_dir(tmp_path / "link") is None
+    assert kernel_cache.private_dir(tmp_path / "link") is None
 
 
 def test_world_writable_parent_without_sticky_bit_is_refused(tmp_path):
     parent = tmp_path / "shared"
     parent.mkdir()
     os.chmod(parent, 0o777)  # anyone could swap our folder for theirs
-    assert kernels.private_dir(parent / "rnnkit-x") is None
+    assert kernel_cache.private_dir(parent / "rnnkit-x") is None
     os.chmod(parent, 0o1777)  # sticky (like /tmp): only the owner may rename it
-    assert kernels.private_dir(parent / "rnnkit-y") == parent / "rnnkit-y"
+    assert kernel_cache.private_dir(parent / "rnnkit-y") == parent / "rnnkit-y"
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to create a folder owned by another user")
@@ -108,7 +108,7 @@ def test_folder_of_another_user_is_refused(tmp_path):
     d = tmp_path / "theirs"
     d.mkdir(mode=0o700)
     os.chown(d, 65534, 65534)
-    assert kernels.private_dir(d) is None
+    assert kernel_cache.private_dir(d) is None
 
 
 @needs_cc
@@ -119,9 +119,9 @@ def test_writable_library_is_rebuilt_not_loaded(tmp_path, monkeypatch):
     so.unlink()  # a new file, not an overwrite: this process has the old one mapped
     so.write_bytes(b"planted, not an ELF file")
     os.chmod(so, 0o777)
-    assert not kernels.trusted_file(so)
+    assert not kernel_cache.trusted_file(so)
     libs = build(tmp_path / "cache", monkeypatch)
-    assert libs["f32"].three() == 3 and kernels.trusted_file(so)
+    assert libs["f32"].three() == 3 and kernel_cache.trusted_file(so)
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to plant a library owned by another user")

@@ -232,23 +232,6 @@ class _Sink:
                 yield np.frombuffer(buf, dtype=self.dtype)
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int, desc: str) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                            file=sys.stderr, leave=False, dynamic_ncols=True, delay=1.0)
-
-    def __call__(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _build(source: Union[str, Sequence[InputFile]], spec: TokenSpec, vocab: Optional[Vocab],
            folder: Optional[Path], progress: bool) -> PreparedText:
     t0 = time.monotonic()
@@ -256,8 +239,11 @@ def _build(source: Union[str, Sequence[InputFile]], spec: TokenSpec, vocab: Opti
     total = stream.total_bytes
     passes = 2 if spec.level == "char" and vocab is None else 1
     extra = min(total, BPE_SAMPLE_BYTES) if spec.level == "bpe" and vocab is None else 0  # the BPE's sample
-    bar = _Progress(progress, total * passes + extra, f"preparing {spec.level} tokens")
-    stream.on_bytes = bar
+    from tqdm import tqdm
+
+    bar = tqdm(total=total * passes + extra, desc=f"preparing {spec.level} tokens", unit="B", unit_scale=True,
+               unit_divisor=1024, file=sys.stderr, leave=False, dynamic_ncols=True, delay=1.0, disable=not progress)
+    stream.on_bytes = bar.update
     try:
         build = {"char": _build_chars, "word": _build_words, "bpe": _build_bpe}[spec.level]
         vocab, arrays, stats = build(stream, spec, vocab, folder)

@@ -28,7 +28,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from typing import Callable, Optional
 
 import torch
 from torch import Tensor
+
+from rnnkit.nn.kernel_cache import cache_candidates, private_dir, trusted_file
 
 # One macro body instantiated for float and double. Gates are stored side by side in the
 # last dimension of ``k`` ([z | h~] for minGRU, [f | i | h~] for minLSTM); ``sb``/``st``
@@ -230,55 +231,6 @@ def _cpu_key() -> str:
         return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         return ""
-
-
-def cache_candidates() -> list[Path]:
-    """Where kernels may be cached, in order of preference (each must pass ``private_dir``)."""
-    out = []
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.environ.get("RNNKIT_CACHE"):
-        out.append(Path(os.environ["RNNKIT_CACHE"]) / "kernels")
-    elif os.path.isabs(xdg):  # XDG: a relative path is invalid and ignored
-        out.append(Path(xdg) / "rnnkit" / "kernels")
-    else:
-        try:
-            out.append(Path.home() / ".cache" / "rnnkit" / "kernels")
-        except RuntimeError:  # no home folder known
-            pass
-    # A read-only home falls back to a folder of our own in the shared temp folder.
-    return out + [Path(tempfile.gettempdir()) / f"rnnkit-{os.getuid()}"]
-
-
-def private_dir(path: Path) -> Optional[Path]:
-    """``path`` as a folder only this user can use: created 0700 if missing; if it exists it must be
-    a real folder (not a symlink) owned by us, and is narrowed to 0700. None when it cannot be made
-    safe (then nothing is loaded from it)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            return None
-        parent = os.stat(path.parent)
-        if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
-            return None  # anyone may rename our folder away and put theirs in its place
-        if stat.S_IMODE(st.st_mode) != 0o700:
-            os.chmod(path, 0o700)
-    except OSError:
-        return None
-    return path
-
-
-def trusted_file(path: Path) -> bool:
-    """A regular file (not a symlink) owned by us that no group or other user can write."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _compile(cc: str, name: str, source: str, flags: list[str], cache: Path) -> Path:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import UserError
 from rnnkit.train import distributed as D
+from rnnkit.train.tensors import detach, to_device
 from rnnkit.train.callbacks import EarlyStopping, LRSchedule, ProgressBar, make_loggers
 from rnnkit.train.checkpoint import (atomic_write_json, flatten_tree, load_model, load_state_into, load_tensors, make_temp_dir,
                                      read_json, remove_stale_temps, rng_state, save_model, save_tensors, set_rng_state,
@@ -82,29 +83,6 @@ def seed_everything(seed: int) -> None:
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside a DDP wrapper."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def map_tensors(fn: Callable[[Tensor], Tensor], tree: Any) -> Any:
-    """Apply ``fn`` to every tensor inside nested tuples / namedtuples / lists / dicts."""
-    if isinstance(tree, Tensor):
-        return fn(tree)
-    if isinstance(tree, dict):
-        return {k: map_tensors(fn, v) for k, v in tree.items()}
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # namedtuple
-        return type(tree)(*(map_tensors(fn, v) for v in tree))
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(map_tensors(fn, v) for v in tree)
-    return tree
-
-
-def to_device(tree: Any, device: torch.device) -> Any:
-    """Move the tensors of a batch (or state) to ``device``."""
-    return map_tensors(lambda t: t.to(device, non_blocking=True), tree)
-
-
-def detach(tree: Any) -> Any:
-    """Cut the graph behind a (nested) recurrent state: truncated BPTT."""
-    return map_tensors(Tensor.detach, tree)
 
 
 class Trainer:

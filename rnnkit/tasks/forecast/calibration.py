@@ -30,14 +30,11 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import Any, Optional, TextIO
 
 import numpy as np
 
 from rnnkit.data.series import SeriesSet, truncate
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rnnkit.tasks.forecast.task import Forecaster
 
 SHRINK_N0 = 20       # windows at which a step's own factor and the pooled one weigh the same
 MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
@@ -147,7 +144,7 @@ def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float
     return np.clip(factor, -MAX_FACTOR, MAX_FACTOR)
 
 
-def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
+def holdout_windows(fc: Any, ss: SeriesSet, holdout: int, static=None,
                     log: Optional[TextIO] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """Train a copy of ``fc``'s configuration on ``ss`` cut ``holdout`` points short and forecast from
     every origin in the held-out tail. Returns (q (N, H, Q), y (N, H), m (N, H), series used) or None
@@ -184,7 +181,7 @@ def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS
     return int(max(horizon, min(want, int(np.median(lengths)) // 3)))
 
 
-def calibrate(fc: "Forecaster", ss: SeriesSet, holdout: Optional[int] = None, static=None,
+def calibrate(fc: Any, ss: SeriesSet, holdout: Optional[int] = None, static=None,
               log: Optional[TextIO] = None) -> Optional[Calibration]:
     """Factors for ``fc`` (already trained on ``ss``) from a holdout-refit twin; None if impossible."""
     log = log or sys.stderr

@@ -25,7 +25,9 @@ layout              what ``--data`` points at
 from __future__ import annotations
 
 import csv
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
@@ -33,7 +35,50 @@ import numpy as np
 
 from rnnkit.data.audio import SAMPLE_RATE, AudioLimits, _check_header, _check_samples, load_audio, resample
 from rnnkit.errors import UserError, exc_summary
-from rnnkit.tasks.speech.data import Utterance, _manifest_row, _utf8
+
+@dataclass
+class Utterance:
+    audio: Path
+    text: str
+    duration: float | None = None   # seconds (with ``offset``: the segment's length)
+    offset: float = 0.0             # seconds into the file where the utterance starts
+
+
+def _utf8(raw: bytes, p: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
+
+
+def _seconds(row: dict, key: str, p: Path, i: int) -> float | None:
+    value = row.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 <= value < float("inf")):
+        raise UserError(f"{p}:{i}: '{key}' must be a non-negative number of seconds, got {json.dumps(value)[:80]}")
+    return None if value is None else float(value)
+
+
+def _manifest_row(line: str, p: Path, i: int) -> Utterance:
+    """One manifest line (rnnkit's ``audio`` or NeMo's ``audio_filepath``, ``text``, optional
+    ``duration`` / ``offset``) -> Utterance; wrong types are UserErrors naming the line."""
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"{p}:{i}: not valid JSON ({type(exc).__name__})") from None
+    key = "audio_filepath" if isinstance(row, dict) and "audio_filepath" in row else "audio"
+    if not isinstance(row, dict) or key not in row or "text" not in row:
+        raise UserError(f"{p}:{i}: expected a JSON object with 'audio' (or NeMo's 'audio_filepath') and 'text'")
+    audio, text = row[key], row["text"]
+    if not isinstance(audio, str) or not audio.strip() or "\x00" in audio:
+        raise UserError(f"{p}:{i}: '{key}' must be a non-empty file path string, got {json.dumps(audio)[:80]}")
+    if not isinstance(text, str):
+        raise UserError(f"{p}:{i}: 'text' must be a string")
+    duration, offset = _seconds(row, "duration", p, i), _seconds(row, "offset", p, i)
+    a = Path(audio)
+    return Utterance(a if a.is_absolute() else p.parent / a, text, duration, offset or 0.0)
+
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".raw")
 SYNTH_MANIFESTS = ("train.jsonl", "all.jsonl")

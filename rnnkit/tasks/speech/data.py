@@ -19,59 +19,15 @@ from torch import Tensor
 
 from rnnkit.data.features import FbankConfig, features
 from rnnkit.errors import UserError
+from rnnkit.tasks.speech.corpora import Utterance, load_utterance, read_corpus
 from rnnkit.tasks.speech.ctc_decode import CharVocab
-
-
-@dataclass
-class Utterance:
-    audio: Path
-    text: str
-    duration: float | None = None   # seconds (with ``offset``: the segment's length)
-    offset: float = 0.0             # seconds into the file where the utterance starts
 
 
 def read_dataset(path: str | Path) -> list[Utterance]:
     """Utterances of a manifest, a corpus folder (LibriSpeech, Common Voice, Kaldi, ``speech synth``)
     or a folder of audio + .txt files: ``rnnkit.tasks.speech.corpora.read_corpus``."""
-    from rnnkit.tasks.speech.corpora import read_corpus
-
     return read_corpus(path)
 
-
-def _utf8(raw: bytes, p: Path) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
-
-
-def _seconds(row: dict, key: str, p: Path, i: int) -> float | None:
-    value = row.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not 0 <= value < float("inf")):
-        raise UserError(f"{p}:{i}: '{key}' must be a non-negative number of seconds, got {json.dumps(value)[:80]}")
-    return None if value is None else float(value)
-
-
-def _manifest_row(line: str, p: Path, i: int) -> Utterance:
-    """One manifest line (rnnkit's ``audio`` or NeMo's ``audio_filepath``, ``text``, optional
-    ``duration`` / ``offset``) -> Utterance; wrong types are UserErrors naming the line."""
-    try:
-        row = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise UserError(f"{p}:{i}: not valid JSON ({type(exc).__name__})") from None
-    key = "audio_filepath" if isinstance(row, dict) and "audio_filepath" in row else "audio"
-    if not isinstance(row, dict) or key not in row or "text" not in row:
-        raise UserError(f"{p}:{i}: expected a JSON object with 'audio' (or NeMo's 'audio_filepath') and 'text'")
-    audio, text = row[key], row["text"]
-    if not isinstance(audio, str) or not audio.strip() or "\x00" in audio:
-        raise UserError(f"{p}:{i}: '{key}' must be a non-empty file path string, got {json.dumps(audio)[:80]}")
-    if not isinstance(text, str):
-        raise UserError(f"{p}:{i}: 'text' must be a string")
-    duration, offset = _seconds(row, "duration", p, i), _seconds(row, "offset", p, i)
-    a = Path(audio)
-    return Utterance(a if a.is_absolute() else p.parent / a, text, duration, offset or 0.0)
 
 class FeatureSet:
     """Normalised log-mel features and encoded transcripts of a dataset, held in memory (float16)."""
@@ -153,7 +109,6 @@ def extract_features(utterances: list[Utterance], fbank: FbankConfig | None, pro
                      workers: int = 1) -> Iterator[tuple[Utterance, Tensor]]:
     """(utterance, features (frames, n_mels) float32) in order, decoded by ``workers`` threads
     (audio decoding and the FFTs release the GIL)."""
-    from rnnkit.tasks.speech.corpora import load_utterance
 
     def extract(u: Utterance) -> Tensor:
         return features(load_utterance(u), fbank)
