@@ -15,7 +15,7 @@ onwards: no warm-up, no validation pass).
 
     python bench/scale.py                        # 1 MB and 100 MB, char level
     python bench/scale.py --sizes 1,100,1000     # add 1 GB (needs ~4 GB of disk in --workdir)
-    python bench/scale.py --quick                # 1 MB and 10 MB, short runs
+    python bench/scale.py --quick                # 1 MB and 10 MB, one warm run each, 15 s runs
 Writes bench/results/scale.json (scale.quick.json) and docs/bench/scale.md.
 """
 from __future__ import annotations
@@ -339,45 +339,41 @@ def _spread(values: list) -> str:
     return f"{min(values):.3f}–{max(values):.3f}" if values else "-"
 
 
+_SECTIONS = [  # (results file, title, what the run was, table of its rows)
+    ("scale.json", "Text: `rnnkit text train`",
+     lambda r: f"torch threads per run: {r['threads']}. Default char model (LSTM 512, batch 32, BPTT 128), "
+               f"`--max-time {r['max_time']:g} --epochs 1`.",
+     lambda r: table(r["rows"]) + "\n\n"
+     "*cold*: first run, fresh token cache (preparation + training); *warm*: later runs, token file reused "
+     f"({r['repeats']} per size, interleaved across sizes; medians). Peak RSS is the whole process "
+     "(`ru_maxrss` from `wait4`, preparation and training); warm start-up is process start to the "
+     f"\"reusing\" line, of which {r['import_s']:.1f} s is importing Python, torch and rnnkit alone "
+     "(median of 3 bare imports); s/step is the median interval between progress-bar updates after step 3 "
+     "(the shared machine's load moves it by tens of per cent between runs of the same size); batch read is "
+     "the time to read one 32 x 129 batch from the token file, timed in the bench process."),
+    ("scale_speech.json", "Speech: `rnnkit speech train` on a NeMo manifest",
+     lambda r: f"CLI defaults (GRU 192 x 3, `--batch-frames 16000`), `--max-time {r['max_time']:g} --epochs 1`. The "
+               "features of the manifest's 10 s utterances are tiled into the feature cache beforehand (decoding "
+               "audio is a one-time cost, ~785x real time per core), so the run reads every batch from the shards.",
+     lambda r: speech_table(r["speech_rows"])),
+    ("scale_prep.json", "Text preparation alone, by level",
+     lambda r: "`prepare_text` in a fresh process, fresh cache, one core. Char level reads the input twice "
+               "(count, then encode); word level runs the tokenizer regex once (its speed bounds the rate); bpe "
+               "trains on the first 64 MiB, then encodes (Rust).",
+     lambda r: prep_table(r["prep_rows"])),
+]
+
+
 def write_page() -> None:
-    """docs/bench/scale.md from bench/results/scale.json (text) and scale_speech.json (speech)."""
+    """docs/bench/scale.md from the result files of ``_SECTIONS`` that exist."""
     parts = ["# Scale: cost against data size (issue 16)\n"]
-    text = RESULTS / "scale.json"
-    if text.is_file():
-        r = json.loads(text.read_text())
-        m = r["machine"]
-        parts.append(
-            "## Text: `rnnkit text train`\n\n"
-            f"`{m['command']}` on {m['date_utc']} ({m['cpu']}, {m['cpu_count']} cores shared with other jobs, load "
-            f"average {m.get('load_avg_1m')} at the start; torch threads per run: {r['threads']}). Default char "
-            f"model (LSTM 512, batch 32, BPTT 128), `--max-time {r['max_time']:g} --epochs 1`.\n\n" + table(r["rows"]) + "\n\n"
-            "*cold*: first run, fresh token cache (preparation + training); *warm*: later runs, token file reused "
-            f"({r['repeats']} per size, interleaved across sizes; medians). Peak RSS is the whole process "
-            "(`ru_maxrss` from `wait4`, preparation and training); warm start-up is process start to the "
-            f"\"reusing\" line, of which {r['import_s']:.1f} s is importing Python, torch and rnnkit alone "
-            "(median of 3 bare imports); s/step is the median interval between progress-bar updates after step 3 "
-            "(the shared machine's load moves it by tens of per cent between runs of the same size); batch read is "
-            "the time to read one 32 x 129 batch from the token file, timed in the bench process.\n")
-    speech = RESULTS / "scale_speech.json"
-    if speech.is_file():
-        r = json.loads(speech.read_text())
-        m = r["machine"]
-        parts.append(
-            "## Speech: `rnnkit speech train` on a NeMo manifest\n\n"
-            f"`{m['command']}` on {m['date_utc']} (load average {m.get('load_avg_1m')}). CLI defaults (GRU 192 x 3, "
-            f"`--batch-frames 16000`), `--max-time {r['max_time']:g} --epochs 1`. The features of the manifest's 10 s "
-            "utterances are tiled into the feature cache beforehand (decoding audio is a one-time cost, ~785x real "
-            "time per core), so the run reads every batch from the on-disk shards.\n\n" + speech_table(r["speech_rows"]) + "\n")
-    prep = RESULTS / "scale_prep.json"
-    if prep.is_file():
-        r = json.loads(prep.read_text())
-        m = r["machine"]
-        parts.append(
-            "## Text preparation alone, by level\n\n"
-            f"`{m['command']}` on {m['date_utc']} (load average {m.get('load_avg_1m')}): `prepare_text` in a fresh "
-            "process, fresh cache, one core. Char level reads the input twice (count, then encode); word level runs "
-            "the tokenizer regex once (its speed bounds the rate); bpe trains on the first 64 MiB, then encodes "
-            "(Rust).\n\n" + prep_table(r["prep_rows"]) + "\n")
+    for name, title, what, body in _SECTIONS:
+        if (RESULTS / name).is_file():
+            r = json.loads((RESULTS / name).read_text())
+            m = r["machine"]
+            parts.append(f"## {title}\n\n`{m['command']}` on {m['date_utc']} ({m['cpu']}, {m['cpu_count']} cores "
+                         f"shared with other jobs, load average {m.get('load_avg_1m')} at the start). {what(r)}\n\n"
+                         f"{body(r)}\n")
     PAGE.parent.mkdir(parents=True, exist_ok=True)
     PAGE.write_text("\n".join(parts))
     log(f"wrote {PAGE}")
@@ -387,7 +383,8 @@ def main(quick: bool = False, sizes: Optional[list[float]] = None, level: str = 
          max_time: Optional[float] = None, work: Optional[Path] = None, threads: int = 1, repeats: int = 2,
          speech_hours: Optional[list[float]] = None, prep_levels: Optional[list[str]] = None) -> dict:
     sizes = ([1, 10] if quick else [1, 100]) if sizes is None else sizes
-    max_time = max_time or (20.0 if quick else 60.0)
+    max_time = max_time or (15.0 if quick else 60.0)
+    repeats = 1 if quick else repeats  # `rnnkit bench --quick` runs every bench file: keep this one short
     work = work or Path(os.environ.get("TMPDIR", "/tmp")) / "rnnkit-scale"
     free = shutil.disk_usage(work.parent if not work.exists() else work).free / 1e9
     need = max(sizes or [0]) * 1e-3 * 3 + max(speech_hours or [0]) * 0.06  # text + tokens; 58 MB of features per hour
@@ -414,10 +411,10 @@ def main(quick: bool = False, sizes: Optional[list[float]] = None, level: str = 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1 MB and 10 MB, 20 s runs")
+    ap.add_argument("--quick", action="store_true", help="1 MB and 10 MB, one warm run each, 15 s runs")
     ap.add_argument("--sizes", help="comma-separated corpus sizes in MB (default 1,100; 1000 = 1 GB)")
     ap.add_argument("--level", default="char", choices=["char", "word"])
-    ap.add_argument("--max-time", type=float, help="--max-time of each run (default 60; quick 20)")
+    ap.add_argument("--max-time", type=float, help="--max-time of each run (default 60; quick 15)")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs")
     ap.add_argument("--repeats", type=int, default=2, help="warm runs per size (interleaved across sizes)")
     ap.add_argument("--speech", help="comma-separated hours of tiled speech features to train on (e.g. 1,20,100)")
