@@ -57,7 +57,7 @@ def read_ts(path: Union[str, Path]) -> TSData:
     with _open_text(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
-            if not line or line.startswith("#"):
+            if not line or line.startswith(("#", "%")):  # both comment styles occur in archive files
                 continue
             if not in_data:
                 if not line.startswith("@"):

@@ -12,8 +12,10 @@ weights restored), cross-entropy with optional balanced class weights.
 """
 from __future__ import annotations
 
+import math
 import sys
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -24,7 +26,9 @@ import torch.nn.functional as F
 from rnnkit.data.sequences import SequenceData, check_labels, from_arrays, read_sequences, stratified_split
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
-from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches
+from rnnkit.tasks.autoconfig import ClassifyPlan, classify_plan, classify_stats
+from rnnkit.tasks.classify.augment import Augment
+from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches, tokenize
 from rnnkit.tasks.classify.ensemble import EnsembleNet
 from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig, check_net_config
 
@@ -33,49 +37,67 @@ TASK = "classify"
 
 @dataclass
 class ClassifierConfig:
-    """Hyper-parameters of ``SequenceClassifier`` (architecture, input handling, training)."""
+    """Hyper-parameters of ``SequenceClassifier`` (architecture, input handling, training).
+
+    ``None`` = automatic: chosen at ``fit`` from the training data and the time budget
+    (``rnnkit.tasks.autoconfig.classify_plan``; the rule is in docs/decisions.md). Any value given
+    overrides that choice. After ``fit``, ``config`` holds the values actually used.
+    """
 
     cell: str = "gru"  # any rnnkit.nn.registry cell, or "i2h" (the tutorial's i2h/i2o cell)
-    hidden_size: int = 64
+    hidden_size: Optional[int] = None
     num_layers: int = 1
-    bidirectional: bool = False
-    pooling: str = "last"  # last | mean | max | attention (all masked by length)
+    bidirectional: Optional[bool] = None
+    pooling: Optional[str] = None  # last | mean | max | attention (all masked by length)
     embed_dim: int = 32  # token inputs only
-    dropout: float = 0.0
+    dropout: Optional[float] = None
     level: str = "char"  # token inputs: char | word
     lowercase: bool = False
-    max_len: Optional[int] = 512  # longer sequences are truncated
+    max_len: Optional[int] = None  # truncate longer sequences (a warning counts them); None: never
     class_weight: Optional[str] = None  # None | "balanced"
-    label_smoothing: float = 0.0  # training loss only
+    label_smoothing: Optional[float] = None  # training loss only
     # > 0: numeric inputs only; Gaussian noise of this std (in scaler units, i.e. per-feature
     # standard deviations) is added to every training batch, a cheap augmentation for small data.
-    input_noise: float = 0.0
+    input_noise: Optional[float] = None
+    # numeric inputs: random amplitude scaling and crops of training batches (classify/augment.py)
+    augment: Optional[bool] = None
     # > 0: logit-adjusted loss (Menon et al. 2021): training and validation losses see
     # logits + loss_adjust * log prior(class), so the network's own logits come out balanced
     # towards rare classes (the rare-class features are learned, not only re-thresholded).
     loss_adjust: float = 0.0
-    conv_kernel: int = 0  # > 0: conv front-end (char n-gram detector of this odd width) before the RNN
+    conv_kernel: Optional[int] = None  # > 0: conv front-end (n-gram / local-shape detector of this odd width)
+    conv_stride: Optional[int] = None  # > 1: the conv front end downsamples long numeric series by this factor
+    conv_channels: Optional[int] = None  # conv front-end output channels (0 = as many as inputs)
+    series_norm: Optional[bool] = None  # numeric: also feed each series standardised by its own mean/std
     # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 (logit
     # adjustment, Menon et al. 2021: favours rare classes) and fold it into the head's bias, so
     # save/load/ONNX all give the adjusted model. Needs validation data; None = off.
     logit_adjust: Optional[str] = None
     logit_adjust_tau: float = 0.0  # the fitted tau (written by fit, kept in config.json)
-    # K > 1: train K members (seeds seed..seed+K-1, max_time each) and average their probabilities
-    # (classify_ensemble.EnsembleNet: one network, one model folder, one ONNX graph).
-    ensemble: int = 1
-    val_fraction: float = 0.1  # stratified; ignored when val data is given
-    batch_size: int = 32
-    epochs: int = 30
-    lr: float = 3e-3
+    # K > 1: train K members (seeds seed..seed+K-1) and average their probabilities
+    # (classify/ensemble.EnsembleNet: one network, one model folder, one ONNX graph).
+    ensemble: Optional[int] = None
+    val_fraction: Optional[float] = None  # stratified; ignored when val data is given
+    batch_size: Optional[int] = None
+    epochs: Optional[int] = None  # training length in passes over the data (else max_steps)
+    max_steps: Optional[int] = None  # training length in optimizer steps per member
+    lr: Optional[float] = None
     weight_decay: float = 0.0
     optimizer: str = "adam"  # adam | adamw
     grad_clip: float = 1.0
-    schedule: str = "constant"
-    patience: int = 5
+    schedule: Optional[str] = None
+    patience: Optional[int] = None
     seed: int = 0
-    max_time: Optional[float] = None
+    max_time: Optional[float] = None  # the budget in seconds for the whole fit (all members)
+    tune: bool = False  # budgeted random search by k-fold CV on the training split (classify/tune.py)
     device: str = "auto"
     progress: bool = True
+
+
+# Fields that None leaves to the automatic configuration (rnnkit.tasks.autoconfig.ClassifyPlan).
+AUTO_FIELDS = ("hidden_size", "bidirectional", "pooling", "dropout", "label_smoothing", "input_noise", "augment",
+               "conv_kernel", "conv_stride", "conv_channels", "series_norm", "ensemble", "val_fraction", "batch_size",
+               "epochs", "max_steps", "lr", "schedule", "patience")
 
 
 class SequenceClassifier:
@@ -88,6 +110,8 @@ class SequenceClassifier:
             raise TypeError(f"unknown SequenceClassifier option(s): {', '.join(unknown)}")
         base = asdict(config) if config is not None else {}
         self.config = ClassifierConfig(**{**base, **overrides})
+        self.requested = self.config  # what the user asked for (None = auto); fit() resolves a copy
+        self.plan = None  # the autoconfig.ClassifyPlan of the last fit
         self.net: Optional[Union[ClassifierNet, EnsembleNet]] = None
         self.labels: list[str] = []
         self.vocab: Optional[Vocab] = None
@@ -119,18 +143,21 @@ class SequenceClassifier:
 
         All input checks run before anything is trained or written.
         """
-        cfg = self.config
         data = self._data(X, y, lengths)
         self.labels = check_labels(data.labels, data.source)
+        val_data = None
         if val is not None:
-            train, val_data = data, self._data(*val)
+            val_data = self._data(*val)
             if val_data.labels is None:
                 raise UserError("validation data needs labels")
+        cfg = self.config = self._resolve(data, val_data)
+        if val_data is not None:
+            train = data
         elif cfg.val_fraction > 0:
             tr, va = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
             train, val_data = data.subset(tr), data.subset(va)
         else:
-            train, val_data = data, None
+            train = data
         if cfg.logit_adjust == "auto" and (val_data is None or not len(val_data)):
             raise UserError("logit_adjust='auto' needs validation data (val=... or val_fraction > 0)")
         if train.kind == "tokens":
@@ -142,7 +169,8 @@ class SequenceClassifier:
             vocab_size=len(self.vocab) if self.vocab else 0,
             n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0,
             embed_dim=cfg.embed_dim, cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel)
+            bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel,
+            conv_stride=cfg.conv_stride, conv_channels=cfg.conv_channels, series_norm=cfg.series_norm)
         if cfg.logit_adjust not in (None, "auto"):
             raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
         if not cfg.input_noise >= 0:
@@ -169,6 +197,7 @@ class SequenceClassifier:
 
         members = []
         self.histories = []
+        deadline = None if self.requested.max_time is None else time.monotonic() + float(self.requested.max_time)
         for k in range(cfg.ensemble):
             # Member k = the single model of seed cfg.seed + k (own init, batch order, dropout);
             # with an out_dir each member checkpoints (and resumes) in its own sub-folder.
@@ -176,7 +205,10 @@ class SequenceClassifier:
             if cfg.ensemble > 1 and cfg.progress:
                 print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
             batches = make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
-            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume)
+            # --max-time is the budget of the whole fit: each member gets an equal share of what is left.
+            left = None if deadline is None else max(1.0, (deadline - time.monotonic()) / (cfg.ensemble - k))
+            net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume,
+                                           max_time=left, n_train=int(x.shape[0]))
             members.append(net)
             self.histories.append(hist)
         self.history = self.histories[-1]
@@ -186,20 +218,67 @@ class SequenceClassifier:
             self._fit_logit_adjustment(y_ids.numpy(), val_data)
         return self
 
+    def _resolve(self, data: SequenceData, val_data: Optional[SequenceData]) -> ClassifierConfig:
+        """The config actually used: the user's values, the rest from ``classify_plan`` (printed)."""
+        from rnnkit.train.distributed import pick_device
+        from rnnkit.tasks.classify.probe import step_seconds
+
+        req = self.requested
+        lengths = (data.lengths if data.kind == "numeric"
+                   else [max(1, len(tokenize(t, req.level, req.lowercase))) for t in data.texts])
+        if req.max_len:
+            lengths = np.minimum(np.asarray(lengths), req.max_len)
+        n_feat = int(data.values.shape[2]) if data.kind == "numeric" else 0
+        stats = classify_stats(lengths, data.labels, data.kind, n_feat)
+        fixed = {f: getattr(req, f) for f in AUTO_FIELDS}
+        if req.tune:
+            from rnnkit.tasks.classify.tune import tune
+
+            fixed = {**tune(self, data, stats), **{k: v for k, v in fixed.items() if v is not None}}
+        if val_data is not None and fixed.get("val_fraction") is None:
+            fixed["val_fraction"] = 0.0  # given validation data: no split of the training data
+            if fixed.get("patience") is None:
+                fixed["patience"] = 10 if len(val_data) >= 100 else 0
+        device = pick_device(req.device)
+        T_probe = int(np.quantile(np.asarray(lengths), 0.9))
+        vocab_guess = 64 if data.kind == "tokens" else 0
+
+        def probe(arch: dict, batch: int) -> float:
+            net_cfg = ClassifierNetConfig(n_classes=stats.n_classes, input_kind=data.kind, vocab_size=vocab_guess,
+                                          n_features=n_feat, embed_dim=req.embed_dim, cell=req.cell,
+                                          num_layers=req.num_layers, **arch)
+            try:
+                check_net_config(net_cfg)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            return step_seconds(net_cfg, batch, T_probe, device)
+
+        plan = classify_plan(stats, req.max_time, probe, fixed)
+        self.plan = plan
+        chosen = {f: getattr(plan, f) for f in AUTO_FIELDS if hasattr(plan, f) and getattr(req, f) is None}
+        if req.epochs is not None:
+            chosen["max_steps"] = req.max_steps  # epochs given: they set the length
+        if req.progress:
+            print(f"rnnkit: auto config: {plan.reason}", file=sys.stderr)
+        for note in plan.notes:
+            print(f"rnnkit: warning: {note}", file=sys.stderr)
+        return replace(req, **chosen)
+
     def _train_member(self, net_cfg: ClassifierNetConfig, seed: int, train_batches, val_batches,
                       weights: Optional[torch.Tensor], shift: Optional[torch.Tensor], out_dir: Optional[Path],
-                      resume: bool):
+                      resume: bool, max_time: Optional[float] = None, n_train: int = 0):
         """One network through the shared Trainer -> (trained ClassifierNet in eval mode, History)."""
         from rnnkit.train import TrainConfig, Trainer, unwrap
 
         cfg = self.config
         torch.manual_seed(seed)  # same initial weights for the same seed
         net = ClassifierNet(net_cfg)
+        augment = Augment(noise=cfg.input_noise, scale=0.1 if cfg.augment else 0.0, crop=0.1 if cfg.augment else 0.0)
 
         def loss_fn(model, batch, state):
             xb, Lb, yb = batch
-            if model.training and cfg.input_noise > 0:  # fresh noise each step; padding stays masked
-                xb = xb + cfg.input_noise * torch.randn_like(xb)
+            if model.training and augment.active:  # fresh noise/scales/crops each step; padding stays zero
+                xb, Lb = augment(xb, Lb)
             logits = model(xb, Lb)
             if shift is not None:  # logit-adjusted loss: the prior is added back inside the loss only
                 logits = logits + shift.to(logits.device)
@@ -210,9 +289,13 @@ class SequenceClassifier:
             w = weights.to(logits.device) if weights is not None else None
             return F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing), None
 
-        tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
+        # Training length: epochs when given, else max_steps (epochs = enough passes to reach it, so
+        # the cosine horizon is the step count rounded up to whole epochs).
+        per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
+        epochs = cfg.epochs if cfg.epochs else max(1, math.ceil(cfg.max_steps / per_epoch))
+        tcfg = TrainConfig(epochs=epochs, max_steps=None if cfg.epochs else cfg.max_steps, lr=cfg.lr, optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                            grad_clip=cfg.grad_clip, schedule=cfg.schedule, patience=cfg.patience, seed=seed,
-                           max_time=cfg.max_time, device=cfg.device, progress=cfg.progress,
+                           max_time=max_time, device=cfg.device, progress=cfg.progress,
                            out_dir=str(out_dir) if out_dir is not None else None, resume=resume)
         trainer = Trainer(net, tcfg, loss_fn)
         history = trainer.fit(train_batches, val_batches)
