@@ -24,32 +24,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     _columns(t)
     t.add_argument("--level", choices=["char", "word"], default="char", help="tokens of text inputs")
     t.add_argument("--lowercase", action="store_true", help="lower-case text before tokenising")
-    t.add_argument("--max-len", type=int, default=512, help="truncate longer sequences")
+    auto = " (default: chosen from the data and --max-time)"
+    t.add_argument("--max-len", type=int, default=None, help="truncate longer sequences, with a warning (default: never)")
     t.add_argument("--cell", default="gru", help="lstm | gru | rnn | mingru | i2h ... (default gru)")
-    t.add_argument("--hidden", type=int, default=64, help="hidden units per direction")
+    t.add_argument("--hidden", type=int, default=None, help="hidden units per direction" + auto)
     t.add_argument("--layers", type=int, default=1)
-    t.add_argument("--bidirectional", action="store_true")
-    t.add_argument("--pooling", choices=["last", "mean", "max", "attention"], default="last")
+    t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None, help=auto.strip(" ()"))
+    t.add_argument("--pooling", choices=["last", "mean", "max", "attention"], default=None, help=auto.strip(" ()"))
     t.add_argument("--embed-dim", type=int, default=32, help="token embedding size")
-    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--dropout", type=float, default=None, help=auto.strip(" ()"))
     t.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                    help="'balanced' weighs classes inversely to their frequency (imbalanced data)")
-    t.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the training loss")
+    t.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the training loss" + auto)
+    t.add_argument("--input-noise", type=float, default=None,
+                   help="numeric inputs: Gaussian noise (in standard deviations) on training batches" + auto)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="numeric inputs: random amplitude scaling and crops of training batches (default: off)")
     t.add_argument("--loss-adjust", type=float, default=0.0,
                    help="logit-adjusted training loss: add this times log class prior to the logits in the loss")
-    t.add_argument("--conv-kernel", type=int, default=0, help="width of a conv front-end over token embeddings (0 = none)")
+    t.add_argument("--conv-kernel", type=int, default=None, help="width of a conv front end (0 = none)" + auto)
+    t.add_argument("--conv-stride", type=int, default=None,
+                   help="numeric inputs: the conv front end shortens the series by this factor" + auto)
+    t.add_argument("--series-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="numeric inputs: also feed each series standardised by its own mean and std" + auto)
     t.add_argument("--logit-adjust", choices=["none", "auto"], default="none",
                    help="'auto': favour rare classes by the amount that maximises validation macro-F1")
-    t.add_argument("--ensemble", type=int, default=1,
-                   help="train K networks (seeds seed..seed+K-1) and average their probabilities (default 1)")
+    t.add_argument("--ensemble", type=int, default=None,
+                   help="train K networks (seeds seed..seed+K-1) and average their probabilities" + auto)
     t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0 = Adam, none)")
-    t.add_argument("--val-fraction", type=float, default=0.1, help="stratified validation share (early stopping)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--patience", type=int, default=5, help="early stopping: epochs without val improvement")
+    t.add_argument("--val-fraction", type=float, default=None,
+                   help="stratified validation share for early stopping (default: 0.1 when that is >= 100 examples, else 0)")
+    t.add_argument("--batch-size", type=int, default=None, help=auto.strip(" ()"))
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3)")
+    t.add_argument("--epochs", type=int, default=None, help="training length in passes over the data" + auto)
+    t.add_argument("--max-steps", type=int, default=None, help="training length in optimizer steps per network" + auto)
+    t.add_argument("--patience", type=int, default=None, help="early stopping: epochs without val improvement" + auto)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-time", type=float, default=None, help="stop training after this many seconds")
+    t.add_argument("--max-time", type=float, default=None,
+                   help="the time budget in seconds for the whole training; the automatic configuration plans "
+                        "for it (default: plans for 120 s)")
+    t.add_argument("--tune", action="store_true",
+                   help="spend part of --max-time on a random search scored by k-fold CV on the training data")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -99,12 +114,16 @@ def _train(args: argparse.Namespace) -> int:
         pooling=args.pooling, embed_dim=args.embed_dim, dropout=args.dropout, level=args.level,
         lowercase=args.lowercase, max_len=args.max_len,
         class_weight=None if args.class_weight == "none" else args.class_weight, val_fraction=args.val_fraction,
-        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        conv_kernel=args.conv_kernel, ensemble=args.ensemble, loss_adjust=args.loss_adjust, logit_adjust=None if args.logit_adjust == "none" else "auto",
+        label_smoothing=args.label_smoothing, input_noise=args.input_noise, augment=args.augment,
+        weight_decay=args.weight_decay, conv_kernel=args.conv_kernel, conv_stride=args.conv_stride,
+        series_norm=args.series_norm, ensemble=args.ensemble, loss_adjust=args.loss_adjust,
+        logit_adjust=None if args.logit_adjust == "none" else "auto",
         optimizer="adamw" if args.weight_decay > 0 else "adam",
-        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, patience=args.patience, seed=args.seed,
-        max_time=args.max_time, device=args.device, progress=not args.quiet)
+        batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, patience=args.patience,
+        seed=args.seed, max_time=args.max_time, tune=args.tune, device=args.device, progress=not args.quiet)
     clf.fit(data, val=val, out_dir=out, resume=args.resume)
+    if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
+        print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the model folder
         return 0
     clf.save(out)

@@ -14,7 +14,7 @@ Classification (``classify_stats`` -> ``classify_architecture`` -> ``classify_pl
 - training from the data and the budget: the step count is ``TARGET_EPOCHS`` passes over the data
   (at least ``MIN_STEPS``), cut to what the budget allows at the measured seconds per step;
   early stopping only when a 10 % validation split holds at least ``MIN_VAL`` examples (else no
-  validation split: all data train, fixed steps); small data get noise/scaling augmentation and
+  validation split: all data train, fixed steps); small numeric data get Gaussian-noise augmentation,
   label smoothing, and as many seed-ensemble members (up to ``MAX_ENSEMBLE``) as the budget pays for.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 DEFAULT_BUDGET_S = 120.0  # planning budget when the user gives no --max-time
 BUDGET_USE = 0.75  # share of the budget planned for optimizer steps (rest: probe, eval, save, load jitter)
 MAX_RNN_STEPS = 160  # longest sequence the RNN sees; longer numeric series are downsampled by a strided conv
-TARGET_EPOCHS = 80  # passes over the training data a plan aims for
-MIN_STEPS = 500  # ... but at least this many optimizer steps (tiny data sets need more than 80 passes)
+TARGET_EPOCHS = 60  # passes over the training data a plan aims for
+MIN_STEPS = 1500  # ... but at least this many optimizer steps (tiny data sets underfit in 60 passes)
 MAX_STEPS = 20000
 MIN_VAL = 100  # a validation split smaller than this is noise: no early stopping on it
 SMALL_DATA = 2000  # fewer training examples than this: augmentation, label smoothing, seed ensemble
@@ -97,7 +97,9 @@ def classify_architecture(stats: ClassifyStats) -> dict:
     stride = max(1, math.ceil(stats.len_max / MAX_RNN_STEPS))
     # An odd kernel covering two strides, so consecutive windows overlap and no step is skipped.
     kernel = 3 if stride == 1 else 2 * stride + 1
-    return dict(hidden_size=64 if stats.n < 5000 else 128, bidirectional=True, pooling="mean",
+    # Max pooling: each unit's strongest response anywhere in the series (bursts, events); on the
+    # dev suite it beat mean pooling on long series (ACSF1) and tied on short ones.
+    return dict(hidden_size=64 if stats.n < 5000 else 128, bidirectional=True, pooling="max",
                 conv_kernel=kernel, conv_stride=stride, conv_channels=max(32, 2 * stats.n_features),
                 series_norm=True, dropout=0.0)
 
@@ -165,7 +167,8 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
 
     numeric = stats.kind == "numeric"
     input_noise = float(fixed.get("input_noise", 0.1 if (numeric and small) else 0.0))
-    augment = bool(fixed.get("augment", numeric and small))
+    # Scaling/crop augmentation stays opt-in: on the dev suite it cost accuracy (ACSF1 0.76 -> 0.63).
+    augment = bool(fixed.get("augment", False))
     label_smoothing = float(fixed.get("label_smoothing", 0.1 if small else 0.0))
     lr = float(fixed.get("lr", 3e-3))
     schedule = str(fixed.get("schedule", "cosine"))

@@ -33,6 +33,7 @@ from rnnkit.tasks.classify.ensemble import EnsembleNet
 from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig, check_net_config
 
 TASK = "classify"
+WALL_SLACK = 3.0  # planned runs: a member stops at 3x its wall-clock share of the budget (load safety net)
 
 
 @dataclass
@@ -143,6 +144,7 @@ class SequenceClassifier:
 
         All input checks run before anything is trained or written.
         """
+        t_start = time.monotonic()  # --max-time counts from here (planning, tuning, all members)
         data = self._data(X, y, lengths)
         self.labels = check_labels(data.labels, data.source)
         val_data = None
@@ -197,7 +199,8 @@ class SequenceClassifier:
 
         members = []
         self.histories = []
-        deadline = None if self.requested.max_time is None else time.monotonic() + float(self.requested.max_time)
+        budget = self.requested.max_time
+        planned = not (self.requested.epochs or self.requested.max_steps)  # length chosen from the budget
         for k in range(cfg.ensemble):
             # Member k = the single model of seed cfg.seed + k (own init, batch order, dropout);
             # with an out_dir each member checkpoints (and resumes) in its own sub-folder.
@@ -205,8 +208,16 @@ class SequenceClassifier:
             if cfg.ensemble > 1 and cfg.progress:
                 print(f"rnnkit: ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})", file=sys.stderr)
             batches = make_batches(x, L, y_ids, cfg.batch_size, shuffle=True, seed=cfg.seed + k)
-            # --max-time is the budget of the whole fit: each member gets an equal share of what is left.
-            left = None if deadline is None else max(1.0, (deadline - time.monotonic()) / (cfg.ensemble - k))
+            # --max-time is the budget of the whole fit. A planned length was sized in CPU seconds
+            # (probe.step_seconds), so the same command trains the same steps whatever the load; the wall
+            # clock only stops a member past WALL_SLACK x its share (a heavily loaded machine). A length
+            # the user fixed is cut at the budget itself, shared among the members still to train.
+            if budget is None:
+                left = None
+            elif planned:
+                left = WALL_SLACK * float(budget) / cfg.ensemble
+            else:
+                left = max(1.0, (t_start + float(budget) - time.monotonic()) / (cfg.ensemble - k))
             net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume,
                                            max_time=left, n_train=int(x.shape[0]))
             members.append(net)
@@ -231,10 +242,15 @@ class SequenceClassifier:
         n_feat = int(data.values.shape[2]) if data.kind == "numeric" else 0
         stats = classify_stats(lengths, data.labels, data.kind, n_feat)
         fixed = {f: getattr(req, f) for f in AUTO_FIELDS}
+        budget = req.max_time
         if req.tune:
+            from rnnkit.tasks.autoconfig import DEFAULT_BUDGET_S
             from rnnkit.tasks.classify.tune import tune
 
-            fixed = {**tune(self, data, stats), **{k: v for k, v in fixed.items() if v is not None}}
+            t0 = time.monotonic()
+            total = DEFAULT_BUDGET_S if req.max_time is None else float(req.max_time)
+            fixed = {**fixed, **tune(self, data, stats, total)}
+            budget = max(1.0, total - (time.monotonic() - t0))  # the final model plans for what is left
         if val_data is not None and fixed.get("val_fraction") is None:
             fixed["val_fraction"] = 0.0  # given validation data: no split of the training data
             if fixed.get("patience") is None:
@@ -253,7 +269,7 @@ class SequenceClassifier:
                 raise UserError(str(exc)) from None
             return step_seconds(net_cfg, batch, T_probe, device)
 
-        plan = classify_plan(stats, req.max_time, probe, fixed)
+        plan = classify_plan(stats, budget, probe, fixed)
         self.plan = plan
         chosen = {f: getattr(plan, f) for f in AUTO_FIELDS if hasattr(plan, f) and getattr(req, f) is None}
         if req.epochs is not None:
