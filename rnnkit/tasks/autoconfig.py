@@ -188,3 +188,12 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
     return ClassifyPlan(**arch, input_noise=input_noise, augment=augment, label_smoothing=label_smoothing,
                         batch_size=batch, lr=lr, schedule=schedule, max_steps=steps, ensemble=ensemble,
                         val_fraction=val_fraction, patience=patience, reason=reason, notes=notes)
+
+
+# The fixed defaults that the automatic fields had before issue 14: pass them (e.g.
+# ``SequenceClassifier(**CLASSIFY_FIXED_DEFAULTS, ...)``) to reproduce results of older versions
+# (ensemble is left out: with a fixed length the plan gives 1, the old default).
+CLASSIFY_FIXED_DEFAULTS = dict(
+    hidden_size=64, bidirectional=False, pooling="last", dropout=0.0, label_smoothing=0.0, input_noise=0.0,
+    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, series_norm=False, val_fraction=0.1,
+    batch_size=32, epochs=30, lr=3e-3, schedule="constant", patience=5, max_len=512)
