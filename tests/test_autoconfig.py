@@ -35,7 +35,9 @@ def test_numeric_vs_tokens():
 def test_small_data_no_early_stopping_and_fixed_steps():
     p = A.classify_plan(stats(n=40), 120, 0.01)
     assert p.val_fraction == 0 and p.patience == 0
-    assert p.max_steps == A.MIN_STEPS  # 40 / batch 8 = 5 steps per epoch: the floor wins
+    # 40 / batch 8 = 5 steps per epoch: the floor (1500) wins; 9000 affordable steps pay for 5 members
+    # of 1800 (the left-over budget lengthens them)
+    assert p.max_steps == 9000 // 5 and p.ensemble == 5
     assert p.input_noise > 0 and not p.augment and p.label_smoothing > 0
     assert p.reason.startswith("40 numeric examples, 2 classes") and "no validation split" in p.reason
 
@@ -51,6 +53,15 @@ def test_ensemble_fills_the_budget():
     assert A.classify_plan(stats(n=40), 120, 0.01).ensemble == A.MAX_ENSEMBLE
     # 1500 steps at 50 ms = 75 s per member; 90 s of steps -> one member
     assert A.classify_plan(stats(n=40), 120, 0.05).ensemble == 1
+
+
+def test_left_over_budget_lengthens_the_members():
+    p = A.classify_plan(stats(n=100, length=1460), 120, 0.04)  # 2250 affordable: one member, not of 1500
+    assert (p.ensemble, p.max_steps) == (1, 2250)
+    p = A.classify_plan(stats(n=100, length=1460), 120, 0.01)  # 9000 affordable: 5 members, capped at 2 x 1500
+    assert (p.ensemble, p.max_steps) == (5, 1800)
+    p = A.classify_plan(stats(n=40), 600, 0.01)  # 45000 affordable: 5 members of at most 2 targets
+    assert (p.ensemble, p.max_steps) == (5, 2 * A.MIN_STEPS)
 
 
 def test_budget_limits_steps_and_warns():

@@ -12,7 +12,8 @@ Classification (``classify_stats`` -> ``classify_architecture`` -> ``classify_pl
   globally scaled view of every channel, a bidirectional GRU and mean pooling; token sequences a
   bidirectional GRU with mean pooling.
 - training from the data and the budget: the step count is ``TARGET_EPOCHS`` passes over the data
-  (at least ``MIN_STEPS``), cut to what the budget allows at the measured seconds per step;
+  (at least ``MIN_STEPS``), cut to what the budget allows at the measured seconds per step, and
+  stretched (up to 2x) when the budget pays for more than whole members;
   early stopping only when a 10 % validation split holds at least ``MIN_VAL`` examples (else no
   validation split: all data train, fixed steps); small numeric data get Gaussian-noise augmentation,
   label smoothing, and as many seed-ensemble members (up to ``MAX_ENSEMBLE``) as the budget pays for.
@@ -164,6 +165,11 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
         ensemble = max(1, min(MAX_ENSEMBLE, affordable // max(steps, 1)))
     else:
         ensemble = 1
+    if steps_why != "steps given" and affordable // ensemble > steps:
+        # Spend the whole budget: what the members leave over lengthens each of them (up to 2x the
+        # target), e.g. 1.5 targets affordable -> one member of 1.5 targets, not one of 1 target.
+        steps = min(2 * target, affordable // ensemble)
+        steps_why = f"{steps} steps ({steps / steps_per_epoch:.0f} epochs)"
 
     numeric = stats.kind == "numeric"
     input_noise = float(fixed.get("input_noise", 0.1 if (numeric and small) else 0.0))
