@@ -72,3 +72,26 @@ def test_plan_is_printed_and_user_choices_win(capsys):
     assert "rnnkit: auto config: 16 numeric examples, 2 classes" in err
     assert (clf.config.hidden_size, clf.config.pooling, clf.config.ensemble) == (8, "last", 1)
     assert clf.history.epochs == 2
+
+
+def test_stratified_folds_are_balanced():
+    from rnnkit.tasks.classify.tune import stratified_folds
+
+    labels = ["a"] * 10 + ["b"] * 5 + ["c"] * 3
+    folds = stratified_folds(labels, 3, seed=0)
+    assert sorted(np.bincount(folds).tolist()) == [6, 6, 6]
+    for c in "abc":
+        per_fold = np.bincount(folds[np.array(labels) == c], minlength=3)
+        assert per_fold.max() - per_fold.min() <= 1  # each class spread evenly
+
+
+def test_tune_searches_by_cv_on_training_data_only(capsys):
+    rng = np.random.default_rng(4)
+    X, y = sine_vs_square(30, 60, rng)
+    Xt, yt = sine_vs_square(100, 60, rng)
+    clf = SequenceClassifier(tune=True, max_time=24, hidden_size=16, **dict(FAST, progress=True)).fit(X, y)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("rnnkit: tune: candidate")]
+    assert len(lines) >= 2 and "automatic plan" in lines[0]  # candidate 0 is the plan itself
+    assert "folds in" in err and clf.config.hidden_size == 16  # the user's value is never searched away
+    assert clf.evaluate(Xt, yt)["accuracy"] >= 0.9

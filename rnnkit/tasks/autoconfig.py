@@ -71,6 +71,7 @@ class ClassifyPlan:
     conv_kernel: int  # 0 = no conv front end
     conv_stride: int  # > 1: the front end downsamples time by this factor
     conv_channels: int  # front-end output channels (0 = as many as inputs)
+    conv_layers: int  # front-end depth
     series_norm: bool  # also feed each series standardised by its own mean/std
     dropout: float
     input_noise: float
@@ -94,14 +95,14 @@ def classify_architecture(stats: ClassifyStats) -> dict:
     """Model choices that depend on the data only (the step time is measured on this architecture)."""
     if stats.kind == "tokens":
         return dict(hidden_size=64 if stats.n < 20000 else 128, bidirectional=True, pooling="mean",
-                    conv_kernel=0, conv_stride=1, conv_channels=0, series_norm=False, dropout=0.0)
+                    conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, dropout=0.0)
     stride = max(1, math.ceil(stats.len_max / MAX_RNN_STEPS))
     # An odd kernel covering two strides, so consecutive windows overlap and no step is skipped.
     kernel = 3 if stride == 1 else 2 * stride + 1
     # Max pooling: each unit's strongest response anywhere in the series (bursts, events); on the
     # dev suite it beat mean pooling on long series (ACSF1) and tied on short ones.
     return dict(hidden_size=64 if stats.n < 5000 else 128, bidirectional=True, pooling="max",
-                conv_kernel=kernel, conv_stride=stride, conv_channels=max(32, 2 * stats.n_features),
+                conv_kernel=kernel, conv_stride=stride, conv_channels=max(32, 2 * stats.n_features), conv_layers=1,
                 series_norm=True, dropout=0.0)
 
 
@@ -201,5 +202,5 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
 # (ensemble is left out: with a fixed length the plan gives 1, the old default).
 CLASSIFY_FIXED_DEFAULTS = dict(
     hidden_size=64, bidirectional=False, pooling="last", dropout=0.0, label_smoothing=0.0, input_noise=0.0,
-    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, series_norm=False, val_fraction=0.1,
+    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, val_fraction=0.1,
     batch_size=32, epochs=30, lr=3e-3, schedule="constant", patience=5, max_len=512)

@@ -6,6 +6,8 @@ and never influence real steps.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,9 +33,11 @@ def series_standardise(h: Tensor, lengths: Tensor, eps: float = 1e-3) -> Tensor:
     return (h - mean) / torch.sqrt(var + eps) * m
 
 
-def conv_front(conv: nn.Conv1d, h: Tensor, lengths: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+def conv_front(conv: nn.Conv1d, h: Tensor, lengths: Tensor, stride: int,
+               more: Sequence[nn.Conv1d] = ()) -> tuple[Tensor, Tensor]:
     """``[raw (average-pooled by stride), relu(conv(raw))]`` -> ((B, ceil(T/s), F + C), new lengths).
 
+    ``more``: further same-length convs applied (ReLU, padding re-zeroed) to the conv's features.
     The conv has padding ``k // 2`` with an odd ``k``, so its output has ``ceil(T / s)`` steps and a
     series of length L keeps ``ceil(L / s)`` real steps. The raw input is kept beside the learned
     features (pooled over each stride window, padding excluded) so nothing the conv misses is lost.
@@ -41,6 +45,11 @@ def conv_front(conv: nn.Conv1d, h: Tensor, lengths: Tensor, stride: int) -> tupl
     m = step_mask(lengths, h.shape[1], h)
     h = h * m  # padded steps are zero: they never leak into real steps' windows
     c = torch.relu(conv(h.transpose(1, 2))).transpose(1, 2)  # (B, T', C)
+    if stride > 1 or more:
+        lengths_out = torch.div(lengths + stride - 1, stride, rounding_mode="floor")
+        m_out = step_mask(lengths_out, c.shape[1], c)
+        for layer in more:
+            c = torch.relu(layer((c * m_out).transpose(1, 2))).transpose(1, 2)
     if stride > 1:
         num = F.avg_pool1d((h * m).transpose(1, 2), stride, stride, ceil_mode=True)
         den = F.avg_pool1d(m.transpose(1, 2), stride, stride, ceil_mode=True).clamp_min(1e-6)

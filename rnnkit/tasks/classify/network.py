@@ -35,6 +35,7 @@ class ClassifierNetConfig:
     conv_kernel: int = 0  # > 0: a 1-D conv (this width, ReLU) over the inputs before the RNN
     conv_stride: int = 1  # > 1: the conv downsamples time by this factor (long numeric series)
     conv_channels: int = 0  # conv output channels (0 = as many as its inputs)
+    conv_layers: int = 1  # > 1: more width-5 convs (same channels, ReLU) on the first conv's features
     series_norm: bool = False  # numeric: also feed each series standardised by its own mean/std
 
     def to_dict(self) -> dict:
@@ -52,6 +53,8 @@ def check_net_config(cfg: ClassifierNetConfig) -> None:
         raise ValueError(f"input_kind must be 'tokens' or 'numeric', got {cfg.input_kind!r}")
     if cfg.conv_kernel < 0 or (cfg.conv_kernel > 0 and cfg.conv_kernel % 2 == 0):
         raise ValueError(f"conv_kernel must be 0 (off) or an odd width >= 1, got {cfg.conv_kernel}")
+    if cfg.conv_layers < 1 or (cfg.conv_layers > 1 and not cfg.conv_kernel):
+        raise ValueError(f"conv_layers must be >= 1 (and > 1 only with a conv_kernel), got {cfg.conv_layers}")
     if cfg.conv_stride < 1 or cfg.conv_channels < 0 or (cfg.conv_stride > 1 and not cfg.conv_kernel):
         raise ValueError(f"conv_stride must be >= 1 (and > 1 only with a conv_kernel), conv_channels >= 0; "
                          f"got stride {cfg.conv_stride}, channels {cfg.conv_channels}")
@@ -117,6 +120,7 @@ class ClassifierNet(nn.Module):
                      if cfg.conv_kernel else None)
         if self.conv is not None:
             in_size += out_ch
+        self.convs = nn.ModuleList(nn.Conv1d(out_ch, out_ch, 5, padding=2) for _ in range(max(0, cfg.conv_layers - 1)))
         if cfg.cell == "i2h":
             # The tutorial's i2h/i2o cell; its i2o output (size hidden) feeds the pooling + head.
             H = cfg.hidden_size
@@ -136,7 +140,7 @@ class ClassifierNet(nn.Module):
         if self.cfg.series_norm:
             h = torch.cat([h, series_standardise(h, lengths)], dim=-1)  # (B, T, 2F)
         if self.conv is not None:
-            h, lengths = conv_front(self.conv, h, lengths, self.cfg.conv_stride)  # (B, ceil(T/s), in + C)
+            h, lengths = conv_front(self.conv, h, lengths, self.cfg.conv_stride, self.convs)  # (B, ceil(T/s), in + C)
         out = self.rnn(h, lengths=lengths.cpu())
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))

@@ -9,13 +9,19 @@ import torch.nn.functional as F
 from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig
 
 
-def step_seconds(cfg: ClassifierNetConfig, batch: int, T: int, device: torch.device, steps: int = 3) -> float:
-    """Median CPU seconds of ``steps`` forward+backward+Adam steps on random inputs (B=batch, T steps),
-    after one untimed warm-up step (first-call costs: kernel set-up, allocator).
+def clock(device: torch.device) -> float:
+    """The clock a budget is planned and spent in: this thread's CPU seconds (wall on CUDA)."""
+    return time.perf_counter() if device.type == "cuda" else time.thread_time()
 
-    CPU time of this process (all its threads), not wall time: on a machine shared with other jobs
-    the wall time of a step depends on the neighbours, the CPU time hardly, so the same command
-    plans the same training whatever the load. On CUDA it is wall time (the GPU does the work).
+
+def step_seconds(cfg: ClassifierNetConfig, batch: int, T: int, device: torch.device, steps: int = 6) -> float:
+    """Median seconds of ``steps`` training steps on random inputs (B=batch, T steps) as the Trainer
+    runs them (input noise, forward, backward, clipping, Adam), after one untimed warm-up step.
+
+    CPU time of the calling thread (``time.thread_time``), not wall time: on a machine shared with
+    other jobs the wall time of a step depends on the neighbours, the thread's CPU time hardly, so
+    the same command plans the same training whatever the load (torch's intra-op workers run in
+    step with this thread, so on an idle machine it is close to wall time). On CUDA: wall time.
     """
     g = torch.Generator().manual_seed(0)
     net = ClassifierNet(cfg).to(device).train()
@@ -29,13 +35,15 @@ def step_seconds(cfg: ClassifierNetConfig, batch: int, T: int, device: torch.dev
     x, yd = x.to(device), y.to(device)
     times = []
     for i in range(steps + 1):
-        t0 = time.perf_counter() if device.type == "cuda" else time.process_time()
-        loss = F.cross_entropy(net(x, lengths.to(device)), yd)
+        t0 = clock(device)
+        xb = x + 0.1 * torch.randn_like(x) if cfg.input_kind == "numeric" else x
+        loss = F.cross_entropy(net(xb, lengths.to(device)), yd)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:
-            times.append((time.perf_counter() if device.type == "cuda" else time.process_time()) - t0)
+            times.append(clock(device) - t0)
     return sorted(times)[len(times) // 2]

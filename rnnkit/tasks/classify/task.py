@@ -13,6 +13,7 @@ weights restored), cross-entropy with optional balanced class weights.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -26,13 +27,17 @@ import torch.nn.functional as F
 from rnnkit.data.sequences import SequenceData, check_labels, from_arrays, read_sequences, stratified_split
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import classification_report
-from rnnkit.tasks.autoconfig import ClassifyPlan, classify_plan, classify_stats
+from rnnkit.tasks.autoconfig import DEFAULT_BUDGET_S, classify_plan, classify_stats
 from rnnkit.tasks.classify.augment import Augment
 from rnnkit.tasks.classify.data import FeatureScaler, Vocab, class_weights, encode_inputs, make_batches, tokenize
 from rnnkit.tasks.classify.ensemble import EnsembleNet
 from rnnkit.tasks.classify.network import ClassifierNet, ClassifierNetConfig, check_net_config
+from rnnkit.tasks.classify.probe import clock, step_seconds
+from rnnkit.train.distributed import pick_device
 
 TASK = "classify"
+PLAN_FILE = "resolved_config.json"  # in the training out_dir: the plan a --resume continues
+END_SHARE = 0.93  # planned runs add ensemble members while they end within this share of the budget
 WALL_SLACK = 3.0  # planned runs: a member stops at 3x its wall-clock share of the budget (load safety net)
 
 
@@ -69,6 +74,7 @@ class ClassifierConfig:
     conv_kernel: Optional[int] = None  # > 0: conv front-end (n-gram / local-shape detector of this odd width)
     conv_stride: Optional[int] = None  # > 1: the conv front end downsamples long numeric series by this factor
     conv_channels: Optional[int] = None  # conv front-end output channels (0 = as many as inputs)
+    conv_layers: Optional[int] = None  # > 1: more width-5 convs on the front end's features
     series_norm: Optional[bool] = None  # numeric: also feed each series standardised by its own mean/std
     # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 (logit
     # adjustment, Menon et al. 2021: favours rare classes) and fold it into the head's bias, so
@@ -97,7 +103,7 @@ class ClassifierConfig:
 
 # Fields that None leaves to the automatic configuration (rnnkit.tasks.autoconfig.ClassifyPlan).
 AUTO_FIELDS = ("hidden_size", "bidirectional", "pooling", "dropout", "label_smoothing", "input_noise", "augment",
-               "conv_kernel", "conv_stride", "conv_channels", "series_norm", "ensemble", "val_fraction", "batch_size",
+               "conv_kernel", "conv_stride", "conv_channels", "conv_layers", "series_norm", "ensemble", "val_fraction", "batch_size",
                "epochs", "max_steps", "lr", "schedule", "patience")
 
 
@@ -145,6 +151,7 @@ class SequenceClassifier:
         All input checks run before anything is trained or written.
         """
         t_start = time.monotonic()  # --max-time counts from here (planning, tuning, all members)
+        c_start = clock(pick_device(self.requested.device))  # ... and in the planning clock
         data = self._data(X, y, lengths)
         self.labels = check_labels(data.labels, data.source)
         val_data = None
@@ -152,7 +159,7 @@ class SequenceClassifier:
             val_data = self._data(*val)
             if val_data.labels is None:
                 raise UserError("validation data needs labels")
-        cfg = self.config = self._resolve(data, val_data)
+        cfg = self.config = self._resolve_or_resume(data, val_data, out_dir, resume)
         if val_data is not None:
             train = data
         elif cfg.val_fraction > 0:
@@ -172,7 +179,8 @@ class SequenceClassifier:
             n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0,
             embed_dim=cfg.embed_dim, cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
             bidirectional=cfg.bidirectional, dropout=cfg.dropout, pooling=cfg.pooling, conv_kernel=cfg.conv_kernel,
-            conv_stride=cfg.conv_stride, conv_channels=cfg.conv_channels, series_norm=cfg.series_norm)
+            conv_stride=cfg.conv_stride, conv_channels=cfg.conv_channels, conv_layers=cfg.conv_layers,
+            series_norm=cfg.series_norm)
         if cfg.logit_adjust not in (None, "auto"):
             raise UserError(f"logit_adjust must be None or 'auto', got {cfg.logit_adjust!r}")
         if not cfg.input_noise >= 0:
@@ -201,7 +209,18 @@ class SequenceClassifier:
         self.histories = []
         budget = self.requested.max_time
         planned = not (self.requested.epochs or self.requested.max_steps)  # length chosen from the budget
+        device = pick_device(cfg.device)
         for k in range(cfg.ensemble):
+            if k and planned and self.requested.ensemble is None:
+                # The probe misses per-step costs of the real loop (batching, logging, Python), so the
+                # members actually trained tell the cost of one more; stop adding members when it
+                # would overrun the budget (planning budget: 120 s when none was given).
+                spent = clock(device) - c_start
+                if spent + spent_member > END_SHARE * (DEFAULT_BUDGET_S if budget is None else float(budget)):
+                    print(f"rnnkit: {k} of {cfg.ensemble} ensemble members fit the budget "
+                          f"({spent:.0f} s spent, {spent_member:.0f} s per member)", file=sys.stderr)
+                    break
+            m_start = clock(device)
             # Member k = the single model of seed cfg.seed + k (own init, batch order, dropout);
             # with an out_dir each member checkpoints (and resumes) in its own sub-folder.
             sub = None if out_dir is None else (Path(out_dir) if cfg.ensemble == 1 else Path(out_dir) / f"member-{k}")
@@ -222,18 +241,38 @@ class SequenceClassifier:
                                            max_time=left, n_train=int(x.shape[0]))
             members.append(net)
             self.histories.append(hist)
+            spent_member = clock(device) - m_start
         self.history = self.histories[-1]
+        if len(members) != cfg.ensemble:
+            cfg = self.config = replace(cfg, ensemble=len(members))
         self.net = members[0] if cfg.ensemble == 1 else EnsembleNet.from_members(members)
         self.net.eval()
         if cfg.logit_adjust == "auto" and val_data is not None and len(val_data):
             self._fit_logit_adjustment(y_ids.numpy(), val_data)
         return self
 
+    def _resolve_or_resume(self, data: SequenceData, val_data: Optional[SequenceData],
+                           out_dir: Optional[Union[str, Path]], resume: bool) -> ClassifierConfig:
+        """A resumed run reuses the plan of the run it continues (a new probe could plan other steps)."""
+        from rnnkit.train.checkpoint import atomic_write_json, read_json
+
+        saved = Path(out_dir) / PLAN_FILE if out_dir is not None else None
+        if resume and saved is not None and saved.is_file():
+            plan = read_json(saved)
+            req = self.requested
+            # The saved plan fills only what this call leaves automatic (e.g. --epochs 2 --resume extends).
+            chosen = {f: plan[f] for f in AUTO_FIELDS if getattr(req, f) is None and f in plan}
+            if req.epochs is not None:
+                chosen["max_steps"] = req.max_steps
+            return replace(req, **chosen)
+        cfg = self._resolve(data, val_data)
+        if saved is not None and int(os.environ.get("RANK", "0")) == 0:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(saved, asdict(cfg))
+        return cfg
+
     def _resolve(self, data: SequenceData, val_data: Optional[SequenceData]) -> ClassifierConfig:
         """The config actually used: the user's values, the rest from ``classify_plan`` (printed)."""
-        from rnnkit.train.distributed import pick_device
-        from rnnkit.tasks.classify.probe import step_seconds
-
         req = self.requested
         lengths = (data.lengths if data.kind == "numeric"
                    else [max(1, len(tokenize(t, req.level, req.lowercase))) for t in data.texts])
@@ -244,13 +283,14 @@ class SequenceClassifier:
         fixed = {f: getattr(req, f) for f in AUTO_FIELDS}
         budget = req.max_time
         if req.tune:
-            from rnnkit.tasks.autoconfig import DEFAULT_BUDGET_S
             from rnnkit.tasks.classify.tune import tune
 
             t0 = time.monotonic()
             total = DEFAULT_BUDGET_S if req.max_time is None else float(req.max_time)
             fixed = {**fixed, **tune(self, data, stats, total)}
             budget = max(1.0, total - (time.monotonic() - t0))  # the final model plans for what is left
+        if req.logit_adjust == "auto" and val_data is None and fixed.get("val_fraction") is None:
+            fixed["val_fraction"] = 0.1  # the fitted adjustment needs held-out examples, however few
         if val_data is not None and fixed.get("val_fraction") is None:
             fixed["val_fraction"] = 0.0  # given validation data: no split of the training data
             if fixed.get("patience") is None:

@@ -90,9 +90,8 @@ def tune(clf: "SequenceClassifier", data: SequenceData, stats: ClassifyStats, bu
             scores.append(m.evaluate(data.subset(va))["accuracy"])
         results.append((float(np.mean(scores)), -i, cand))
         if req.progress:
-            print(f"rnnkit: tune: candidate {i} CV accuracy {np.mean(scores):.3f} "
-                  f"({', '.join(f'{n}={v}' for n, v in cand.items() if v is not None) or 'automatic plan'})",
-                  file=sys.stderr)
+            what = "automatic plan" if i == 0 else ", ".join(f"{n}={v}" for n, v in cand.items() if v is not None)
+            print(f"rnnkit: tune: candidate {i} CV accuracy {np.mean(scores):.3f} ({what})", file=sys.stderr)
         i += 1
     score, _, best = max(results, key=lambda r: (r[0], r[1]))  # ties -> the earlier (the plan first)
     print(f"rnnkit: tune: {len(results)} candidates x {k} folds in {time.monotonic() - t0:.0f} s; "
