@@ -105,6 +105,13 @@ def run_rnnkit(name: str, max_time: float, workdir: Path) -> dict:
                                                    "series_norm", "ensemble", "max_steps", "batch_size", "val_fraction")}}
 
 
+def _row(name: str, r: dict) -> list:
+    return [name, f"{r['shape']['train']}/{r['shape']['test']}", r["shape"]["channels"], r["shape"]["length"],
+            r["shape"]["classes"], f"{r['accuracy']:.3f}", f"{r['train_wall_s']:.0f} / {r['train_cpu_s']:.0f}",
+            "n/a" if r["minirocket"] is None else f"{r['minirocket']:.3f}", f"{r['one_nn_ed']:.3f}",
+            "" if r["tuned"] is None else f"{r['tuned']:.3f}"]
+
+
 def main(quick: bool = False, max_time: float = 120.0, aeon_python: str | None = None,
          only: list[str] | None = None) -> dict:
     from rnnkit.data.uea import read_ts
@@ -140,10 +147,12 @@ def main(quick: bool = False, max_time: float = 120.0, aeon_python: str | None =
             out["datasets"][name] = r
             log(f"{name}: accuracy {r['accuracy']:.3f} (MiniRocket {r['minirocket']}, 1-NN ED {r['one_nn_ed']:.3f}), "
                 f"train {r['train_wall_s']} s wall / {r['train_cpu_s']} s CPU")
-            rows.append([name, f"{r['shape']['train']}/{r['shape']['test']}", r["shape"]["channels"], r["shape"]["length"],
-                         r["shape"]["classes"], f"{r['accuracy']:.3f}", f"{r['train_wall_s']:.0f} / {r['train_cpu_s']:.0f}",
-                         "n/a" if r["minirocket"] is None else f"{r['minirocket']:.3f}", f"{r['one_nn_ed']:.3f}",
-                         "" if r["tuned"] is None else f"{r['tuned']:.3f}"])
+            r["run"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            rows.append(_row(name, r))
+    if only:  # a partial run: the other problems keep their previous results (marked by their own "run" time)
+        out["datasets"] = {n: out["datasets"].get(n, previous.get(n)) for n in SUITE
+                           if n in out["datasets"] or n in previous}
+        rows = [_row(n, r) for n, r in out["datasets"].items()]
     ds = out["datasets"].values()
     mean = lambda k: float(np.mean([d[k] for d in ds])) if all(d.get(k) is not None for d in ds) else None  # noqa: E731
     out["mean"] = {k: mean(k) for k in ("accuracy", "minirocket", "one_nn_ed")}

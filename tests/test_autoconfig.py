@@ -35,9 +35,9 @@ def test_numeric_vs_tokens():
 def test_small_data_no_early_stopping_and_fixed_steps():
     p = A.classify_plan(stats(n=40), 120, 0.01)
     assert p.val_fraction == 0 and p.patience == 0
-    # 40 / batch 8 = 5 steps per epoch: the floor (1500) wins; 9000 affordable steps pay for 5 members
-    # of 1800 (the left-over budget lengthens them)
-    assert p.max_steps == 9000 // 5 and p.ensemble == 5
+    # 40 / batch 8 = 5 steps per epoch: the floor (1500) wins; 9000 affordable steps pay for 6 members,
+    # 5 are trained, and a full ensemble of tiny data is not lengthened
+    assert p.max_steps == A.MIN_STEPS and p.ensemble == 5
     assert p.input_noise > 0 and not p.augment and p.label_smoothing > 0
     assert p.reason.startswith("40 numeric examples, 2 classes") and "no validation split" in p.reason
 
@@ -58,10 +58,14 @@ def test_ensemble_fills_the_budget():
 def test_left_over_budget_lengthens_the_members():
     p = A.classify_plan(stats(n=100, length=1460), 120, 0.04)  # 2250 affordable: one member, not of 1500
     assert (p.ensemble, p.max_steps) == (1, 2250)
-    p = A.classify_plan(stats(n=100, length=1460), 120, 0.01)  # 9000 affordable: 5 members, capped at 2 x 1500
-    assert (p.ensemble, p.max_steps) == (5, 1800)
-    p = A.classify_plan(stats(n=40), 600, 0.01)  # 45000 affordable: 5 members of at most 2 targets
-    assert (p.ensemble, p.max_steps) == (5, 2 * A.MIN_STEPS)
+    p = A.classify_plan(stats(n=100, length=1460), 120, 0.015)  # 6000 affordable: 4 members of 1500
+    assert (p.ensemble, p.max_steps) == (4, 1500)
+    p = A.classify_plan(stats(n=100, length=1460), 120, 0.02)  # 4500 affordable: 3 members of 1500
+    assert (p.ensemble, p.max_steps) == (3, 1500)
+    p = A.classify_plan(stats(n=100, length=1460), 120, 0.025)  # 3600: 2 members lengthened to 1800
+    assert (p.ensemble, p.max_steps) == (2, 1800)
+    p = A.classify_plan(stats(n=40), 600, 0.01)  # a full ensemble of tiny data is not lengthened
+    assert (p.ensemble, p.max_steps) == (5, A.MIN_STEPS)
 
 
 def test_budget_limits_steps_and_warns():

@@ -166,9 +166,10 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
         ensemble = max(1, min(MAX_ENSEMBLE, affordable // max(steps, 1)))
     else:
         ensemble = 1
-    if steps_why != "steps given" and affordable // ensemble > steps:
-        # Spend the whole budget: what the members leave over lengthens each of them (up to 2x the
-        # target), e.g. 1.5 targets affordable -> one member of 1.5 targets, not one of 1 target.
+    if steps_why != "steps given" and ensemble < MAX_ENSEMBLE and affordable // ensemble > steps:
+        # Spend the budget: what the members leave over, too little for one more member, lengthens
+        # each of them (up to 2x the target), e.g. 1.5 targets affordable -> one member of 1.5
+        # targets, not one of 1 target. A full ensemble of tiny data finishes early instead.
         steps = min(2 * target, affordable // ensemble)
         steps_why = f"{steps} steps ({steps / steps_per_epoch:.0f} epochs)"
 
