@@ -36,7 +36,7 @@ def test_40_series_with_random_offset_and_scale_defaults_learn():
     rng = np.random.default_rng(0)
     X, y = sine_vs_square(40, 100, rng)
     Xt, yt = sine_vs_square(200, 100, rng)
-    clf = SequenceClassifier(max_time=20, **FAST).fit(X, y)
+    clf = SequenceClassifier(max_time=10, **FAST).fit(X, y)
     assert clf.config.val_fraction == 0  # 4 validation series would be noise: all 40 train
     assert clf.config.series_norm and clf.config.max_steps >= 200
     acc = clf.evaluate(Xt, yt)["accuracy"]
@@ -47,7 +47,7 @@ def test_2000_step_series_train_without_truncation(tmp_path, capsys):
     rng = np.random.default_rng(1)
     X, y = three_frequencies(45, 2000, rng)
     Xt, yt = three_frequencies(60, 2000, rng)
-    clf = SequenceClassifier(max_time=20, **FAST).fit(X, y)
+    clf = SequenceClassifier(max_time=10, **FAST).fit(X, y)
     assert clf.config.max_len is None and clf.config.conv_stride == 13  # 2000 steps -> 154 RNN steps
     assert "truncated" not in capsys.readouterr().err
     acc = clf.evaluate(Xt, yt)["accuracy"]
@@ -89,7 +89,7 @@ def test_tune_searches_by_cv_on_training_data_only(capsys):
     rng = np.random.default_rng(4)
     X, y = sine_vs_square(30, 60, rng)
     Xt, yt = sine_vs_square(100, 60, rng)
-    clf = SequenceClassifier(tune=True, max_time=24, hidden_size=16, **dict(FAST, progress=True)).fit(X, y)
+    clf = SequenceClassifier(tune=True, max_time=14, hidden_size=16, **dict(FAST, progress=True)).fit(X, y)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("rnnkit: tune: candidate")]
     assert len(lines) >= 2 and "automatic plan" in lines[0]  # candidate 0 is the plan itself

@@ -107,6 +107,27 @@ AUTO_FIELDS = ("hidden_size", "bidirectional", "pooling", "dropout", "label_smoo
                "epochs", "max_steps", "lr", "schedule", "patience")
 
 
+def _check_given(req: ClassifierConfig) -> None:
+    """One clear error for an impossible explicit value, before anything is planned or trained."""
+    positive_ints = ("hidden_size", "ensemble", "batch_size", "epochs", "max_steps", "conv_stride", "conv_layers")
+    for name in positive_ints:
+        v = getattr(req, name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise UserError(f"{name} must be an integer >= 1, got {v!r}")
+    for name in ("conv_kernel", "conv_channels"):
+        v = getattr(req, name)
+        if v is not None and (not isinstance(v, int) or v < 0):
+            raise UserError(f"{name} must be an integer >= 0, got {v!r}")
+    if req.lr is not None and not req.lr > 0:
+        raise UserError(f"lr must be > 0, got {req.lr!r}")
+    if req.max_time is not None and not req.max_time > 0:
+        raise UserError(f"max_time must be > 0 seconds, got {req.max_time!r}")
+    if req.label_smoothing is not None and not 0 <= req.label_smoothing < 1:
+        raise UserError(f"label_smoothing must be in [0, 1), got {req.label_smoothing!r}")
+    if req.val_fraction is not None and not 0 <= req.val_fraction < 1:
+        raise UserError(f"validation fraction must be in [0, 1), got {req.val_fraction}")
+
+
 class SequenceClassifier:
     """An RNN sequence classifier with the task interface: fit, predict, evaluate, save, load."""
 
@@ -274,6 +295,7 @@ class SequenceClassifier:
     def _resolve(self, data: SequenceData, val_data: Optional[SequenceData]) -> ClassifierConfig:
         """The config actually used: the user's values, the rest from ``classify_plan`` (printed)."""
         req = self.requested
+        _check_given(req)
         lengths = (data.lengths if data.kind == "numeric"
                    else [max(1, len(tokenize(t, req.level, req.lowercase))) for t in data.texts])
         if req.max_len:
