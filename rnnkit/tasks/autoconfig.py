@@ -189,7 +189,7 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
                                 f"label smoothing {label_smoothing:g}" if label_smoothing else "") if x)
     length = (f"lengths {stats.len_min}-{stats.len_max}" + (f" -> {math.ceil(stats.len_max / arch['conv_stride'])} RNN steps"
                                                              if arch["conv_stride"] > 1 else ""))
-    reason = (f"{stats.n} {stats.kind} examples, {stats.n_classes} classes, {length}, budget {budget:g} s"
+    reason = (f"{stats.n} {stats.kind} examples, {stats.n_classes} classes, {length}, budget {budget:.0f} s"
               f"{'' if budget_s is not None else ' (default)'} -> "
               f"{'bi-' if arch['bidirectional'] else ''}GRU {arch['hidden_size']} {arch['pooling']} pooling,{front}{view} "
               f"batch {batch}, {steps_why}, {ensemble} seed(s), {val_why}" + (f"; {reg}" if reg else ""))
