@@ -28,9 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find rnnkit
 
+from rnnkit.tasks.autoconfig import CLASSIFY_FIXED_DEFAULTS  # noqa: E402  (pre-issue-14 defaults: nothing auto)
+
 # Fixed-epoch training on all given cases (no early stopping: 32-216 cases cannot spare a
 # validation split, and CV scores the same fixed-epoch recipe that the final model uses).
-_BASE = dict(cell="gru", hidden_size=64, bidirectional=True, pooling="attention", batch_size=8, lr=3e-3,
+_BASE = dict(CLASSIFY_FIXED_DEFAULTS, cell="gru", hidden_size=64, bidirectional=True, pooling="attention", batch_size=8, lr=3e-3,
              epochs=60, patience=0, val_fraction=0.0)
 UEA_CANDIDATES = {
     "bigru64_attention": _BASE,  # the earlier config (chosen on BasicMotions test before)

@@ -60,6 +60,8 @@ def _train(args: argparse.Namespace) -> int:
     data = _read(args, args.data, labelled=True)
     val = (_read(args, args.val_data, labelled=True),) if args.val_data else None
     clf.fit(data, val=val, out_dir=out, resume=args.resume)
+    if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
+        print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
     if save_trained(clf, out) is None:
         return 0
     h = clf.history

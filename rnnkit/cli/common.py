@@ -102,6 +102,9 @@ def check_out_dir(out: str, resume: bool) -> Path:
         raise UserError(f"--out {path}: exists and is not a folder")
     if path.is_dir() and (path / "config.json").exists() and not resume:
         raise UserError(f"--out {path}: already holds a model; choose another folder or pass --resume")
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():  # checked before any training, not after it
+        raise UserError(f"--out {path}: {existing} is not a folder")
     return path
 
 

@@ -84,7 +84,7 @@ class StreamBatches:
 
 def make_stream_batches(tokens: TokenArray, batch_size: int, bptt: int, what: str = "training text",
                         max_tokens: Optional[int] = None) -> StreamBatches:
-    """``StreamBatches`` with ``rnnkit.data.text.make_batches``'s error when the text cannot fill
+    """``StreamBatches`` with ``rnnkit.data.text.tbptt_batches``'s error when the text cannot fill
     one window per stream."""
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     need = batch_size * (bptt + 1)

@@ -71,7 +71,7 @@ def read_ts(path: Union[str, Path]) -> TSData:
     in_data = False
     for lineno, raw in _lines(path):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):  # both comment styles occur in archive files
             continue
         if not in_data:
             if not line.startswith("@"):

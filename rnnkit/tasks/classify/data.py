@@ -7,6 +7,7 @@ normalised per feature (mean/std over real steps), padding kept at 0.
 from __future__ import annotations
 
 import math
+import sys
 
 from collections import Counter
 from dataclasses import dataclass
@@ -77,18 +78,32 @@ class FeatureScaler:
         return cls(mean=[float(v) for v in mean], std=[float(v) for v in std])
 
 
+def warn_truncated(source: str, lengths: np.ndarray, max_len: Optional[int]) -> None:
+    """Truncation is never silent: one line with how many sequences lose steps."""
+    if not max_len:
+        return
+    cut = int((np.asarray(lengths) > max_len).sum())
+    if cut:
+        print(f"rnnkit: warning: {source}: {cut} of {len(lengths)} sequences are longer than max_len={max_len} "
+              f"(longest {int(np.max(lengths))}) and were truncated", file=sys.stderr)
+
+
 def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],
                   max_len: Optional[int]) -> tuple[Tensor, Tensor]:
     """-> x (n, T) int64 or (n, T, F) float32, lengths (n,) int64."""
     if data.kind == "tokens":
         if vocab is None:
             raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
+        if max_len:
+            warn_truncated(data.source, np.array([len(tokenize(s.strip(), vocab.level, vocab.lowercase, line_ends=False))
+                                                  for s in data.texts]), max_len)
         ids, lengths = encode_texts(vocab, data.texts, max_len)
         return torch.from_numpy(ids), torch.from_numpy(lengths)
     if scaler is None:
         raise UserError(f"{data.source}: this model was trained on text/token sequences, but the data is numeric")
     values, lengths = data.values, data.lengths
     if max_len and values.shape[1] > max_len:
+        warn_truncated(data.source, lengths, max_len)
         values, lengths = values[:, :max_len], np.minimum(lengths, max_len)
     return torch.from_numpy(scaler.transform(values, lengths)), torch.from_numpy(lengths.astype(np.int64))
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from rnnkit.nn import I2HCell, Recurrent
 from rnnkit.nn.registry import cell_names, make_layer
 from rnnkit.options import opt, to_dict
+from rnnkit.tasks.classify.frontend import conv_front, series_standardise
 
 POOLINGS = ("last", "mean", "max", "attention")
 
@@ -35,6 +36,11 @@ class ClassifierNetConfig:
     pooling: str = opt("last", "pooling over time", choices=POOLINGS, flag=False)
     conv_kernel: int = opt(0, "> 0: a 1-D conv (this width, ReLU) over the inputs before the RNN", min=0, max=1001,
                            flag=False)
+    conv_stride: int = opt(1, "> 1: the conv downsamples time by this factor (long numeric series)", min=1,
+                           max=10_000, flag=False)
+    conv_channels: int = opt(0, "conv output channels (0 = as many as its inputs)", min=0, max=8192, flag=False)
+    conv_layers: int = opt(1, "> 1: more width-5 convs on the first conv's features", min=1, max=64, flag=False)
+    series_norm: bool = opt(False, "numeric: also feed each series standardised by its own mean/std", flag=False)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -51,6 +57,13 @@ def check_net_config(cfg: ClassifierNetConfig) -> None:
         raise ValueError(f"input_kind must be 'tokens' or 'numeric', got {cfg.input_kind!r}")
     if cfg.conv_kernel < 0 or (cfg.conv_kernel > 0 and cfg.conv_kernel % 2 == 0):
         raise ValueError(f"conv_kernel must be 0 (off) or an odd width >= 1, got {cfg.conv_kernel}")
+    if cfg.conv_layers < 1 or (cfg.conv_layers > 1 and not cfg.conv_kernel):
+        raise ValueError(f"conv_layers must be >= 1 (and > 1 only with a conv_kernel), got {cfg.conv_layers}")
+    if cfg.conv_stride < 1 or cfg.conv_channels < 0 or (cfg.conv_stride > 1 and not cfg.conv_kernel):
+        raise ValueError(f"conv_stride must be >= 1 (and > 1 only with a conv_kernel), conv_channels >= 0; "
+                         f"got stride {cfg.conv_stride}, channels {cfg.conv_channels}")
+    if cfg.series_norm and cfg.input_kind != "numeric":
+        raise ValueError("series_norm applies to numeric inputs only")
     if cfg.hidden_size < 1 or cfg.num_layers < 1 or cfg.n_classes < 2:
         raise ValueError("hidden_size and num_layers must be >= 1 and n_classes >= 2")
 
@@ -101,13 +114,17 @@ class ClassifierNet(nn.Module):
             in_size = cfg.embed_size
         else:
             self.embed = None
-            in_size = cfg.n_features
+            in_size = cfg.n_features * (2 if cfg.series_norm else 1)
         D = 2 if cfg.bidirectional else 1
         # Conv front-end: each step also sees its neighbours, i.e. a learned character n-gram
         # (width conv_kernel) detector, concatenated to the raw input so nothing is lost.
-        self.conv = nn.Conv1d(in_size, in_size, cfg.conv_kernel, padding=cfg.conv_kernel // 2) if cfg.conv_kernel else None
+        # With conv_stride > 1 it also shortens long series (frontend.conv_front) instead of truncating.
+        out_ch = cfg.conv_channels or in_size
+        self.conv = (nn.Conv1d(in_size, out_ch, cfg.conv_kernel, stride=cfg.conv_stride, padding=cfg.conv_kernel // 2)
+                     if cfg.conv_kernel else None)
         if self.conv is not None:
-            in_size *= 2
+            in_size += out_ch
+        self.convs = nn.ModuleList(nn.Conv1d(out_ch, out_ch, 5, padding=2) for _ in range(max(0, cfg.conv_layers - 1)))
         if cfg.cell == "i2h":
             # The tutorial's i2h/i2o cell; its i2o output (size hidden) feeds the pooling + head.
             H = cfg.hidden_size
@@ -124,11 +141,10 @@ class ClassifierNet(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: (B, T) token ids or (B, T, F) floats; lengths: (B,) -> logits (B, n_classes)."""
         h = self.drop(self.embed(x)) if self.embed is not None else x  # dropout on embeddings too
+        if self.cfg.series_norm:
+            h = torch.cat([h, series_standardise(h, lengths)], dim=-1)  # (B, T, 2F)
         if self.conv is not None:
-            mask = (torch.arange(h.shape[1], device=h.device)[None, :] < lengths.to(h.device)[:, None]).unsqueeze(-1)
-            h = h * mask.to(h.dtype)  # padded steps are zero: they never leak into real steps' n-grams
-            c = torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)  # (B, T, in)
-            h = torch.cat([h, c], dim=-1)
+            h, lengths = conv_front(self.conv, h, lengths, self.cfg.conv_stride, self.convs)  # (B, ceil(T/s), in + C)
         out = self.rnn(h, lengths=lengths.cpu())
         y = out[0] if isinstance(out, tuple) else out  # (B, T, D*H)
         return self.head(self.drop(self.pool(y, lengths)))

@@ -1,0 +1,207 @@
+"""Automatic configuration: data statistics + time budget -> a training plan (issue 14).
+
+Pure functions only (no torch, no training), so every rule is unit-testable and a task calls
+them once at the start of ``fit``. Each plan carries a one-line ``reason`` that the task prints.
+Tasks add their own ``<task>_stats`` / ``<task>_plan`` pair here; the rules are written down in
+docs/decisions.md ("Automatic configuration").
+
+Classification (``classify_stats`` -> ``classify_architecture`` -> ``classify_plan``):
+
+- architecture from the data alone: numeric series get a conv front end (strided when the longest
+  series exceeds ``MAX_RNN_STEPS``, so nothing is truncated), both a per-series standardised and a
+  globally scaled view of every channel, a bidirectional GRU and mean pooling; token sequences a
+  bidirectional GRU with mean pooling.
+- training from the data and the budget: the step count is ``TARGET_EPOCHS`` passes over the data
+  (at least ``MIN_STEPS``), cut to what the budget allows at the measured seconds per step, and
+  stretched (up to 2x) when the budget pays for more than whole members;
+  early stopping only when a 10 % validation split holds at least ``MIN_VAL`` examples (else no
+  validation split: all data train, fixed steps); small numeric data get Gaussian-noise augmentation,
+  label smoothing, and as many seed-ensemble members (up to ``MAX_ENSEMBLE``) as the budget pays for.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+DEFAULT_BUDGET_S = 120.0  # planning budget when the user gives no --max-time
+BUDGET_USE = 0.75  # share of the budget planned for optimizer steps (rest: probe, eval, save, load jitter)
+MAX_RNN_STEPS = 160  # longest sequence the RNN sees; longer numeric series are downsampled by a strided conv
+TARGET_EPOCHS = 60  # passes over the training data a plan aims for
+MIN_STEPS = 1500  # ... but at least this many optimizer steps (tiny data sets underfit in 60 passes)
+MAX_STEPS = 20000
+MIN_VAL = 100  # a validation split smaller than this is noise: no early stopping on it
+SMALL_DATA = 2000  # fewer training examples than this: augmentation, label smoothing, seed ensemble
+MAX_ENSEMBLE = 5
+WARN_STEPS = 200  # below this many steps the plan says the budget is too small
+
+
+@dataclass
+class ClassifyStats:
+    """What the classification rule looks at (all from the training file)."""
+
+    n: int  # training examples
+    n_classes: int
+    min_class_count: int
+    kind: str  # "numeric" | "tokens"
+    n_features: int = 0  # numeric: channels per step
+    len_min: int = 1
+    len_median: float = 1.0
+    len_max: int = 1
+
+
+def classify_stats(lengths: Sequence[int], labels: Sequence[str], kind: str, n_features: int = 0) -> ClassifyStats:
+    """lengths: (n,) steps (numeric) or tokens per example; labels: (n,) strings."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    return ClassifyStats(n=int(len(lengths)), n_classes=int(len(counts)), min_class_count=int(counts.min()),
+                         kind=kind, n_features=int(n_features), len_min=int(lengths.min()),
+                         len_median=float(np.median(lengths)), len_max=int(lengths.max()))
+
+
+@dataclass
+class ClassifyPlan:
+    """Every automatic choice of ``SequenceClassifier`` (names = ``ClassifierConfig`` fields)."""
+
+    hidden_size: int
+    bidirectional: bool
+    pooling: str
+    conv_kernel: int  # 0 = no conv front end
+    conv_stride: int  # > 1: the front end downsamples time by this factor
+    conv_channels: int  # front-end output channels (0 = as many as inputs)
+    conv_layers: int  # front-end depth
+    series_norm: bool  # also feed each series standardised by its own mean/std
+    dropout: float
+    input_noise: float
+    augment: bool  # random amplitude scaling + time shift of training batches
+    label_smoothing: float
+    batch_size: int
+    lr: float
+    schedule: str
+    max_steps: int
+    ensemble: int
+    val_fraction: float
+    patience: int
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def classify_architecture(stats: ClassifyStats) -> dict:
+    """Model choices that depend on the data only (the step time is measured on this architecture)."""
+    if stats.kind == "tokens":
+        return dict(hidden_size=64 if stats.n < 20000 else 128, bidirectional=True, pooling="mean",
+                    conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, dropout=0.0)
+    stride = max(1, math.ceil(stats.len_max / MAX_RNN_STEPS))
+    # An odd kernel covering two strides, so consecutive windows overlap and no step is skipped.
+    kernel = 3 if stride == 1 else 2 * stride + 1
+    # Max pooling: each unit's strongest response anywhere in the series (bursts, events); on the
+    # dev suite it beat mean pooling on long series (ACSF1) and tied on short ones.
+    return dict(hidden_size=64 if stats.n < 5000 else 128, bidirectional=True, pooling="max",
+                conv_kernel=kernel, conv_stride=stride, conv_channels=max(32, 2 * stats.n_features), conv_layers=1,
+                series_norm=True, dropout=0.0)
+
+
+def classify_batch_size(n: int) -> int:
+    """Small data: small batches (more, noisier steps); the GRU step cost grows slowly with batch."""
+    return 8 if n < 300 else 16 if n < 1000 else 32
+
+
+StepSeconds = Union[float, Callable[[dict, int], float]]
+
+
+def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_step: StepSeconds,
+                  fixed: Optional[dict] = None) -> ClassifyPlan:
+    """The whole plan.
+
+    ``seconds_per_step``: seconds of one member's training step, a number or a callable
+    ``(architecture dict, batch size) -> seconds`` (the task measures a few real steps);
+    ``fixed``: the user's explicit settings (None = auto). They win, and the rest adapts to them:
+    a fixed ``epochs``/``max_steps`` turns off the budget-filled ensemble.
+    """
+    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    arch = {**classify_architecture(stats), **{k: fixed[k] for k in classify_architecture(stats) if k in fixed}}
+    budget = DEFAULT_BUDGET_S if budget_s is None else float(budget_s)
+    small = stats.n < SMALL_DATA
+    notes: list[str] = []
+
+    # Validation split only where it can mean something.
+    n_val = round(0.1 * stats.n)
+    if "val_fraction" in fixed:
+        val_fraction = float(fixed["val_fraction"])
+        val_why = f"validation {val_fraction:g} (given)"
+    elif n_val >= MIN_VAL and n_val >= 5 * stats.n_classes:
+        val_fraction = 0.1
+        val_why = f"early stopping on a {n_val}-example validation split"
+    else:
+        val_fraction = 0.0
+        val_why = f"no validation split (10% would be {n_val} examples < {MIN_VAL}): fixed step count"
+    patience = int(fixed.get("patience", 10 if val_fraction > 0 else 0))
+    n_train = stats.n - round(val_fraction * stats.n)
+
+    batch = int(fixed.get("batch_size", classify_batch_size(n_train)))
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
+    target = min(MAX_STEPS, max(MIN_STEPS, TARGET_EPOCHS * steps_per_epoch))
+    sps = float(seconds_per_step(arch, batch) if callable(seconds_per_step) else seconds_per_step)
+    affordable = int(BUDGET_USE * budget / max(sps, 1e-6))
+    if "max_steps" in fixed or "epochs" in fixed:
+        steps = int(fixed["max_steps"]) if "max_steps" in fixed else int(fixed["epochs"]) * steps_per_epoch
+        steps_why = "steps given"
+    else:
+        steps = max(1, min(target, affordable))
+        steps_why = f"{steps} steps ({steps / steps_per_epoch:.0f} epochs)"
+        if affordable < target:
+            steps_why += f", budget-limited (target {target})"
+        if steps < WARN_STEPS:
+            notes.append(f"the budget of {budget:g} s allows only {steps} optimizer steps at "
+                         f"{sps * 1000:.0f} ms/step; raise --max-time for a better model")
+
+    if "ensemble" in fixed:
+        ensemble = int(fixed["ensemble"])
+    elif small and "max_steps" not in fixed and "epochs" not in fixed:
+        ensemble = max(1, min(MAX_ENSEMBLE, affordable // max(steps, 1)))
+    else:
+        ensemble = 1
+    if steps_why != "steps given" and ensemble < MAX_ENSEMBLE and affordable // ensemble > steps:
+        # Spend the budget: what the members leave over, too little for one more member, lengthens
+        # each of them (up to 2x the target), e.g. 1.5 targets affordable -> one member of 1.5
+        # targets, not one of 1 target. A full ensemble of tiny data finishes early instead.
+        steps = min(2 * target, affordable // ensemble)
+        steps_why = f"{steps} steps ({steps / steps_per_epoch:.0f} epochs)"
+
+    numeric = stats.kind == "numeric"
+    input_noise = float(fixed.get("input_noise", 0.1 if (numeric and small) else 0.0))
+    # Scaling/crop augmentation stays opt-in: on the dev suite it cost accuracy (ACSF1 0.76 -> 0.63).
+    augment = bool(fixed.get("augment", False))
+    label_smoothing = float(fixed.get("label_smoothing", 0.1 if small else 0.0))
+    lr = float(fixed.get("lr", 3e-3))
+    schedule = str(fixed.get("schedule", "cosine"))
+
+    view = "" if not numeric else (" per-series+global scaling," if arch["series_norm"] else " global scaling,")
+    front = ""
+    if arch["conv_kernel"]:
+        front = f" conv{arch['conv_kernel']}" + (f"/stride {arch['conv_stride']}" if arch["conv_stride"] > 1 else "") + ","
+    reg = ", ".join(x for x in (f"noise {input_noise:g}" if input_noise else "", "scale/shift aug" if augment else "",
+                                f"label smoothing {label_smoothing:g}" if label_smoothing else "") if x)
+    length = (f"lengths {stats.len_min}-{stats.len_max}" + (f" -> {math.ceil(stats.len_max / arch['conv_stride'])} RNN steps"
+                                                             if arch["conv_stride"] > 1 else ""))
+    reason = (f"{stats.n} {stats.kind} examples, {stats.n_classes} classes, {length}, budget {budget:.0f} s"
+              f"{'' if budget_s is not None else ' (default)'} -> "
+              f"{'bi-' if arch['bidirectional'] else ''}GRU {arch['hidden_size']} {arch['pooling']} pooling,{front}{view} "
+              f"batch {batch}, {steps_why}, {ensemble} seed(s), {val_why}" + (f"; {reg}" if reg else ""))
+    return ClassifyPlan(**arch, input_noise=input_noise, augment=augment, label_smoothing=label_smoothing,
+                        batch_size=batch, lr=lr, schedule=schedule, max_steps=steps, ensemble=ensemble,
+                        val_fraction=val_fraction, patience=patience, reason=reason, notes=notes)
+
+
+# The fixed defaults that the automatic fields had before issue 14: pass them (e.g.
+# ``SequenceClassifier(**CLASSIFY_FIXED_DEFAULTS, ...)``) to reproduce results of older versions
+# (ensemble is left out: with a fixed length the plan gives 1, the old default).
+CLASSIFY_FIXED_DEFAULTS = dict(
+    hidden_size=64, bidirectional=False, pooling="last", dropout=0.0, label_smoothing=0.0, input_noise=0.0,
+    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, val_fraction=0.1,
+    batch_size=32, epochs=30, lr=3e-3, schedule="constant", patience=5, max_len=512)

@@ -1,0 +1,97 @@
+"""Default settings that learn on the user's data (issue 14): real small trainings, not timed."""
+import numpy as np
+import pytest
+
+from rnnkit.tasks.classify import SequenceClassifier
+
+FAST = dict(progress=False, device="cpu", seed=0)
+
+
+def sine_vs_square(n: int, T: int, rng: np.random.Generator):
+    """Half sines, half square waves; random period, phase, offset 5-50 and scale 0.5-20."""
+    t = np.arange(T)
+    X, y = np.zeros((n, T, 1), np.float32), []
+    for i in range(n):
+        period = rng.uniform(10, 30)
+        wave = np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+        label = "square" if i % 2 else "sine"
+        if label == "square":
+            wave = np.sign(wave)
+        X[i, :, 0] = rng.uniform(5, 50) + rng.uniform(0.5, 20) * wave + 0.05 * rng.standard_normal(T)
+        y.append(label)
+    return X, np.array(y)
+
+
+def three_frequencies(n: int, T: int, rng: np.random.Generator):
+    """Three classes by frequency (periods 40 / 100 / 250 steps) at random phase, plus noise."""
+    t = np.arange(T)
+    labels = rng.integers(0, 3, n)
+    periods = np.array([40.0, 100.0, 250.0])
+    X = np.sin(2 * np.pi * t[None, :] / periods[labels][:, None] + rng.uniform(0, 2 * np.pi, (n, 1)))
+    X = X + 0.3 * rng.standard_normal((n, T))
+    return X[:, :, None].astype(np.float32), np.array([f"p{int(periods[k])}" for k in labels])
+
+
+def test_40_series_with_random_offset_and_scale_defaults_learn():
+    rng = np.random.default_rng(0)
+    X, y = sine_vs_square(40, 100, rng)
+    Xt, yt = sine_vs_square(200, 100, rng)
+    clf = SequenceClassifier(max_time=10, **FAST).fit(X, y)
+    assert clf.config.val_fraction == 0  # 4 validation series would be noise: all 40 train
+    assert clf.config.series_norm and clf.config.max_steps >= 200
+    acc = clf.evaluate(Xt, yt)["accuracy"]
+    assert acc >= 0.95, (acc, clf.plan.reason)
+
+
+def test_2000_step_series_train_without_truncation(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X, y = three_frequencies(45, 2000, rng)
+    Xt, yt = three_frequencies(60, 2000, rng)
+    clf = SequenceClassifier(max_time=10, **FAST).fit(X, y)
+    assert clf.config.max_len is None and clf.config.conv_stride == 13  # 2000 steps -> 154 RNN steps
+    assert "truncated" not in capsys.readouterr().err
+    acc = clf.evaluate(Xt, yt)["accuracy"]
+    assert acc >= 0.9, (acc, clf.plan.reason)
+    clf.save(tmp_path / "m")
+    again = SequenceClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(Xt[:5]), clf.predict_proba(Xt[:5]), atol=1e-5)
+
+
+def test_truncation_is_never_silent(capsys):
+    rng = np.random.default_rng(2)
+    X, y = three_frequencies(12, 300, rng)
+    SequenceClassifier(max_len=100, hidden_size=8, max_steps=2, **FAST).fit(X, y)
+    assert "12 of 12 sequences are longer than max_len=100" in capsys.readouterr().err
+
+
+def test_plan_is_printed_and_user_choices_win(capsys):
+    rng = np.random.default_rng(3)
+    X, y = sine_vs_square(16, 50, rng)
+    clf = SequenceClassifier(hidden_size=8, pooling="last", epochs=2, device="cpu").fit(X, y)
+    err = capsys.readouterr().err
+    assert "rnnkit: auto config: 16 numeric examples, 2 classes" in err
+    assert (clf.config.hidden_size, clf.config.pooling, clf.config.ensemble) == (8, "last", 1)
+    assert clf.history.epochs == 2
+
+
+def test_stratified_folds_are_balanced():
+    from rnnkit.tasks.classify.tune import stratified_folds
+
+    labels = ["a"] * 10 + ["b"] * 5 + ["c"] * 3
+    folds = stratified_folds(labels, 3, seed=0)
+    assert sorted(np.bincount(folds).tolist()) == [6, 6, 6]
+    for c in "abc":
+        per_fold = np.bincount(folds[np.array(labels) == c], minlength=3)
+        assert per_fold.max() - per_fold.min() <= 1  # each class spread evenly
+
+
+def test_tune_searches_by_cv_on_training_data_only(capsys):
+    rng = np.random.default_rng(4)
+    X, y = sine_vs_square(30, 60, rng)
+    Xt, yt = sine_vs_square(100, 60, rng)
+    clf = SequenceClassifier(tune=True, max_time=14, hidden_size=16, **dict(FAST, progress=True)).fit(X, y)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("rnnkit: tune: candidate")]
+    assert len(lines) >= 2 and "automatic plan" in lines[0]  # candidate 0 is the plan itself
+    assert "folds in" in err and clf.config.hidden_size == 16  # the user's value is never searched away
+    assert clf.evaluate(Xt, yt)["accuracy"] >= 0.9
