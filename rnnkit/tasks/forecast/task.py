@@ -24,8 +24,10 @@ from rnnkit.data.static import StaticEncoder, StaticLike, embedding_size, read_s
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
-from rnnkit.tasks.forecast.network import DEFAULT_QUANTILES, ForecastModel, NetConfig, forecast_loss
+from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, anchor_highway,
+                                          forecast_loss)
 from rnnkit.options import from_dict, opt, shared_fields
+from rnnkit.tasks.autoconfig import ForecastPlan, forecast_plan, forecast_stats
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
@@ -49,8 +51,11 @@ class ForecastConfig(RunOptions):
                                 min=1, max=100_000)
     quantiles: tuple[float, ...] = opt(DEFAULT_QUANTILES, "trained quantile levels; predict interpolates "
                                        "between them", min=0.0, max=1.0)
-    ensemble: int = opt(1, "members with different initialisations, quantiles averaged", min=1, max=256)
+    ensemble: Optional[int] = opt(None, "members with different initialisations, quantiles averaged "
+                                  "(default: from the data, rnnkit/tasks/autoconfig.py)", min=1, max=256)
     highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
+    anchor: Optional[str] = opt(None, "where the linear path starts: seasonal (seasonal naive), naive (last "
+                                "value) or none (zero); default: from the data", choices=("seasonal", "naive", "none"))
     epochs: int = opt(30, "epochs (each about one pass over the windows, 5-50 batches)", min=1, max=1_000_000)
     steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
                                          "small data overfits with more)", min=1, max=1_000_000)
@@ -116,6 +121,7 @@ class Forecaster(Task):
         self.train_stats: list[dict] = []
         self.static: Optional[StaticEncoder] = None      # static covariates' vocabularies + scaling
         self.calibration: Optional[Calibration] = None   # interval correction (calibration.py)
+        self.plan: Optional[ForecastPlan] = None         # what the automatic configuration chose
 
     # ------------------------------------------------------------------ training
     def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
@@ -152,13 +158,15 @@ class Forecaster(Task):
         self.schema = ss.schema()
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
+        source = self.init_source()
+        if source is None:  # settings left to the data (None) are chosen now, and stored resolved
+            cfg = self.config = self._plan(ss, context)
         net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
                                "n_future": len(ss.future_cols), "quantiles": tuple(sorted(cfg.quantiles))})
         if self.static is not None:
             cards = self.static.cardinalities
             net_cfg = replace(net_cfg, n_static=len(self.static.numeric), static_cards=cards,
                               static_dims=tuple(embedding_size(c - 1) for c in cards))
-        source = self.init_source()
         if source is not None:  # fine-tuning: the saved network, which must fit these columns and horizon
             net_cfg, context = source.network.cfg, source.network.cfg.context
             if (net_cfg.horizon, net_cfg.n_past, net_cfg.n_future) != (cfg.horizon, len(ss.past_cols), len(ss.future_cols)):
@@ -169,7 +177,9 @@ class Forecaster(Task):
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
         try:
             self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
-        except ValueError as exc:  # unknown cell name
+            if source is None and cfg.anchor:
+                anchor_highway(self.network, cfg.anchor, self.season)
+        except ValueError as exc:  # unknown cell name, anchor without highway
             raise UserError(str(exc)) from None
         panel = self._panel(ss, context, cfg.horizon, static=table)
         pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
@@ -199,6 +209,20 @@ class Forecaster(Task):
         elif source is not None:
             self.calibration = source.calibration
         return self
+
+    def _plan(self, ss: SeriesSet, context: int) -> ForecastConfig:
+        """The config with its automatic settings (None) filled in by ``autoconfig.forecast_plan``;
+        prints the one line saying what was chosen and why."""
+        cfg = self.config
+        n = np.array([len(s) for s in ss.series])
+        windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
+        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows)
+        anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
+        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble)
+        self.plan = plan
+        if plan.reason and cfg.progress:
+            print(f"rnnkit: {plan.reason}", file=sys.stderr)
+        return replace(cfg, **plan.values())
 
     def _panel(self, ss: SeriesSet, context: int, horizon: int, with_future: bool = False,
                static: Optional[StaticLike] = None) -> Panel:
