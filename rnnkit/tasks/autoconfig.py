@@ -24,6 +24,9 @@ import numpy as np
 
 FORECAST_SEASONAL_SHARE = 0.5  # share of series with significant seasonality that makes the panel seasonal
 FORECAST_MAX_ENSEMBLE = 5
+FORECAST_EPOCHS = 30       # epochs of about one pass over the windows each (5-50 batches)
+FORECAST_MIN_EPOCHS = 5    # a budget that pays for fewer is too small: the plan says so
+FORECAST_BUDGET_USE = 0.8  # share of the budget planned for optimizer steps (the rest: data, prediction, save)
 
 
 @dataclass
@@ -44,17 +47,19 @@ class ForecastPlan:
 
     anchor: str
     ensemble: int
+    epochs: int
     reason: str = ""
     chosen: dict = field(default_factory=dict)  # setting -> value, only those the rule picked
 
     def values(self) -> dict:
-        return {"anchor": self.anchor, "ensemble": self.ensemble}
+        return {"anchor": self.anchor, "ensemble": self.ensemble, "epochs": self.epochs}
 
 
 def is_seasonal(y: np.ndarray, season: int) -> bool:
-    """The M4 competition's seasonality test: the autocorrelation at lag ``season`` exceeds
-    1.645 sqrt((1 + 2 sum_{k<season} acf_k^2) / n) (90 %, one-sided). Needs 3 seasons of data."""
-    y = np.asarray(y, dtype=np.float64)
+    """The M4 competition's seasonality test (90 %: the autocorrelation at lag ``season`` exceeds
+    1.645 sqrt((1 + 2 sum_{k<season} acf_k^2) / n)), on the first differences: a trend alone makes
+    every lag of the raw series' ACF large. Needs 3 seasons of data."""
+    y = np.diff(np.asarray(y, dtype=np.float64))
     n = len(y)
     if season <= 1 or n < 3 * season:
         return False
@@ -75,9 +80,10 @@ def forecast_stats(series: Sequence[np.ndarray], horizon: int, season: int, wind
                          windows=int(windows), horizon=int(horizon), season=int(season), seasonal_share=share)
 
 
-def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: Optional[int] = None
-                  ) -> ForecastPlan:
-    """The plan for ``stats``; a value given by the user (not None) is kept as it is."""
+def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: Optional[int] = None,
+                  epochs: Optional[int] = None) -> ForecastPlan:
+    """The plan for ``stats`` before any budget (see ``forecast_budget``); a value the user gave
+    (not None) is kept as it is."""
     chosen, why = {}, []
     if anchor is None:
         seasonal = stats.season > 1 and stats.seasonal_share >= FORECAST_SEASONAL_SHARE
@@ -89,6 +95,42 @@ def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: 
         ensemble = FORECAST_MAX_ENSEMBLE
         chosen["ensemble"] = ensemble
         why.append(f"ensemble {ensemble}")
-    reason = ("auto: " + ", ".join(why) + f" [{stats.n_series} series, median length {stats.median_length}, "
-              f"{stats.windows} windows]") if why else ""
-    return ForecastPlan(anchor=anchor, ensemble=ensemble, reason=reason, chosen=chosen)
+    if epochs is None:
+        epochs = FORECAST_EPOCHS
+        chosen["epochs"] = epochs
+        why.append(f"{epochs} epochs")
+    return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, reason=_reason(why, stats),
+                        chosen=chosen)
+
+
+def _reason(why: list[str], stats: ForecastStats, note: str = "") -> str:
+    if not why:
+        return ""
+    return (f"auto: {', '.join(why)} [{stats.n_series} series, median length {stats.median_length}, "
+            f"{stats.windows} windows{note}]")
+
+
+def forecast_budget(plan: ForecastPlan, steps_per_epoch: int, step_seconds: float, budget: float) -> ForecastPlan:
+    """Fit ``plan`` into ``budget`` seconds of training at ``step_seconds`` per step of one member
+    (members run one after the other, so a step of E members costs E times that): first fewer
+    members, then fewer epochs (never below ``FORECAST_MIN_EPOCHS``), and only where the rule chose
+    the value (``plan.chosen``); the user's own values are kept."""
+    usable = FORECAST_BUDGET_USE * budget
+    member = max(1e-9, steps_per_epoch * step_seconds)  # one member, one epoch
+    ensemble, epochs = plan.ensemble, plan.epochs
+    if "ensemble" in plan.chosen:
+        ensemble = int(max(1, min(ensemble, usable // (member * epochs))))
+    if "epochs" in plan.chosen and ensemble * epochs * member > usable:
+        epochs = int(max(FORECAST_MIN_EPOCHS, usable // (member * ensemble)))
+    if (ensemble, epochs) == (plan.ensemble, plan.epochs):
+        return plan
+    chosen = {**plan.chosen, "ensemble": ensemble} if "ensemble" in plan.chosen else dict(plan.chosen)
+    if "epochs" in chosen:
+        chosen["epochs"] = epochs
+    need = plan.ensemble * plan.epochs * member / FORECAST_BUDGET_USE
+    reason = plan.reason.replace(f"ensemble {plan.ensemble}", f"ensemble {ensemble}").replace(
+        f"{plan.epochs} epochs", f"{epochs} epochs")
+    reason = reason[:-1] + f"; the budget of {budget:.0f} s pays for this, the full plan needs ~{need:.0f} s]"
+    if ensemble * epochs * member > usable:
+        reason += f" (budget too small: expect ~{ensemble * epochs * member / FORECAST_BUDGET_USE:.0f} s)"
+    return ForecastPlan(anchor=plan.anchor, ensemble=ensemble, epochs=epochs, reason=reason, chosen=chosen)

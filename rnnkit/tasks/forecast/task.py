@@ -27,7 +27,7 @@ from rnnkit.metrics.forecast import mase, rmse, smape
 from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, anchor_highway,
                                           forecast_loss)
 from rnnkit.options import from_dict, opt, shared_fields
-from rnnkit.tasks.autoconfig import ForecastPlan, forecast_plan, forecast_stats
+from rnnkit.tasks.autoconfig import ForecastPlan, forecast_budget, forecast_plan, forecast_stats
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
@@ -56,7 +56,8 @@ class ForecastConfig(RunOptions):
     highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
     anchor: Optional[str] = opt(None, "where the linear path starts: seasonal (seasonal naive), naive (last "
                                 "value) or none (zero); default: from the data", choices=("seasonal", "naive", "none"))
-    epochs: int = opt(30, "epochs (each about one pass over the windows, 5-50 batches)", min=1, max=1_000_000)
+    epochs: Optional[int] = opt(None, "epochs (each about one pass over the windows, 5-50 batches; default: 30, "
+                                "fewer when --max-time cannot pay for them)", min=1, max=1_000_000)
     steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
                                          "small data overfits with more)", min=1, max=1_000_000)
     batch_size: int = opt(64, "windows per batch", min=1, max=1_000_000)
@@ -74,6 +75,26 @@ class ForecastConfig(RunOptions):
 
 def _loss(model, batch, state):
     return forecast_loss(model, batch), None
+
+
+def _step_seconds(net_cfg: NetConfig, panel: Panel, pairs, bs: int, cfg: ForecastConfig, n: int = 3) -> float:
+    """Seconds per optimizer step of one member on this data (after one warm-up step), for the budget rule."""
+    import time
+
+    model = ForecastModel(net_cfg, seed=cfg.seed)
+    if net_cfg.has_static:
+        model.set_window_stats(panel.batch(pairs.take(np.arange(min(len(pairs), 256)))))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    batches = [panel.batch(pairs.sample(rng, bs)) for _ in range(n + 1)]
+    t0 = 0.0
+    for i, b in enumerate(batches):
+        if i == 1:
+            t0 = time.perf_counter()
+        opt.zero_grad()
+        forecast_loss(model, b).backward()
+        opt.step()
+    return (time.perf_counter() - t0) / n
 
 
 def interpolate_quantiles(q: np.ndarray, levels: Sequence[float], wanted: Sequence[float]) -> np.ndarray:
@@ -175,22 +196,34 @@ class Forecaster(Task):
                                 f"from {len(ss.past_cols)}+{len(ss.future_cols)}")
         if 0.5 not in net_cfg.quantiles:
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
+        panel = self._panel(ss, context, cfg.horizon, static=table)
+        pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
+        bs = min(cfg.batch_size, len(pairs))
+        steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
+        if source is None and cfg.max_time and self.plan is not None and \
+                {"ensemble", "epochs"} & set(self.plan.chosen):
+            # the budget may not pay for the whole plan: time a few steps of one member, then fit
+            budget = cfg.max_time / (2 if cfg.calibrate == "holdout" else 1)  # the twin trains too
+            with torch_threads(cfg.threads or None):
+                sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
+            fitted = forecast_budget(self.plan, steps, sec, budget)
+            if fitted.reason != self.plan.reason and cfg.progress:
+                print(f"rnnkit: {fitted.reason}", file=sys.stderr)
+            self.plan = fitted
+            cfg = self.config = replace(cfg, **fitted.values())
+            net_cfg = replace(net_cfg, ensemble=cfg.ensemble)
         try:
             self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
             if source is None and cfg.anchor:
                 anchor_highway(self.network, cfg.anchor, self.season)
         except ValueError as exc:  # unknown cell name, anchor without highway
             raise UserError(str(exc)) from None
-        panel = self._panel(ss, context, cfg.horizon, static=table)
-        pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
         if net_cfg.has_static:
             sample = np.random.default_rng(cfg.seed).permutation(len(pairs))[:4096]
             self.network.set_window_stats(panel.batch(pairs.take(sample)))
             self.network.set_static_levels(self.static.level)
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
-        bs = min(cfg.batch_size, len(pairs))
-        steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
 
         def epoch_batches(epoch: int):
             rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
@@ -218,7 +251,7 @@ class Forecaster(Task):
         windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
         stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows)
         anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
-        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble)
+        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs)
         self.plan = plan
         if plan.reason and cfg.progress:
             print(f"rnnkit: {plan.reason}", file=sys.stderr)
