@@ -26,6 +26,8 @@ FORECAST_SEASONAL_SHARE = 0.5  # share of series with significant seasonality th
 FORECAST_MAX_ENSEMBLE = 5
 FORECAST_EPOCHS = 30       # epochs of about one pass over the windows each (5-50 batches)
 FORECAST_MIN_EPOCHS = 5    # a budget that pays for fewer is too small: the plan says so
+FORECAST_DEFAULT_BUDGET_S = 120.0  # planning budget (not a hard stop) when the user gives no --max-time;
+                                   # shared by the model and its calibration twin
 FORECAST_BUDGET_USE = 0.8  # share of the budget planned for optimizer steps (the rest: data, prediction, save)
 
 

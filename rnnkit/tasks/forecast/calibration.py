@@ -148,13 +148,16 @@ def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float
 
 
 def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
-                    log: Optional[TextIO] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+                    log: Optional[TextIO] = None, span: Optional[int] = None
+                    ) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """Train a copy of ``fc``'s configuration on ``ss`` cut ``holdout`` points short and forecast from
-    every origin in the held-out tail. Returns (q (N, H, Q), y (N, H), m (N, H), series used) or None
-    when no series is long enough (needs at least 2 points before the holdout)."""
+    the first ``span`` origins after the cut (default: every origin to the end). Returns (q (N, H, Q),
+    y (N, H), m (N, H), series used) or None when no series is long enough (needs at least 2 points
+    before the holdout)."""
     cut = {s.id: len(s) - holdout for s in ss.series if len(s) - holdout >= 2}
     if not cut:
         return None
+    span = holdout if span is None else min(span, holdout)
     train = truncate(ss, cut)
     cfg = replace(fc.config, calibrate="none", init_from=None, progress=False)
     twin = type(fc)(config=cfg)
@@ -164,7 +167,7 @@ def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
     twin.fit(train, strict=False, static=static)
     net = twin.require_trained()
     panel = twin._panel(ss, net.cfg.context, net.cfg.horizon)
-    pairs = [(i, o) for i, s in enumerate(ss.series) if s.id in cut for o in range(cut[s.id], len(s))]
+    pairs = [(i, o) for i, s in enumerate(ss.series) if s.id in cut for o in range(cut[s.id], cut[s.id] + span)]
     pairs = np.asarray(pairs, dtype=np.int64)
     qs, ys, ms = [], [], []
     for a in range(0, len(pairs), 512):
@@ -173,6 +176,23 @@ def holdout_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, static=None,
         ys.append(b["y_hor"].numpy().astype(np.float64))
         ms.append(b["m_hor"].numpy().astype(np.float64))
     return np.concatenate(qs), np.concatenate(ys), np.concatenate(ms), len(cut)
+
+
+def multi_origin_windows(fc: "Forecaster", ss: SeriesSet, holdout: int, twins: int, static=None,
+                         log: Optional[TextIO] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Calibration windows from ``twins`` twin models cut at ``holdout``, ``2 holdout``, ...
+    points short, each forecasting from the ``holdout`` origins after its own cut: ``twins`` times
+    the windows of one twin, from as many periods (so one calm or one wild tail weighs less).
+    Twins that no series is long enough for are skipped; None when none is possible."""
+    got = []
+    for j in range(twins):
+        w = holdout_windows(fc, ss, holdout * (j + 1), static=static, log=log, span=holdout)
+        if w is not None:
+            got.append(w)
+    if not got:
+        return None
+    return (np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]),
+            np.concatenate([g[2] for g in got]), max(g[3] for g in got))
 
 
 def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS) -> int:

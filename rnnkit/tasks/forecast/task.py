@@ -27,7 +27,8 @@ from rnnkit.metrics.forecast import mase, rmse, smape
 from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, anchor_highway,
                                           forecast_loss)
 from rnnkit.options import from_dict, opt, shared_fields
-from rnnkit.tasks.autoconfig import ForecastPlan, forecast_budget, forecast_plan, forecast_stats
+from rnnkit.tasks.autoconfig import (FORECAST_DEFAULT_BUDGET_S, ForecastPlan, forecast_budget, forecast_plan,
+                                     forecast_stats)
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
@@ -180,6 +181,7 @@ class Forecaster(Task):
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
         source = self.init_source()
+        self.plan = None
         if source is None:  # settings left to the data (None) are chosen now, and stored resolved
             cfg = self.config = self._plan(ss, context)
         net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
@@ -200,18 +202,17 @@ class Forecaster(Task):
         pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
         bs = min(cfg.batch_size, len(pairs))
         steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
-        if source is None and cfg.max_time and self.plan is not None and \
-                {"ensemble", "epochs"} & set(self.plan.chosen):
-            # the budget may not pay for the whole plan: time a few steps of one member, then fit
-            budget = cfg.max_time / (2 if cfg.calibrate == "holdout" else 1)  # the twin trains too
+        if source is None and self.plan is not None and {"ensemble", "epochs"} & set(self.plan.chosen):
+            # the budget (--max-time, else FORECAST_DEFAULT_BUDGET_S) may not pay for the whole plan:
+            # time a few steps of one member, then fit the plan into it
+            budget = (cfg.max_time or FORECAST_DEFAULT_BUDGET_S) / (2 if cfg.calibrate == "holdout" else 1)
             with torch_threads(cfg.threads or None):
                 sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
-            fitted = forecast_budget(self.plan, steps, sec, budget)
-            if fitted.reason != self.plan.reason and cfg.progress:
-                print(f"rnnkit: {fitted.reason}", file=sys.stderr)
-            self.plan = fitted
-            cfg = self.config = replace(cfg, **fitted.values())
+            self.plan = forecast_budget(self.plan, steps, sec, budget)
+            cfg = self.config = replace(cfg, **self.plan.values())
             net_cfg = replace(net_cfg, ensemble=cfg.ensemble)
+        if source is None and self.plan is not None and self.plan.reason and cfg.progress:
+            print(f"rnnkit: {self.plan.reason}", file=sys.stderr)  # the one line: what was chosen, why
         try:
             self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
             if source is None and cfg.anchor:
@@ -244,8 +245,8 @@ class Forecaster(Task):
         return self
 
     def _plan(self, ss: SeriesSet, context: int) -> ForecastConfig:
-        """The config with its automatic settings (None) filled in by ``autoconfig.forecast_plan``;
-        prints the one line saying what was chosen and why."""
+        """The config with its automatic settings (None) filled in by ``autoconfig.forecast_plan``
+        (before the budget; ``fit`` prints the final plan's one line)."""
         cfg = self.config
         n = np.array([len(s) for s in ss.series])
         windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
@@ -253,8 +254,6 @@ class Forecaster(Task):
         anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
         plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs)
         self.plan = plan
-        if plan.reason and cfg.progress:
-            print(f"rnnkit: {plan.reason}", file=sys.stderr)
         return replace(cfg, **plan.values())
 
     def _panel(self, ss: SeriesSet, context: int, horizon: int, with_future: bool = False,
