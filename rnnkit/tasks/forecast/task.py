@@ -206,8 +206,11 @@ class Forecaster(Task):
             # the budget (--max-time, else FORECAST_DEFAULT_BUDGET_S) may not pay for the whole plan:
             # time a few steps of one member, then fit the plan into it
             budget = (cfg.max_time or FORECAST_DEFAULT_BUDGET_S) / (2 if cfg.calibrate == "holdout" else 1)
-            with torch_threads(cfg.threads or None):
-                sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
+            try:
+                with torch_threads(cfg.threads or None):
+                    sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
+            except ValueError as exc:  # unknown cell name
+                raise UserError(str(exc)) from None
             self.plan = forecast_budget(self.plan, steps, sec, budget)
             cfg = self.config = replace(cfg, **self.plan.values())
             net_cfg = replace(net_cfg, ensemble=cfg.ensemble)
