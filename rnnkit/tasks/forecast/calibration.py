@@ -4,13 +4,17 @@ Pinball-trained quantiles of a small RNN are usually too narrow out of sample (t
 backtest's nominal 80 % band covered 59 %). After training, ``calibrate`` measures how the
 model's quantiles miss on data it has not seen and widens (or narrows) each one:
 
-- **Scores, refit scheme** ("holdout"): a second model with the same settings is trained on every
+- **Scores, refit scheme** ("holdout", multi-origin): ``twins`` models (default 3) with the same
+  settings are trained on every series cut ``R``, ``2R``, ``3R`` points short, each forecasting from
+  the ``R`` origins after its own cut, so the windows come from three periods rather than the last
+  one (below: one twin, as first shipped). A second model with the same settings is trained on every
   series cut ``R`` points short (``default_holdout``: the horizon for many series, more for few,
   so the last step still gets ~64 windows), and forecasts from every origin in the held-out tail
   (origin = last ``R`` points, so step ``h`` gets ``R - h + 1`` windows per series). These are
   honest out-of-sample errors of the model *as configured*; the shipped model is the one trained
   on all data (more recent points), so they are errors of a slightly weaker twin.
-  It doubles the training time; ``calibrate="none"`` skips it.
+  Each twin costs one training (3 twins: four times the training of ``calibrate="none"``, which
+  skips it; the automatic configuration splits the budget between them).
 - **Correction, normalized conformal** (Romano et al. 2019's CQR, with the model's own spread as
   the local scale, as in Lei et al. 2018's locally weighted scores): for trained level ``p`` the
   score of a window is ``t_p = (y - median) / (q_p - median)``. Shipped mode "pair": levels p and
@@ -43,6 +47,7 @@ SHRINK_N0 = 20       # windows at which a step's own factor and the pooled one w
 MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
 MIN_WINDOWS = 64     # calibration windows wanted at the last horizon step (default_holdout)
 KIND, MODE = "ratio", "pair"  # the defaults chosen on the training parts (docs/decisions.md)
+TWINS = 3            # twins at cuts R, 2R, 3R (multi-origin; bench/_forecast_calib_multi.py, docs/decisions.md)
 
 
 @dataclass
@@ -70,7 +75,8 @@ class Calibration:
         return np.sort(out, axis=-1)
 
     def to_dict(self) -> dict:
-        return {"method": "holdout-refit twin, conformal per trained level and horizon step", "kind": self.kind,
+        return {"method": "holdout-refit twins at successive cuts, conformal per trained level and horizon step",
+                "kind": self.kind,
                 "mode": self.mode, "levels": list(self.levels), "holdout": self.holdout, "windows": self.windows,
                 "factor": [[round(float(v), 6) for v in row] for row in self.factor]}
 
@@ -205,12 +211,13 @@ def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS
 
 
 def calibrate(fc: "Forecaster", ss: SeriesSet, holdout: Optional[int] = None, static=None,
-              log: Optional[TextIO] = None) -> Optional[Calibration]:
-    """Factors for ``fc`` (already trained on ``ss``) from a holdout-refit twin; None if impossible."""
+              log: Optional[TextIO] = None, twins: int = TWINS) -> Optional[Calibration]:
+    """Factors for ``fc`` (already trained on ``ss``) from ``twins`` holdout-refit twins at successive
+    cuts (``multi_origin_windows``); None if impossible."""
     log = log or sys.stderr
     H = fc.require_trained().cfg.horizon
     R = holdout or default_holdout(H, [len(s) for s in ss.series])
-    got = holdout_windows(fc, ss, R, static=static, log=log if fc.config.progress else None)
+    got = multi_origin_windows(fc, ss, R, twins, static=static, log=log if fc.config.progress else None)
     if got is None:
         if fc.config.progress:
             print(f"rnnkit: note: intervals not calibrated (every series is shorter than {R + 2} points)", file=log)

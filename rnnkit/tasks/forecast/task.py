@@ -72,6 +72,9 @@ class ForecastConfig(RunOptions):
                          "correct the quantiles; doubles training time) or none", choices=("holdout", "none"))
     calib_holdout: Optional[int] = opt(None, "points held out per series for calibration (default: "
                                        "calibration.default_holdout)", min=1, max=100_000)
+    calib_twins: int = opt(3, "twin models for calibration, cut 1, 2, 3... holdouts short, each forecasting the "
+                           "holdout after its own cut (more windows from more periods; each one costs a training)",
+                           min=1, max=20)
 
 
 def _loss(model, batch, state):
@@ -205,7 +208,8 @@ class Forecaster(Task):
         if source is None and self.plan is not None and {"ensemble", "epochs"} & set(self.plan.chosen):
             # the budget (--max-time, else FORECAST_DEFAULT_BUDGET_S) may not pay for the whole plan:
             # time a few steps of one member, then fit the plan into it
-            budget = (cfg.max_time or FORECAST_DEFAULT_BUDGET_S) / (2 if cfg.calibrate == "holdout" else 1)
+            trainings = 1 + (cfg.calib_twins if cfg.calibrate == "holdout" else 0)  # the twins train too
+            budget = (cfg.max_time or FORECAST_DEFAULT_BUDGET_S) / trainings
             try:
                 with torch_threads(cfg.threads or None):
                     sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
@@ -242,7 +246,7 @@ class Forecaster(Task):
         self.network.eval()
         if cfg.calibrate == "holdout" and source is None:
             with torch_threads(cfg.threads or None):
-                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table)
+                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table, twins=cfg.calib_twins)
         elif source is not None:
             self.calibration = source.calibration
         return self
