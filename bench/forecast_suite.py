@@ -25,6 +25,7 @@ Three steps, two environments (statsforecast 2.1.1 needs pandas < 3; rnnkit pins
     nice .venv/bin/python bench/forecast_suite.py run [--split dev|heldout] [--set k=v ...]
                                                     # rnnkit backtests + scores -> bench/results/forecast_suite*.json
     nice .venv/bin/python bench/forecast_suite.py tune --set k=v  # rolling origins inside the training parts
+    .venv/bin/python bench/forecast_suite.py report     # tables of the runs -> bench/results/forecast_suite.json
 
 Accuracy is measured here, not speed; rnnkit's point forecasts do not depend on the interval
 calibration (it never moves the median), so ``run`` trains with ``calibrate="none"`` to halve the time.
@@ -380,9 +381,67 @@ def run(split: str, over: dict, stage: str, max_time: Optional[float], only: Opt
     return result
 
 
+REPORT = {  # bench/results/forecast_suite.json: label -> run file (runs/forecast_suite/)
+    "tune, previous defaults": "tune_dev_default.json",
+    "tune, automatic defaults": "tune_dev_auto.json",
+    "dev, previous defaults": "run_dev_old.json",
+    "dev, automatic defaults": "run_dev_auto.json",
+    "held-out, automatic defaults": "run_heldout_auto.json",
+}
+METHODS = ("AutoARIMA", "AutoETS", "AutoTheta", "Naive", "SeasonalNaive")
+
+
+def _fill_baselines(r: dict) -> None:
+    """Baseline means for a run made before its stage's baseline forecasts existed (same origins)."""
+    if all(set(METHODS) <= set(p["mase"]) for p in r["panels"].values()):
+        return
+    specs = panels("all")
+    pooled: dict[str, list[float]] = {}
+    for name, p in r["panels"].items():
+        b = baseline_scores(specs[name], name, r["stage"])
+        for method, g in b.groupby("method", sort=False):
+            p["mase"].setdefault(method, round(float(g["mase"].mean()), 4))
+            pooled.setdefault(method, []).extend(g["mase"])
+    names = list(r["panels"])
+    for m in METHODS:
+        r["mean_over_panels"].setdefault(m, round(float(np.mean([r["panels"][n]["mase"][m] for n in names])), 4))
+        r["mean_over_series"].setdefault(m, round(float(np.mean(pooled[m])), 4))
+
+
+def report() -> None:
+    """Collect the runs named in REPORT into bench/results/forecast_suite.json with Markdown tables."""
+    from bench.common import RESULTS
+
+    out: dict[str, Any] = {"runs": {}, "tables": {}}
+    for title, file in REPORT.items():
+        path = WORK / file
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        _fill_baselines(r)
+        out["runs"][title] = r
+        lab = r["label"]
+        head = "| panel | series | rnnkit | " + " | ".join(METHODS) + " |"
+        lines = [head, "|---|---:|---:|" + "---:|" * len(METHODS)]
+        for name, p in r["panels"].items():
+            m = p["mase"]
+            best = min(v for v in m.values())
+            cells = [f"**{m[k]:.3f}**" if m.get(k) == best else (f"{m[k]:.3f}" if k in m else "")
+                     for k in (lab,) + METHODS]
+            lines.append(f"| {name} | {p['series']} | " + " | ".join(cells) + " |")
+        for agg in ("mean_over_panels", "mean_over_series"):
+            m = r[agg]
+            lines.append(f"| *{agg.replace('_', ' ')}* | | " + " | ".join(
+                f"{m[k]:.3f}" if k in m else "" for k in (lab,) + METHODS) + " |")
+        out["tables"][title] = "\n".join(lines)
+    (RESULTS / "forecast_suite.json").write_text(json.dumps(out, indent=2) + "\n")
+    for title, t in out["tables"].items():
+        print(f"### {title}\n\n{t}\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("build", "baselines", "run", "tune"))
+    ap.add_argument("step", choices=("build", "baselines", "run", "tune", "report"))
     ap.add_argument("--split", default="dev", help="dev, heldout or all")
     ap.add_argument("--only", help="comma separated panel names")
     ap.add_argument("--set", nargs="*", default=[], metavar="K=V", help="ForecastConfig overrides")
@@ -393,6 +452,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.step == "build":
         return build()
+    if a.step == "report":
+        return report()
     if a.step == "baselines":
         return baselines("eval" if a.split != "tune" else "tune", "dev" if a.split == "tune" else a.split)
     from bench.common import machine_info, setup
