@@ -37,8 +37,9 @@ def test_twins_add_windows_from_earlier_periods_and_skip_what_is_too_short():
     assert multi_origin_windows(fc, ss, 39, twins=2) is None  # no series is long enough for any twin
 
 
-def test_default_model_is_calibrated_from_three_twins():
-    df = _panel([60, 60, 60, 60])
-    m = Forecaster(horizon=3, **{**FAST, "calibrate": "holdout"}).fit(df)
-    R = m.calibration.holdout
-    assert m.config.calib_twins == 3 and m.calibration.windows == 4 * R * 3
+def test_default_model_is_calibrated_from_three_twins_unless_they_lose_half_the_series():
+    m = Forecaster(horizon=3, **{**FAST, "calibrate": "holdout"}).fit(_panel([120] * 4))
+    R = m.calibration.holdout  # 3 + 64 / 4 - 1 = 18: cuts 18, 36, 54 all keep half of 120 points
+    assert m.config.calib_twins == 3 and R == 18 and m.calibration.windows == 4 * R * 3
+    short = Forecaster(horizon=3, **{**FAST, "calibrate": "holdout"}).fit(_panel([60] * 4))
+    assert short.calibration.windows == 4 * 18  # a cut of 36 would leave less than half: one twin
