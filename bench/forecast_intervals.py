@@ -34,7 +34,7 @@ SETS = {  # name: (file, target, time, id, horizon, folds), as bench/forecast.py
     "stocks": ("stocks/stocks.csv", "price", "date", "symbol", 6, 4),
 }
 STATIC_PANEL = dict(n_series=200, length=16, phi=0.7)
-STATIC_CONFIG = dict(horizon=6, hidden_size=32, epochs=20, calibrate="none")
+STATIC_CONFIG = dict(horizon=6, hidden_size=32, epochs=20, calibrate="none", ensemble=1)
 
 
 def load_set(name: str) -> tuple[SeriesSet, int, int, str]:

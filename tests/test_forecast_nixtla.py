@@ -19,7 +19,7 @@ from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 torch.set_num_threads(1)
 SMALL = ["--hidden-size", "16", "--epochs", "3", "--quiet"]
-FAST = dict(hidden_size=16, epochs=4, steps_per_epoch=10, batch_size=32, progress=False)
+FAST = dict(ensemble=1, hidden_size=16, epochs=4, steps_per_epoch=10, batch_size=32, progress=False)
 
 
 def _panel(n: int = 48, ids=("a", "b", "c"), seed: int = 0) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from rnnkit.tasks.forecast.backtest import run_backtest
 from rnnkit.tasks.forecast.task import ForecastConfig, Forecaster
 
 torch.set_num_threads(1)
-FAST = dict(hidden_size=16, epochs=3, steps_per_epoch=8, batch_size=32, progress=False, calibrate="none")
+FAST = dict(ensemble=1, hidden_size=16, epochs=3, steps_per_epoch=8, batch_size=32, progress=False, calibrate="none")
 
 
 def test_static_category_that_decides_the_level_improves_backtest_mase():
@@ -26,7 +26,7 @@ def test_static_category_that_decides_the_level_improves_backtest_mase():
     about 7 %, bench/results/forecast_intervals.json)."""
     df, table = static_level_panel(n_series=200, length=16, phi=0.7)
     ss = load_series(df, "y", "ds", "unique_id", quiet=True)
-    cfg = ForecastConfig(horizon=6, hidden_size=32, epochs=20, progress=False, calibrate="none")
+    cfg = ForecastConfig(horizon=6, hidden_size=32, epochs=20, progress=False, calibrate="none", ensemble=1)
     mase = {}
     for label, static in (("without", None), ("with", table)):
         res = run_backtest(ss, cfg, folds=2, baselines=("naive",), static=static, log=open("/dev/null", "w"))

@@ -239,6 +239,28 @@ class _ScaledEnsemble(nn.Module):
         return torch.stack([net(y_s, m, x_s, f_s) for net in self.model.members], dim=1)
 
 
+def anchor_highway(model: "ForecastModel", kind: str, season: int) -> None:
+    """Start every member's linear path at a simple forecast instead of zero, in scaled units:
+    "naive" copies the last context point to every step and quantile, "seasonal" the point one
+    season before each step (seasonal naive; naive when the context holds less than a season),
+    "none" leaves the zero start. The network then learns a correction to that forecast (what
+    the data show: docs/decisions.md, "Forecasting: automatic configuration")."""
+    if kind == "none":
+        return
+    cfg = model.cfg
+    L, H, Q = cfg.context, cfg.horizon, len(cfg.quantiles)
+    w = torch.zeros(H * Q, L)
+    for h in range(H):
+        src = L - season + (h % season) if kind == "seasonal" and 1 < season <= L else L - 1
+        w[h * Q:(h + 1) * Q, src] = 1.0
+    with torch.no_grad():
+        for net in model.members:
+            if net.highway is None:
+                raise ValueError("an anchored forecast needs the linear path (highway=True)")
+            net.highway.weight.copy_(w)
+            net.highway.bias.zero_()
+
+
 def pinball_loss(q_pred: Tensor, y: Tensor, m: Tensor, levels: Tensor) -> Tensor:
     """Mean pinball (quantile) loss. q_pred (B, E, H, Q); y, m (B, H); levels (Q,)."""
     diff = y[:, None, :, None] - q_pred

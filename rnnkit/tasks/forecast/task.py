@@ -24,8 +24,11 @@ from rnnkit.data.static import StaticEncoder, StaticLike, embedding_size, read_s
 from rnnkit.data.windows import Panel, default_context
 from rnnkit.errors import UserError
 from rnnkit.metrics.forecast import mase, rmse, smape
-from rnnkit.tasks.forecast.network import DEFAULT_QUANTILES, ForecastModel, NetConfig, forecast_loss
+from rnnkit.tasks.forecast.network import (DEFAULT_QUANTILES, ForecastModel, NetConfig, anchor_highway,
+                                          forecast_loss)
 from rnnkit.options import from_dict, opt, shared_fields
+from rnnkit.tasks.autoconfig import (FORECAST_DEFAULT_BUDGET_S, ForecastPlan, forecast_budget, forecast_plan,
+                                     forecast_stats)
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
@@ -49,9 +52,13 @@ class ForecastConfig(RunOptions):
                                 min=1, max=100_000)
     quantiles: tuple[float, ...] = opt(DEFAULT_QUANTILES, "trained quantile levels; predict interpolates "
                                        "between them", min=0.0, max=1.0)
-    ensemble: int = opt(1, "members with different initialisations, quantiles averaged", min=1, max=256)
+    ensemble: Optional[int] = opt(None, "members with different initialisations, quantiles averaged "
+                                  "(default: from the data, rnnkit/tasks/autoconfig.py)", min=1, max=256)
     highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
-    epochs: int = opt(30, "epochs (each about one pass over the windows, 5-50 batches)", min=1, max=1_000_000)
+    anchor: Optional[str] = opt(None, "where the linear path starts: seasonal (seasonal naive), naive (last "
+                                "value) or none (zero); default: from the data", choices=("seasonal", "naive", "none"))
+    epochs: Optional[int] = opt(None, "epochs (each about one pass over the windows, 5-50 batches; default: 30, "
+                                "fewer when --max-time cannot pay for them)", min=1, max=1_000_000)
     steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
                                          "small data overfits with more)", min=1, max=1_000_000)
     batch_size: int = opt(64, "windows per batch", min=1, max=1_000_000)
@@ -65,10 +72,33 @@ class ForecastConfig(RunOptions):
                          "correct the quantiles; doubles training time) or none", choices=("holdout", "none"))
     calib_holdout: Optional[int] = opt(None, "points held out per series for calibration (default: "
                                        "calibration.default_holdout)", min=1, max=100_000)
+    calib_twins: int = opt(3, "twin models for calibration, cut 1, 2, 3... holdouts short, each forecasting the "
+                           "holdout after its own cut (more windows from more periods; each one costs a training)",
+                           min=1, max=20)
 
 
 def _loss(model, batch, state):
     return forecast_loss(model, batch), None
+
+
+def _step_seconds(net_cfg: NetConfig, panel: Panel, pairs, bs: int, cfg: ForecastConfig, n: int = 3) -> float:
+    """Seconds per optimizer step of one member on this data (after one warm-up step), for the budget rule."""
+    import time
+
+    model = ForecastModel(net_cfg, seed=cfg.seed)
+    if net_cfg.has_static:
+        model.set_window_stats(panel.batch(pairs.take(np.arange(min(len(pairs), 256)))))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    batches = [panel.batch(pairs.sample(rng, bs)) for _ in range(n + 1)]
+    t0 = 0.0
+    for i, b in enumerate(batches):
+        if i == 1:
+            t0 = time.perf_counter()
+        opt.zero_grad()
+        forecast_loss(model, b).backward()
+        opt.step()
+    return (time.perf_counter() - t0) / n
 
 
 def interpolate_quantiles(q: np.ndarray, levels: Sequence[float], wanted: Sequence[float]) -> np.ndarray:
@@ -116,6 +146,7 @@ class Forecaster(Task):
         self.train_stats: list[dict] = []
         self.static: Optional[StaticEncoder] = None      # static covariates' vocabularies + scaling
         self.calibration: Optional[Calibration] = None   # interval correction (calibration.py)
+        self.plan: Optional[ForecastPlan] = None         # what the automatic configuration chose
 
     # ------------------------------------------------------------------ training
     def fit(self, data: DataLike | SeriesSet, target: Optional[str] = None, time_col: Optional[str] = None,
@@ -152,13 +183,16 @@ class Forecaster(Task):
         self.schema = ss.schema()
         self.season = cfg.season or ss.season
         context = cfg.context or default_context(cfg.horizon, self.season, [len(s) for s in ss.series])
+        source = self.init_source()
+        self.plan = None
+        if source is None:  # settings left to the data (None) are chosen now, and stored resolved
+            cfg = self.config = self._plan(ss, context)
         net_cfg = NetConfig(**{**shared_fields(cfg, NetConfig), "context": context, "n_past": len(ss.past_cols),
                                "n_future": len(ss.future_cols), "quantiles": tuple(sorted(cfg.quantiles))})
         if self.static is not None:
             cards = self.static.cardinalities
             net_cfg = replace(net_cfg, n_static=len(self.static.numeric), static_cards=cards,
                               static_dims=tuple(embedding_size(c - 1) for c in cards))
-        source = self.init_source()
         if source is not None:  # fine-tuning: the saved network, which must fit these columns and horizon
             net_cfg, context = source.network.cfg, source.network.cfg.context
             if (net_cfg.horizon, net_cfg.n_past, net_cfg.n_future) != (cfg.horizon, len(ss.past_cols), len(ss.future_cols)):
@@ -167,20 +201,37 @@ class Forecaster(Task):
                                 f"from {len(ss.past_cols)}+{len(ss.future_cols)}")
         if 0.5 not in net_cfg.quantiles:
             raise UserError("the trained quantiles must include 0.5 (the point forecast)")
-        try:
-            self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
-        except ValueError as exc:  # unknown cell name
-            raise UserError(str(exc)) from None
         panel = self._panel(ss, context, cfg.horizon, static=table)
         pairs = panel.origins(min_context=max(2, context // 2))  # O(series) memory, however long they are
+        bs = min(cfg.batch_size, len(pairs))
+        steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
+        if source is None and self.plan is not None and {"ensemble", "epochs"} & set(self.plan.chosen):
+            # the budget (--max-time, else FORECAST_DEFAULT_BUDGET_S) may not pay for the whole plan:
+            # time a few steps of one member, then fit the plan into it
+            trainings = 1 + (cfg.calib_twins if cfg.calibrate == "holdout" else 0)  # the twins train too
+            budget = (cfg.max_time or FORECAST_DEFAULT_BUDGET_S) / trainings
+            try:
+                with torch_threads(cfg.threads or None):
+                    sec = _step_seconds(replace(net_cfg, ensemble=1), panel, pairs, bs, cfg)
+            except ValueError as exc:  # unknown cell name
+                raise UserError(str(exc)) from None
+            self.plan = forecast_budget(self.plan, steps, sec, budget)
+            cfg = self.config = replace(cfg, **self.plan.values())
+            net_cfg = replace(net_cfg, ensemble=cfg.ensemble)
+        if source is None and self.plan is not None and self.plan.reason and cfg.progress:
+            print(f"rnnkit: {self.plan.reason}", file=sys.stderr)  # the one line: what was chosen, why
+        try:
+            self.network = self.start_from(ForecastModel(net_cfg, seed=cfg.seed), source)
+            if source is None and cfg.anchor:
+                anchor_highway(self.network, cfg.anchor, self.season)
+        except ValueError as exc:  # unknown cell name, anchor without highway
+            raise UserError(str(exc)) from None
         if net_cfg.has_static:
             sample = np.random.default_rng(cfg.seed).permutation(len(pairs))[:4096]
             self.network.set_window_stats(panel.batch(pairs.take(sample)))
             self.network.set_static_levels(self.static.level)
         self.train_stats = [{"id": s.id, "n": len(s), "mean": float(np.mean(s.y)), "std": float(np.std(s.y))}
                             for s in ss.series]
-        bs = min(cfg.batch_size, len(pairs))
-        steps = cfg.steps_per_epoch or int(np.clip(np.ceil(len(pairs) / bs), 5, 50))
 
         def epoch_batches(epoch: int):
             rng = np.random.default_rng(cfg.seed * 100_003 + epoch)
@@ -195,10 +246,22 @@ class Forecaster(Task):
         self.network.eval()
         if cfg.calibrate == "holdout" and source is None:
             with torch_threads(cfg.threads or None):
-                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table)
+                self.calibration = calibrate(self, ss, cfg.calib_holdout, static=table, twins=cfg.calib_twins)
         elif source is not None:
             self.calibration = source.calibration
         return self
+
+    def _plan(self, ss: SeriesSet, context: int) -> ForecastConfig:
+        """The config with its automatic settings (None) filled in by ``autoconfig.forecast_plan``
+        (before the budget; ``fit`` prints the final plan's one line)."""
+        cfg = self.config
+        n = np.array([len(s) for s in ss.series])
+        windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
+        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows)
+        anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
+        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs)
+        self.plan = plan
+        return replace(cfg, **plan.values())
 
     def _panel(self, ss: SeriesSet, context: int, horizon: int, with_future: bool = False,
                static: Optional[StaticLike] = None) -> Panel:
