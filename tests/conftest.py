@@ -17,6 +17,8 @@ import atexit  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
-if "RNNKIT_CACHE_DIR" not in os.environ:
-    os.environ["RNNKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnkit-test-cache-")
+# One per process: xdist workers inherit the controller's environment, and a shared folder would let
+# one worker's entries appear in another's cache-reuse assertions.
+if "RNNKIT_CACHE_DIR" not in os.environ or os.environ["RNNKIT_CACHE_DIR"] == os.environ.get("RNNKIT_TEST_CACHE_DIR"):
+    os.environ["RNNKIT_CACHE_DIR"] = os.environ["RNNKIT_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnkit-test-cache-")
     atexit.register(shutil.rmtree, os.environ["RNNKIT_CACHE_DIR"], True)

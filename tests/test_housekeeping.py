@@ -56,7 +56,7 @@ def test_remove_stale_temps_leaves_other_names(tmp_path):
 
 # ----------------------------------------------------------------------------- kernel cache
 def build(cache_env: Path, monkeypatch) -> dict:
-    monkeypatch.setenv("RNNKIT_CACHE", str(cache_env))
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(cache_env))
     return kernels.build_library("cachetest", SOURCE, {"f32": []}, {"three": []})
 
 
@@ -71,7 +71,7 @@ def test_cache_is_created_private_and_used(tmp_path, monkeypatch):
 
 
 def test_cache_location_follows_xdg(monkeypatch, tmp_path):
-    monkeypatch.delenv("RNNKIT_CACHE", raising=False)
+    monkeypatch.delenv("RNNKIT_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert kernel_cache.cache_candidates()[0] == tmp_path / "rnnkit" / "kernels"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid per the XDG spec: ignored

@@ -13,8 +13,8 @@ def cache_candidates() -> list[Path]:
     """Where kernels may be cached, in order of preference (each must pass ``private_dir``)."""
     out = []
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.environ.get("RNNKIT_CACHE"):
-        out.append(Path(os.environ["RNNKIT_CACHE"]) / "kernels")
+    if os.environ.get("RNNKIT_CACHE_DIR"):
+        out.append(Path(os.environ["RNNKIT_CACHE_DIR"]) / "kernels")
     elif os.path.isabs(xdg):  # XDG: a relative path is invalid and ignored
         out.append(Path(xdg) / "rnnkit" / "kernels")
     else:

@@ -13,7 +13,7 @@ compiler, and they are called through ``ctypes`` on tensor data pointers. Built 
 libgomp.so.1 and the loader reuses it), so no second thread pool fights torch's spinning
 workers on a small machine; without OpenMP, batch ranges go to Python threads (ctypes
 releases the GIL). The bias is added inside the kernels and its gradient summed there.
-Built once per source/compiler-flags/CPU into a private cache folder (``$RNNKIT_CACHE/kernels``,
+Built once per source/compiler-flags/CPU into a private cache folder (``$RNNKIT_CACHE_DIR/kernels``,
 else ``$XDG_CACHE_HOME/rnnkit/kernels``, else ``~/.cache/rnnkit/kernels``; if that cannot be
 written, ``<tmp>/rnnkit-<uid>``) with an atomic rename, so parallel test workers do not race.
 A shared library runs with the user's rights when loaded, so the folder is created 0700 and
