@@ -175,9 +175,9 @@ def test_health_answers_while_a_long_request_runs_and_a_full_queue_is_503(text_d
         long.start()
         while app.state.pool.admitted == 0:
             time.sleep(0.01)
-        start = time.perf_counter()
         health = client.get("/health")
-        assert health.status_code == 200 and time.perf_counter() - start < 2.0  # generous: it must not wait 4 s
+        # answered while the long request still runs (it holds its worker until the 4 s limit): not queued behind it
+        assert health.status_code == 200 and long.is_alive()
         busy = client.post("/predict", json={"length": 1})
         assert busy.status_code == 503 and "busy" in busy.json()["error"]
         assert long.is_alive()
