@@ -1,6 +1,5 @@
 """Default settings that learn on the user's data (issue 14): real small trainings, not timed."""
 import numpy as np
-import pytest
 
 from rnnkit.tasks.classify import SequenceClassifier
 

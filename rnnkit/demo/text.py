@@ -5,7 +5,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from rnnkit.data.text import load_shakespeare
 from rnnkit.io import save_figure

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import sys
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 

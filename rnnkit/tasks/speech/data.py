@@ -6,11 +6,9 @@ or a folder of audio files each with a same-name ``.txt`` transcript.
 """
 from __future__ import annotations
 
-import json
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
