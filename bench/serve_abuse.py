@@ -13,7 +13,8 @@ and sent:
 - SIGINT while a maximal request runs (the server must exit within a few seconds).
 
 Printed per task: 5xx count, crashes (server died, or a traceback in its log), p50/p99 latency of
-valid requests, ``/health`` latency during the maximal request, peak server RSS (VmHWM).
+valid requests, ``/health`` latency during the maximal request, peak RSS (VmHWM) of the server and its model
+processes, summed.
 
     python bench/serve_abuse.py [--quick]      # or: rnnkit bench --only serve_abuse
 
@@ -122,12 +123,25 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def pids(self) -> list[int]:
+        """The server and its model processes (its children)."""
+        kids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        return [self.proc.pid, *kids]
+
     def memory_mb(self, field: str = "VmHWM") -> float:
-        """VmHWM: peak resident memory so far; VmRSS: now."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Summed over the server and its model processes. VmHWM: peak resident memory so far; VmRSS: now."""
+        total = 0.0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1]) / 1024
+        return total
+
+    def restarts(self) -> int:
+        """Model processes replaced (past the time limit, or died)."""
+        return self.log_path.read_text(errors="replace").count("starting a new one")
 
     def tracebacks(self) -> int:
         return self.log_path.read_text(errors="replace").count("Traceback")
@@ -355,6 +369,7 @@ def run_task(task: str, root: Path, n_adversarial: int, seed: int = 0) -> dict:
         maxreq = during_max(server.base, route, max_body, ctype)
         alive = server.alive()
         rss = server.memory_mb() if alive else float("nan")
+        restarts = server.restarts()
         tracebacks = server.tracebacks()  # before SIGINT: a request cancelled at shutdown is logged too
         shutdown = sigint_during_max(server, route, max_body, ctype) if alive else {"exit_s": None, "rc": "dead"}
     finally:
@@ -366,7 +381,7 @@ def run_task(task: str, root: Path, n_adversarial: int, seed: int = 0) -> dict:
         "5xx": sum(n for c in outcomes.values() for s, n in c.items() if s.startswith("5")), "5xx_examples": fivexx[:20],
         "client_error_examples": odd[:20],
         "idle_health_p50_ms": _pct(idle_health, 0.5), "idle_health_p99_ms": _pct(idle_health, 0.99),
-        "crashed": not alive, "tracebacks_in_log": tracebacks,
+        "crashed": not alive, "tracebacks_in_log": tracebacks, "model_process_restarts": restarts,
         "slow_body": [{"status": s, "seconds": round(t, 2)} for s, t in slow], "half_headers": held,
         "valid": {"n": len(latencies), "status": dict(valid_status), "p50_ms": 1000 * _pct(latencies, 0.5),
                   "p99_ms": 1000 * _pct(latencies, 0.99)},

@@ -1,5 +1,6 @@
 """HTTP serving: real (tiny) trained models answer over the typed JSON API; bad requests get
 a 4xx with a message, never a 500; limits, the worker pool and the API key hold."""
+import contextlib
 import threading
 import time
 
@@ -73,16 +74,35 @@ def speech_dir(tmp_path_factory):
     return root
 
 
-def test_classifier_predicts_over_http(classifier_dir):
-    client = TestClient(create_app(str(classifier_dir)))
+@contextlib.contextmanager
+def served(folder, limits=None, **kw):
+    """A test client whose model processes stop when the block ends."""
+    with TestClient(create_app(str(folder), limits, **kw)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def clf_client(classifier_dir):
+    with served(classifier_dir) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def text_client(text_dir):
+    with served(text_dir) as client:
+        yield client
+
+
+def test_classifier_predicts_over_http(clf_client):
+    client = clf_client
     assert client.get("/health").json()["task"] == "classify"
     out = client.post("/predict", json={"sequences": ["aaaa", "bbb"]}).json()
     assert out["labels"] == ["a", "b"]
     assert abs(sum(out["probabilities"][0].values()) - 1) < 1e-5
 
 
-def test_bad_request_is_4xx_with_message(classifier_dir):
-    client = TestClient(create_app(str(classifier_dir)))
+def test_bad_request_is_4xx_with_message(clf_client):
+    client = clf_client
     r = client.post("/predict", json={"nothing": 1})
     assert r.status_code == 422 and "sequences" in r.json()["error"]
     r = client.post("/predict", content=b"not json", headers={"content-type": "application/json"})
@@ -91,8 +111,8 @@ def test_bad_request_is_4xx_with_message(classifier_dir):
     assert r.status_code == 400 and "numeric" in r.json()["error"]
 
 
-def test_text_model_generates_and_ranks_next_words(text_dir):
-    client = TestClient(create_app(str(text_dir)))
+def test_text_model_generates_and_ranks_next_words(text_client):
+    client = text_client
     a = client.post("/predict", json={"prompt": "the ", "length": 20, "seed": 3}).json()["text"]
     b = client.post("/predict", json={"prompt": "the ", "length": 20, "seed": 3}).json()["text"]
     assert a == b and len(a) >= 20
@@ -120,19 +140,21 @@ TEXT_ABUSE = [
 
 
 @pytest.mark.parametrize("route,body,status,named", TEXT_ABUSE)
-def test_issue_examples_are_typed_4xx(text_dir, route, body, status, named):
-    client = TestClient(create_app(str(text_dir)))
-    r = client.post(route, content=body, headers={"content-type": "application/json"})
+def test_issue_examples_are_typed_4xx(text_client, route, body, status, named):
+    r = text_client.post(route, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status and named in r.json()["error"], r.text
 
 
-def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(classifier_dir, forecast_dir):
-    client = TestClient(create_app(str(classifier_dir)))
+def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(clf_client, forecast_dir):
     for seqs in ([[[1, 2], [3]]], [[1, None]], [[[]]], [""], [], [[1e39]]):
-        r = client.post("/predict", json={"sequences": seqs})
+        r = clf_client.post("/predict", json={"sequences": seqs})
         assert r.status_code == 422 and r.json()["error"], (seqs, r.text)
     path, df = forecast_dir
-    client = TestClient(create_app(str(path)))
+    with served(path) as client:
+        _forecast_bodies(client, df)
+
+
+def _forecast_bodies(client, df):
     rows = df[df.id == "a"].tail(20).to_dict("records")
     ok = client.post("/predict", json={"data": rows, "quantiles": [0.1, 0.9]})
     assert ok.status_code == 200 and [r["step"] for r in ok.json()["forecast"]] == [1, 2, 3]
@@ -149,15 +171,14 @@ def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(classifie
 
 
 def test_body_over_the_limit_is_413_without_reading_it(text_dir):
-    client = TestClient(create_app(str(text_dir), ServeLimits(max_body_bytes=1000)))
-    r = client.post("/predict", content=b'{"prompt": "' + b"x" * 5000 + b'"}')
-    assert r.status_code == 413 and "limit" in r.json()["error"]
-
     def chunks():  # no Content-Length: the limit must hold while reading
         for _ in range(100):
             yield b" " * 100
 
-    assert client.post("/predict", content=chunks()).status_code == 413
+    with served(text_dir, ServeLimits(max_body_bytes=1000)) as client:
+        r = client.post("/predict", content=b'{"prompt": "' + b"x" * 5000 + b'"}')
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert client.post("/predict", content=chunks()).status_code == 413
 
 
 def test_json_depth_counts_brackets_outside_strings():
@@ -194,7 +215,11 @@ def test_api_key_is_required_off_loopback_and_checked(text_dir, monkeypatch):
         serve(str(text_dir), host="0.0.0.0")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
-    client = TestClient(create_app(str(text_dir), api_key="sekret"))
+    with served(text_dir, api_key="sekret") as client:
+        _key_checks(client)
+
+
+def _key_checks(client):
     assert client.get("/health").status_code == 200  # liveness stays open
     body = {"length": 3}
     assert client.post("/predict", json=body).status_code == 401
@@ -215,7 +240,8 @@ def test_cli_refuses_a_public_host_without_a_key_and_bad_limits(text_dir, monkey
 
 def test_openapi_has_a_typed_request_body_for_every_route(classifier_dir, text_dir, forecast_dir, speech_dir):
     for folder in (classifier_dir, text_dir, forecast_dir[0], speech_dir / "model"):
-        spec = TestClient(create_app(str(folder))).get("/openapi.json").json()
+        with served(folder) as client:
+            spec = client.get("/openapi.json").json()
         posts = [op for item in spec["paths"].values() for method, op in item.items() if method == "post"]
         assert posts, folder
         for op in posts:
@@ -239,7 +265,11 @@ def test_speech_transcribes_and_refuses_long_or_broken_audio(speech_dir):
         sf.write(buf, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
         return buf.getvalue()
 
-    client = TestClient(create_app(str(speech_dir / "model"), ServeLimits(max_audio_seconds=2)))
+    with served(speech_dir / "model", ServeLimits(max_audio_seconds=2)) as client:
+        _audio_checks(client, wav)
+
+
+def _audio_checks(client, wav):
     ok = client.post("/transcribe", content=wav(1.0), headers={"content-type": "audio/wav"})
     assert ok.status_code == 200 and isinstance(ok.json()["text"], str)
     long = client.post("/transcribe", content=wav(3.0))
@@ -249,3 +279,31 @@ def test_speech_transcribes_and_refuses_long_or_broken_audio(speech_dir):
     for body in (b"", b"not audio at all", broken, wav(1.0)[:30]):
         r = client.post("/transcribe", content=body)
         assert 400 <= r.status_code < 500, r.text
+
+
+def test_a_dead_or_stuck_model_process_is_replaced(classifier_dir):
+    with served(classifier_dir, ServeLimits(timeout_s=1.0)) as client:
+        pool = client.app.state.pool
+        body = {"sequences": ["aaaa", "bbb"]}
+
+        def idle():
+            while pool.admitted:  # the slot stays taken until a new process has loaded the model
+                time.sleep(0.05)
+
+        pool.processes[0].proc.kill()
+        dead = client.post("/predict", json=body)
+        assert dead.status_code == 503 and "died" in dead.json()["error"], dead.text
+        idle()
+        assert client.post("/predict", json=body).json()["labels"] == ["a", "b"]
+        pid = pool.processes[0].proc.pid
+        stuck = client.post("/predict", json={"sequences": ["ab" * 4000] * 400})  # no deadline checks inside
+        assert stuck.status_code == 503 and "limit" in stuck.json()["error"], stuck.text
+        idle()
+        assert pool.processes[0].proc.pid != pid  # killed after the grace period, replaced
+        assert client.post("/predict", json=body).json()["labels"] == ["a", "b"]
+
+
+def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="config.json"):
+        create_app(str(tmp_path))

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=None,
                    help="require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (default: $RNNKIT_API_KEY)")
     p.add_argument("--workers", type=int, default=d.workers,
-                   help="threads running model work (one model copy; torch releases the GIL)")
+                   help="model processes (each loads its own copy of the model; torch threads are split between them)")
     p.add_argument("--queue", type=int, default=d.queue, help="requests waiting for a worker before 503")
     g = p.add_argument_group("limits (over a limit: 413 / 422 / 503, never a crash)")
     g.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / _MB, help="request body size")

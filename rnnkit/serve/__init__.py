@@ -27,8 +27,11 @@ model work 30 s per request [--timeout] (then 503), body upload 30 s [--read-tim
 
 JSON routes read the body as JSON whatever its Content-Type says (``curl -d`` sends form encoding).
 
-Concurrency: model work runs on ``--workers`` threads (default 1) behind a queue of ``--queue``
-requests (default 32; more -> 503), so the event loop and ``/health`` never wait for a model.
+Concurrency: model work (parsing the body included) runs in ``--workers`` model processes (default 1,
+each with its own copy of the model; ``worker.py``) behind a queue of ``--queue`` requests (default
+32; more -> 503), so the event loop and ``/health`` never wait for a model. A request past
+``--timeout`` is answered 503; if its process does not stop within 2 s it is killed and replaced,
+and so is a process that dies.
 Security: binding to a non-loopback ``--host`` needs ``--api-key`` (or ``RNNKIT_API_KEY``);
 with a key set, model routes need ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (else 401).
 """

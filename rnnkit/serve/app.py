@@ -1,9 +1,10 @@
-"""The FastAPI application: routes, admission to the worker pool, API key, error answers.
+"""The FastAPI application: routes, admission to the model processes, API key, error answers.
 
-Bodies are read and parsed by us, not by FastAPI: the read is bounded while it happens
-(``limits.read_body``), and the parse (pydantic, strict) runs on a worker thread with the model
-work, so a large body never stalls the event loop. OpenAPI still documents every body: each
-route declares its request model with ``openapi_extra`` and ``_document_bodies`` adds the schemas.
+Bodies are read by us, not by FastAPI: the read is bounded while it happens (``limits.read_body``),
+and the bytes go to a model process (``pool.py``, ``worker.py``) that parses them (pydantic,
+strict) and runs the model, so neither a large body nor model work ever holds this process's GIL.
+OpenAPI still documents every body: each route declares its request model with ``openapi_extra``
+and ``_document_bodies`` adds the schemas.
 """
 from __future__ import annotations
 
@@ -12,40 +13,26 @@ import hmac
 import ipaddress
 import logging
 import os
-import sys
 from typing import Any, Callable, Optional
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import rnnkit
 from rnnkit.errors import UserError
-from rnnkit.serve import handlers
-from rnnkit.serve.limits import RequestError, ServeLimits, json_depth, read_body
+from rnnkit.serve.limits import RequestError, ServeLimits, read_body
 from rnnkit.serve.pool import Saturated, WorkerPool
-from rnnkit.serve.schemas import (ClassifyResponse, ErrorResponse, ForecastResponse, HealthResponse,
-                                  NextWordResponse, TextResponse, TranscribeResponse, classify_request, describe,
-                                  forecast_request, text_requests)
+from rnnkit.serve.routes import Route, routes_for
+from rnnkit.serve.schemas import ErrorResponse, HealthResponse
 
 log = logging.getLogger("rnnkit.serve")
 API_KEY_ENV = "RNNKIT_API_KEY"
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503)}
-
-
-def task_of(model: Any) -> str:
-    """The model's task: its ``task`` attribute if it names one, else its class via ``rnnkit.TASKS``."""
-    task = getattr(model, "task", None)
-    if isinstance(task, str) and task in rnnkit.TASKS:
-        return task
-    for name, cls_name in rnnkit.TASKS.items():
-        if type(model).__name__ == cls_name:
-            return name
-    raise UserError(f"cannot serve a {type(model).__name__}")
 
 
 def is_loopback(host: str) -> bool:
@@ -59,11 +46,11 @@ def is_loopback(host: str) -> bool:
 
 
 def create_app(model_dir: str, limits: Optional[ServeLimits] = None, api_key: Optional[str] = None) -> FastAPI:
-    """Load ``model_dir`` once and return the application serving it (``api_key``: required on model routes)."""
+    """Start the model processes for ``model_dir`` and return the application serving it
+    (``api_key``: required on model routes). The processes stop with the application's lifespan."""
     limits = (limits or ServeLimits()).check()
-    model = rnnkit.load(model_dir)
-    task = task_of(model)
-    pool = WorkerPool(limits.workers, limits.queue)
+    pool = WorkerPool(model_dir, limits)
+    task = pool.hello["task"]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -75,72 +62,41 @@ def create_app(model_dir: str, limits: Optional[ServeLimits] = None, api_key: Op
     _install_error_handlers(app, task)
     guard = [Depends(_api_key_check(api_key))] if api_key else []
 
-    def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
-        """Strict JSON -> request model (worker thread)."""
-        if not body.strip():
-            raise RequestError(400, "request body must be a JSON object")
-        depth = json_depth(body)
-        if depth > limits.max_depth:
-            raise RequestError(400, f"JSON nested {depth} levels deep; this server accepts up to {limits.max_depth}")
-        try:
-            return schema.model_validate_json(body)
-        except ValidationError as exc:
-            status, message, errors = describe(exc)
-            raise RequestError(status, message, errors) from None
-
-    async def answer(request: Request, work: Callable[[bytes, Any], BaseModel]) -> Response:
-        """Admit (503 when full), read the body (413/408), run ``work(body, deadline)`` on a worker."""
+    async def answer(request: Request, path: str) -> Response:
+        """Admit (503 when full), read the body (413/408), have a model process answer it."""
         try:
             ticket = pool.admit()
         except Saturated as exc:
             raise RequestError(503, str(exc)) from None
         try:
             body = await read_body(request.stream(), request.headers.get("content-length"), limits)
-            payload = await ticket.run(lambda deadline: work(body, deadline).model_dump_json(), limits.timeout_s)
+            payload = await ticket.run(path, body, limits.timeout_s)
         except TimeoutError as exc:
             raise RequestError(503, str(exc)) from None
-        except UserError as exc:
-            raise RequestError(400, str(exc)) from None
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more
         finally:
             ticket.release()
         return Response(payload, media_type="application/json")
 
-    def json_route(path: str, schema: type[BaseModel], response: type[BaseModel], run: Callable, summary: str):
+    def add_route(route: Route) -> None:
         async def endpoint(request: Request) -> Response:
-            return await answer(request, lambda body, deadline: run(model, parse(schema, body), deadline))
+            return await answer(request, route.path)
 
-        app.add_api_route(path, endpoint, methods=["POST"], name=path.strip("/").replace("-", "_"),
-                          summary=summary, response_model=response, responses=_ERRORS, dependencies=guard,
-                          openapi_extra=_json_body(schema))
-        return schema
+        body = _json_body(route.request) if route.request is not None else _audio_body(limits)
+        app.add_api_route(route.path, endpoint, methods=["POST"], name=route.path.strip("/").replace("-", "_"),
+                          summary=route.summary, response_model=route.response, responses=_ERRORS,
+                          dependencies=guard, openapi_extra=body)
 
     @app.get("/health", response_model=HealthResponse, summary="liveness: the task and the rnnkit version")
     async def health() -> HealthResponse:
         return HealthResponse(task=task, rnnkit_version=rnnkit.__version__)
 
-    bodies: list[type[BaseModel]] = []
-    if task == "forecast":
-        bodies.append(json_route("/predict", forecast_request(limits, model.schema), ForecastResponse,
-                                 handlers.forecast, "forecast the horizon after each series"))
-    elif task == "text":
-        text_body, next_body = text_requests(limits)
-        bodies.append(json_route("/predict", text_body, TextResponse, handlers.generate, "generate a continuation"))
-        bodies.append(json_route("/next-word", next_body, NextWordResponse, handlers.next_word,
-                                 "the k most likely next words"))
-    elif task == "classify":
-        bodies.append(json_route("/predict", classify_request(limits), ClassifyResponse, handlers.classify,
-                                 "classify sequences"))
-    elif task == "speech":
-        async def transcribe(request: Request) -> Response:
-            return await answer(request, lambda body, deadline: handlers.transcribe(model, body, limits, deadline))
-
-        app.add_api_route("/transcribe", transcribe, methods=["POST"], name="transcribe",
-                          summary="transcribe one audio file", response_model=TranscribeResponse,
-                          responses=_ERRORS, dependencies=guard, openapi_extra=_audio_body(limits))
-    _document_bodies(app, bodies)
-    app.state.pool, app.state.limits, app.state.model = pool, limits, model
+    routes = routes_for(task, limits, pool.hello.get("forecast_schema"))
+    for route in routes:
+        add_route(route)
+    _document_bodies(app, [r.request for r in routes if r.request is not None])
+    app.state.pool, app.state.limits = pool, limits
     return app
 
 
@@ -219,10 +175,6 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, limits: Opt
                         f"(or the {API_KEY_ENV} environment variable), or serve on 127.0.0.1")
     limits = (limits or ServeLimits()).check()
     app = create_app(model_dir, limits, api_key)
-    # A worker thread in Python code (e.g. token-by-token generation) holds the GIL; the event loop
-    # needs it several times per request and waits up to the switch interval each time. 1 ms
-    # instead of 5 ms keeps /health fast while a long request runs (measured: bench/serve_abuse.py).
-    sys.setswitchinterval(0.001)
     try:
         from rnnkit.serve.protocol import header_timeout_protocol
 

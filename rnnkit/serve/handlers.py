@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.serve.limits import RequestError, ServeLimits
-from rnnkit.serve.pool import Deadline
+from rnnkit.serve.ipc import Deadline
 from rnnkit.serve.schemas import (ClassifyResponse, ForecastResponse, NextWordResponse, TextResponse,
                                   TranscribeResponse, WordProbability)
 
