@@ -146,7 +146,8 @@ def test_issue_examples_are_typed_4xx(text_client, route, body, status, named):
 
 
 def test_classify_and_forecast_reject_ragged_null_and_shapeless_bodies(clf_client, forecast_dir):
-    for seqs in ([[[1, 2], [3]]], [[1, None]], [[[]]], [""], [], [[1e39]]):
+    too_many_steps = ["ab" * 5000] * 101  # each within --max-sequence-length, 1,010,000 in all
+    for seqs in ([[[1, 2], [3]]], [[1, None]], [[[]]], [""], [], [[1e39]], too_many_steps):
         r = clf_client.post("/predict", json={"sequences": seqs})
         assert r.status_code == 422 and r.json()["error"], (seqs, r.text)
     path, df = forecast_dir
@@ -282,7 +283,7 @@ def _audio_checks(client, wav):
 
 
 def test_a_dead_or_stuck_model_process_is_replaced(classifier_dir):
-    with served(classifier_dir, ServeLimits(timeout_s=1.0)) as client:
+    with served(classifier_dir, ServeLimits(timeout_s=1.0, max_total_steps=10 ** 7)) as client:
         pool = client.app.state.pool
         body = {"sequences": ["aaaa", "bbb"]}
 

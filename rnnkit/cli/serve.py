@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-sequences", type=int, default=d.max_sequences, help="classify: sequences per request")
     g.add_argument("--max-sequence-length", type=int, default=d.max_sequence_length,
                    help="classify: steps or characters per sequence")
+    g.add_argument("--max-total-steps", type=int, default=d.max_total_steps,
+                   help="classify: steps or characters summed over a request's sequences")
     g.add_argument("--max-rows", type=int, default=d.max_rows, help="forecast: table rows per request")
     g.add_argument("--max-depth", type=int, default=d.max_depth, help="JSON nesting depth")
     g.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds of model work per request (then 503)")
@@ -52,7 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     limits = replace(ServeLimits(), max_body_bytes=int(args.max_body_mb * _MB),
                      max_audio_seconds=args.max_audio_seconds, max_length=args.max_length, max_k=args.max_k,
                      max_prompt_chars=args.max_prompt_chars, max_sequences=args.max_sequences,
-                     max_sequence_length=args.max_sequence_length, max_rows=args.max_rows,
+                     max_sequence_length=args.max_sequence_length,
+                     max_total_steps=args.max_total_steps, max_rows=args.max_rows,
                      max_depth=args.max_depth, timeout_s=args.timeout, read_timeout_s=args.read_timeout,
                      workers=args.workers, queue=args.queue)
     serve(args.model, args.host, args.port, limits=limits.check(), api_key=args.api_key)

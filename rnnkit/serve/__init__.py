@@ -22,7 +22,7 @@ Limits (``ServeLimits``; CLI flag in brackets; defaults are safe for a public po
 body 10 MB [--max-body-mb], audio 60 s [--max-audio-seconds] (from the header, before decoding),
 generated tokens 2000 [--max-length], next words k <= 100 [--max-k], prompt 10,000 characters
 [--max-prompt-chars], 1000 sequences per request [--max-sequences] of up to 10,000 steps
-[--max-sequence-length], 100,000 forecast rows [--max-rows], JSON nesting 16 [--max-depth],
+[--max-sequence-length] and 1,000,000 in all [--max-total-steps], 100,000 forecast rows [--max-rows], JSON nesting 16 [--max-depth],
 model work 30 s per request [--timeout] (then 503), body upload 30 s [--read-timeout] (then 408).
 
 JSON routes read the body as JSON whatever its Content-Type says (``curl -d`` sends form encoding).

@@ -24,6 +24,7 @@ class ServeLimits:
     max_prompt_chars: int = 10_000          # text: prompt length
     max_sequences: int = 1000               # classify: sequences per request
     max_sequence_length: int = 10_000       # classify: steps (or characters) per sequence
+    max_total_steps: int = 1_000_000        # classify: steps summed over a request (~3 s for a small model)
     max_rows: int = 100_000                 # forecast: table rows per request
     max_depth: int = 16                     # JSON nesting (the deepest body, classify numeric, needs 4)
     timeout_s: float = 30.0                 # model work per request; over it -> 503

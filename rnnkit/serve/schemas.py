@@ -102,6 +102,10 @@ def classify_request(limits: ServeLimits) -> type[BaseModel]:
         @field_validator("sequences")
         @classmethod
         def _shapes(cls, seqs: list) -> list:
+            total = sum(len(s) for s in seqs)
+            if total > limits.max_total_steps:
+                raise ValueError(f"{total} steps in all; this server accepts up to {limits.max_total_steps} "
+                                 f"per request (send fewer or shorter sequences)")
             for i, s in enumerate(seqs):
                 if isinstance(s, str):
                     if not 1 <= len(s) <= steps:
