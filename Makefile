@@ -15,7 +15,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.full: $(VENV)/.core
-	$(PIP) -e '.[keras,speech,export,serve,baselines,nixtla,tensorboard,dev]'
+	$(PIP) -e '.[keras,text,speech,export,serve,baselines,nixtla,tensorboard,dev]'
 	touch $@
 
 # System packages (espeak-ng for the speech corpus). Installs as root; otherwise says what to install.

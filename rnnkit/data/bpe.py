@@ -11,17 +11,24 @@ model folder (the file ``tokenizers.Tokenizer.from_file`` reads).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, Union
 
 from rnnkit.data.vocab import UNK, Vocab
 from rnnkit.errors import UserError
 
-ENCODE_GROUP = 1 << 16  # characters per string handed to encode_batch (lines kept whole)
+# characters per string handed to encode_batch_fast (lines kept whole): the byte-level pre-tokenizer
+# is several times faster on many short strings than on a few long ones (0.4 -> 1 MB/s per thread)
+ENCODE_GROUP = 1 << 10
 
 
 def require_tokenizers():
     """The ``tokenizers`` module, or a UserError saying how to install it."""
+    # tokenizers' thread pool (rayon) starts with one thread per core; follow OMP_NUM_THREADS
+    # like torch does, so `OMP_NUM_THREADS=1` or a DDP rank per core does not oversubscribe.
+    if "OMP_NUM_THREADS" in os.environ:
+        os.environ.setdefault("RAYON_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
     try:
         import tokenizers
     except ModuleNotFoundError:
@@ -66,11 +73,11 @@ class BPEVocab(Vocab):
         self.tokenizer = tokenizer
 
     def encode_text(self, text: str) -> list[int]:
-        return [i for enc in self.tokenizer.encode_batch(_groups(text)) for i in enc.ids]
+        return [i for ids in self.encode_ids(text) for i in ids]
 
     def encode_ids(self, text: str) -> Iterator[list[int]]:
         """Ids of ``text`` per group (for streaming into a token file)."""
-        for enc in self.tokenizer.encode_batch(_groups(text)):
+        for enc in self.tokenizer.encode_batch_fast(_groups(text)):  # no offsets: ids only
             yield enc.ids
 
     def tokenize(self, text: str) -> list[str]:

@@ -44,7 +44,7 @@ from rnnkit.io import atomic_write_text
 VERSION = 1
 _MAX_CODEPOINT = 0x110000
 _REMAP_BLOCK = 1 << 22  # provisional ids remapped per step (16 MiB of uint32)
-BPE_SAMPLE_BYTES = 1 << 26  # the BPE merges are learned from the first 64 MiB of the training part
+BPE_SAMPLE_BYTES = 1 << 23  # the BPE merges are learned from 8 MiB spread over the training part
 # the word tokenizer of rnnkit.data.text with the line break as a token of its own, so a whole
 # chunk is tokenized in one findall (a line break becomes <eos> unless it ends an empty line)
 _WORD_NL_RE = re.compile(_WORD_RE.pattern.replace("|[^", "|\\n|[^", 1))
@@ -238,7 +238,7 @@ def _build(source: Union[str, Sequence[InputFile]], spec: TokenSpec, vocab: Opti
     stream = TextStream(source, spec.val_fraction)
     total = stream.total_bytes
     passes = 2 if spec.level == "char" and vocab is None else 1
-    extra = min(total, BPE_SAMPLE_BYTES) if spec.level == "bpe" and vocab is None else 0  # the BPE's sample
+    extra = total if spec.level == "bpe" and vocab is None else 0  # the pass that draws the BPE's sample
     from tqdm import tqdm
 
     bar = tqdm(total=total * passes + extra, desc=f"preparing {spec.level} tokens", unit="B", unit_scale=True,
@@ -367,14 +367,8 @@ def _build_bpe(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fold
     from rnnkit.data.bpe import BPEVocab, train_bpe
 
     if vocab is None:
-        def sample() -> Iterator[str]:
-            n = 0
-            for part, text in stream:
-                if part != 0 or n >= BPE_SAMPLE_BYTES:
-                    return
-                n += len(text)
-                yield text
-        vocab = BPEVocab(train_bpe(sample(), spec.max_vocab or 10000, max(spec.min_freq, 2)))
+        vocab = BPEVocab(train_bpe(_spread_sample(stream, BPE_SAMPLE_BYTES), spec.max_vocab or 10000,
+                                   max(spec.min_freq, 2)))
     if not isinstance(vocab, BPEVocab):
         raise UserError("--level bpe needs a BPE tokenizer vocabulary")
     dtype = dtype_for(len(vocab))
@@ -388,3 +382,19 @@ def _build_bpe(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fold
     if not content:
         raise _empty()
     return vocab, _finish(sinks), {"characters": {"train": chars[0], "val": chars[1]}}
+
+
+def _spread_sample(stream: TextStream, size: int) -> Iterator[str]:
+    """About ``size`` bytes of the training part, taken as the head of every piece (cut after a line
+    break), so that the merges see the whole corpus and not just its first files; one reading pass."""
+    train = stream.total_bytes * (1.0 - (stream.val_fraction or 0.0))
+    share = min(1.0, size / max(train, 1.0))
+    for part, text in stream:
+        if part != 0:
+            return
+        if share >= 1.0:
+            yield text
+            continue
+        k = int(len(text) * share)
+        end = text.find("\n", k, k + 4096)  # a file of one long line is cut mid-line (only the sample)
+        yield text[:(k if end < 0 else end + 1)]
