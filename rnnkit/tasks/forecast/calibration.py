@@ -189,12 +189,15 @@ def multi_origin_windows(fc: Any, ss: SeriesSet, holdout: int, twins: int, stati
     the windows of one twin, from as many periods (so one calm or one wild tail weighs less).
     Twins after the first stop where the cut exceeds ``max_cut`` (default: half the median series
     length: airline's one series calibrated from twins that had lost two thirds of it covered 100 %
-    at a nominal 80 %); twins no series is long enough for are skipped; None when none is possible."""
+    at a nominal 80 %) unless at least ``MIN_WINDOWS`` series still have 2 points before that cut
+    (``panel_carries_twin``: M1 yearly's 181 short series otherwise allow one twin only); twins no
+    series is long enough for are skipped; None when none is possible."""
+    lengths = [len(s) for s in ss.series]
     if max_cut is None:
-        max_cut = int(np.median([len(s) for s in ss.series])) // 2
+        max_cut = int(np.median(lengths)) // 2
     got = []
     for j in range(twins):
-        if j and holdout * (j + 1) > max_cut:
+        if j and holdout * (j + 1) > max_cut and not panel_carries_twin(lengths, holdout * (j + 1)):
             break  # a twin that lost more than half the typical series is too weak to stand for the model
         w = holdout_windows(fc, ss, holdout * (j + 1), static=static, log=log, span=holdout)
         if w is not None:
@@ -203,6 +206,13 @@ def multi_origin_windows(fc: Any, ss: SeriesSet, holdout: int, twins: int, stati
         return None
     return (np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]),
             np.concatenate([g[2] for g in got]), max(g[3] for g in got))
+
+
+def panel_carries_twin(lengths: list[int], cut: int, min_series: int = MIN_WINDOWS) -> bool:
+    """Whether a twin cut ``cut`` points short is still trained on a panel: at least ``min_series``
+    series keep 2 points before the cut. Such a twin learns from many series (a global model), so
+    losing most of each one's history hurts it less than it hurts a twin of one or a few series."""
+    return int(np.sum(np.asarray(lengths) - cut >= 2)) >= min_series
 
 
 def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS) -> int:
