@@ -11,10 +11,13 @@ the next horizon (raw quantiles + actuals), and train twins cut ``c R`` points s
 ``CUTS`` (R = ``default_holdout``), each forecasting from every origin after its cut. Saved as
 runs/forecast_calib_schemes/<panel>_<origin>.npz (plain arrays, no pickle).
 
-``score``: every scheme in ``SCHEMES`` picks twins (which cuts, how many origins each) and fits
-factors (``fit_factors`` options), is applied to the raw quantiles and scored: coverage per pair,
-per panel-origin; the summary is the mean over panel-origins of |coverage - nominal| per pair and
-the worst pair -> bench/results/forecast_calib_schemes.json.
+``score``: every scheme of ``schemes()`` picks twins (which cuts, how many origins each, which cap
+rule) and fits factors (``fit_factors`` options and post-processing), is applied to the raw quantiles
+and scored per run (panel x origin): coverage per pair and the interval score in units of each
+series' raw 5-95 width; summaries: mean |coverage - nominal| per pair, pooled bias, share of pairs
+within 5 points, and, paired against ``BASELINE`` run by run, the difference in mean abs coverage
+error (with its SE) and the geometric-mean interval-score ratio -> bench/results/forecast_calib_schemes.json.
+The shipped scheme (docs/decisions.md, 2026-12-03) was chosen from this output alone.
 
     nice .venv/bin/python bench/_forecast_calib_schemes.py dump [--only a,b] [--origins 1,0]
     .venv/bin/python bench/_forecast_calib_schemes.py score
