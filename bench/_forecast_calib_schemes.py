@@ -210,16 +210,20 @@ def score(extra: dict | None = None) -> dict:
         paired = {}
         if base_err:
             dif = np.array([run_err[r] - base_err[r] for r in run_err])
+            ratio = np.exp(np.mean([np.log(run_is[r] / base_is[r]) for r in run_is]))
             paired = {"err_diff": round(float(dif.mean()), 4),
                       "err_diff_se": round(float(dif.std(ddof=1) / np.sqrt(len(dif))), 4),
-                      "is_ratio_gmean": round(float(np.exp(np.mean([np.log(run_is[r] / base_is[r]) for r in run_is]))), 4)}
-        res["schemes"][sname] = {"paired_vs_baseline": paired,"mean_abs_error": {p: round(v, 3) for p, v in err.items()},
+                      "is_ratio_gmean": round(float(ratio), 4)}
+        res["schemes"][sname] = {"paired_vs_baseline": paired,
+                                 "mean_abs_error": {p: round(v, 3) for p, v in err.items()},
                                  "pooled_bias": {p: round(v, 3) for p, v in pooled.items()},
                                  "mean_worst_pair": round(worst, 3),
-                                 "interval_score": {p: round(v, 4) for p, v in iscore.items()}, "share_within_5": round(within, 3),
+                                 "interval_score": {p: round(v, 4) for p, v in iscore.items()},
+                                 "share_within_5": round(within, 3),
                                  "per_run": {r: {p: round(v[0], 3) for p, v in c.items()} for r, c in per.items()}}
         log(f"{sname:30s} vs base err {paired.get('err_diff', 0):+.4f}+-{paired.get('err_diff_se', 0):.4f} "
-            f"ISx {paired.get('is_ratio_gmean', 1):.3f} IS {np.mean(list(iscore.values())):.3f} worst {worst:.3f} within5 {within:.2f} | abs err "
+            f"ISx {paired.get('is_ratio_gmean', 1):.3f} IS {np.mean(list(iscore.values())):.3f} "
+            f"worst {worst:.3f} within5 {within:.2f} | abs err "
             + " ".join(f"{p}:{v:.3f}" for p, v in err.items())
             + " | pooled bias " + " ".join(f"{p}:{v:+.3f}" for p, v in pooled.items()))
     return res
