@@ -73,7 +73,7 @@ class Calibration:
         return np.sort(out, axis=-1)
 
     def to_dict(self) -> dict:
-        return {"method": "holdout-refit twins at successive cuts, conformal per trained level and horizon step",
+        return {"method": "holdout-refit twins at successive cuts, conformal factors (mode: per level, pair or common)",
                 "kind": self.kind,
                 "mode": self.mode, "levels": list(self.levels), "holdout": self.holdout, "windows": self.windows,
                 "factor": [[round(float(v), 6) for v in row] for row in self.factor]}
