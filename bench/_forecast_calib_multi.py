@@ -77,8 +77,9 @@ def run_panel(name: str, spec: dict, max_time: float) -> dict:
             q = q_raw
             n = 0
         else:
-            c = cal.Calibration(levels, cal.fit_factors(w[0], w[1], w[2], levels, mode=cal.MODE, kind=cal.KIND),
-                                len(w[0]), R, cal.KIND, cal.MODE)
+            # the scheme of its time (per pair and step), so that its recorded results reproduce
+            c = cal.Calibration(levels, cal.fit_factors(w[0], w[1], w[2], levels, n0=20, mode="pair", kind="ratio"),
+                                len(w[0]), R, "ratio", "pair")
             q, n = c.apply(q_raw), len(w[0])
         cov = {}
         for lv, lo, hi in quantile_pairs(levels):

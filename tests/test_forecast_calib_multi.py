@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data.series import load_series
-from rnnkit.tasks.forecast.calibration import holdout_windows, multi_origin_windows
+from rnnkit.tasks.forecast.calibration import holdout_windows, multi_origin_windows, panel_carries_twin
 from rnnkit.tasks.forecast.task import Forecaster
 
 FAST = dict(ensemble=1, hidden_size=8, epochs=2, steps_per_epoch=5, batch_size=16, progress=False, calibrate="none")
@@ -43,3 +43,16 @@ def test_default_model_is_calibrated_from_three_twins_unless_they_lose_half_the_
     assert m.config.calib_twins == 3 and R == 18 and m.calibration.windows == 4 * R * 3
     short = Forecaster(horizon=3, **{**FAST, "calibrate": "holdout"}).fit(_panel([60] * 4))
     assert short.calibration.windows == 4 * 18  # a cut of 36 would leave less than half: one twin
+
+
+def test_twins_past_the_half_length_cap_are_kept_while_64_series_carry_them():
+    # 70 series of 14 points, h = 3: R = 3, half the median length = 7; the third twin's cut (9) is past
+    # it, but every series keeps 5 points before that cut, so a panel of >= 64 of them still trains it
+    assert panel_carries_twin([14] * 70, 9) and not panel_carries_twin([14] * 63, 9)
+    assert not panel_carries_twin([14] * 70, 13)  # one point left before the cut is not enough
+    ss = load_series(_panel([14] * 70), "y", "ds", "unique_id", quiet=True)
+    fc = Forecaster(horizon=3, **FAST).fit(ss, strict=False)
+    assert multi_origin_windows(fc, ss, 3, twins=3)[0].shape[0] == 70 * 3 * 3
+    few = load_series(_panel([14] * 8), "y", "ds", "unique_id", quiet=True)
+    fc = Forecaster(horizon=3, **FAST).fit(few, strict=False)
+    assert multi_origin_windows(fc, few, 3, twins=3)[0].shape[0] == 8 * 3 * 2  # capped: cuts 3 and 6 only

@@ -1,31 +1,31 @@
-"""Calibrated prediction intervals: per-quantile-pair, per-horizon-step conformal correction.
+"""Calibrated prediction intervals: conformal scale of the model's spread, from twin models' errors.
 
 Pinball-trained quantiles of a small RNN are usually too narrow out of sample (the stocks
 backtest's nominal 80 % band covered 59 %). After training, ``calibrate`` measures how the
-model's quantiles miss on data it has not seen and widens (or narrows) each one:
+model's quantiles miss on data it has not seen and widens (or narrows) them:
 
 - **Scores, refit scheme** ("holdout", multi-origin): ``twins`` models (default 3) with the same
-  settings are trained on every series cut ``R``, ``2R``, ``3R`` points short, each forecasting from
-  the ``R`` origins after its own cut, so the windows come from three periods rather than the last
-  one (below: one twin, as first shipped). A second model with the same settings is trained on every
-  series cut ``R`` points short (``default_holdout``: the horizon for many series, more for few,
-  so the last step still gets ~64 windows), and forecasts from every origin in the held-out tail
-  (origin = last ``R`` points, so step ``h`` gets ``R - h + 1`` windows per series). These are
-  honest out-of-sample errors of the model *as configured*; the shipped model is the one trained
-  on all data (more recent points), so they are errors of a slightly weaker twin.
+  settings are trained on every series cut ``R``, ``2R``, ``3R`` points short (``default_holdout``:
+  the horizon for many series, more for few, so the last step still gets ~64 windows), each
+  forecasting from the ``R`` origins after its own cut, so the windows come from three periods
+  rather than the last one. Later twins stop where the cut would leave less than half the median
+  series, unless >= 64 series still have 2 points before it (``panel_carries_twin``). These are
+  honest out-of-sample errors of the model *as configured*, of slightly weaker twins (less data).
   Each twin costs one training (3 twins: four times the training of ``calibrate="none"``, which
   skips it; the automatic configuration splits the budget between them).
 - **Correction, normalized conformal** (Romano et al. 2019's CQR, with the model's own spread as
   the local scale, as in Lei et al. 2018's locally weighted scores): for trained level ``p`` the
-  score of a window is ``t_p = (y - median) / (q_p - median)``. Shipped mode "pair": levels p and
-  1-p share one factor ``lambda``, the conformal ``1 - 2 min(p, 1-p)`` quantile of
-  ``max(t_p, t_1-p)``, so ``median +- lambda (q - median)`` covers with the pair's nominal
-  probability. (Mode "quantile", each level on its own at ``max(p, 1-p)``, also corrects a biased
-  median, but learns the *direction* of the twin's bias on the calibration tail, which flipped on
-  the evaluated periods; docs/decisions.md.) The median (the point forecast) is never moved, so
-  accuracy metrics do not change. Factors are per horizon step, shrunk towards the all-steps factor
-  when a step has few windows (weight ``n / (n + n0)``), and kept in ``[0, 20]``. Kind "shift"
-  (additive, in units of the model's 5-95 band) is kept for the tuning script.
+  score of a window is ``t_p = (y - median) / (q_p - median)``. Levels p and 1-p: the conformal
+  ``1 - 2 min(p, 1-p)`` quantile ``lambda_p`` of ``max(t_p, t_1-p)``, so ``median +- lambda_p
+  (q - median)`` covers with the pair's nominal probability (mode "pair"). Shipped mode "common":
+  one factor for all levels, the geometric mean of the ``lambda_p``; scores pooled over the horizon
+  steps (``SHRINK_N0`` = inf) and weighted ``TWIN_DECAY ** j`` for twin j (weighted conformal,
+  Barber et al. 2023): on the dev suite's training parts these gave the same coverage error as
+  per-pair, per-step factors with a lower interval score (docs/decisions.md). (Mode "quantile",
+  each level on its own, also corrects a biased median, but learned the *direction* of the twin's
+  bias, which flipped on the evaluated periods.) The median (the point forecast) is never moved,
+  so accuracy metrics do not change. Factors are kept in ``[0, 20]``. Kind "shift" (additive, in
+  units of the model's 5-95 band) is kept for the tuning scripts.
 
 Stored in the model folder as ``calibration.json``; applied in ``Forecaster.predict_quantiles``.
 """
@@ -40,10 +40,11 @@ import numpy as np
 
 from rnnkit.data.series import SeriesSet, truncate
 
-SHRINK_N0 = 20       # windows at which a step's own factor and the pooled one weigh the same
+SHRINK_N0 = math.inf  # windows at which a step's own factor and the pooled one weigh the same (inf: pooled)
 MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
 MIN_WINDOWS = 64     # calibration windows wanted at the last horizon step (default_holdout)
-KIND, MODE = "ratio", "pair"  # the defaults chosen on the training parts (docs/decisions.md)
+KIND, MODE = "ratio", "common"  # the defaults chosen on the training parts (docs/decisions.md)
+TWIN_DECAY = 0.5     # weight of twin j's windows in the conformal quantile: TWIN_DECAY ** j (recent weigh more)
 TWINS = 3            # twins at cuts R, 2R, 3R (multi-origin; bench/_forecast_calib_multi.py, docs/decisions.md)
 
 
@@ -72,7 +73,7 @@ class Calibration:
         return np.sort(out, axis=-1)
 
     def to_dict(self) -> dict:
-        return {"method": "holdout-refit twins at successive cuts, conformal per trained level and horizon step",
+        return {"method": "holdout-refit twins at successive cuts, conformal factors (mode: per level, pair or common)",
                 "kind": self.kind,
                 "mode": self.mode, "levels": list(self.levels), "holdout": self.holdout, "windows": self.windows,
                 "factor": [[round(float(v), 6) for v in row] for row in self.factor]}
@@ -80,18 +81,25 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
         kind, mode = str(d.get("kind", "ratio")), str(d.get("mode", "quantile"))
-        if kind not in ("ratio", "shift") or mode not in ("quantile", "pair"):
+        if kind not in ("ratio", "shift") or mode not in ("quantile", "pair", "common"):
             raise ValueError(f"unknown calibration kind/mode {kind!r}/{mode!r}")
         return cls(tuple(float(v) for v in d["levels"]), np.asarray(d["factor"], dtype=np.float64),
                    int(d["windows"]), int(d["holdout"]), kind, mode)
 
 
-def conformal_quantile(t: np.ndarray, beta: float) -> float:
+def conformal_quantile(t: np.ndarray, beta: float, w: Optional[np.ndarray] = None) -> float:
     """The ceil((n+1) beta)-th smallest of n scores (the finite-sample conformal quantile);
-    the largest score when that rank exceeds n."""
-    t = np.sort(t)
-    k = min(len(t), max(1, math.ceil((len(t) + 1) * beta)))
-    return float(t[k - 1])
+    the largest score when that rank exceeds n. With weights w (n,) (Barber et al. 2023's
+    non-exchangeable conformal): the smallest score whose weighted rank share, out of the total
+    plus a test point weighing as much as the heaviest score, reaches beta (equal weights: the same)."""
+    if w is None:
+        t = np.sort(t)
+        k = min(len(t), max(1, math.ceil((len(t) + 1) * beta)))
+        return float(t[k - 1])
+    order = np.argsort(t, kind="stable")
+    share = np.cumsum(w[order]) / (w.sum() + w.max())
+    k = min(len(t) - 1, int(np.searchsorted(share, beta - 1e-12)))
+    return float(t[order][k])
 
 
 def _scores(q: np.ndarray, y: np.ndarray, m: np.ndarray, j: int, levels: tuple[float, ...], kind: str
@@ -113,7 +121,8 @@ def _scores(q: np.ndarray, y: np.ndarray, m: np.ndarray, j: int, levels: tuple[f
 
 
 def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float, ...],
-                n0: float = SHRINK_N0, mode: str = "quantile", kind: str = "ratio") -> np.ndarray:
+                n0: float = SHRINK_N0, mode: str = "quantile", kind: str = "ratio",
+                weights: Optional[np.ndarray] = None, margin: float = 0.0) -> np.ndarray:
     """Factors (H, Q) of a ``Calibration`` of ``kind`` from calibration windows: q (N, H, Q)
     forecasts, y, m (N, H) actuals and mask.
 
@@ -121,7 +130,20 @@ def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float
     "pair": levels p and 1-p share one value, the conformal (1 - 2 min(p, 1-p)) quantile of the
     two-sided score max(score_p, score_1-p) (CQR's interval score), which targets the pair's
     coverage and is not pulled apart by a median that was biased on the calibration windows.
+    "common": one factor for every level (ratio kind): the geometric mean of the "pair" factors, per
+    step (a single scale for the model's spread; the pairs' own factors are noisy estimates of it,
+    the inner ones most: their scores divide by a small distance to the median).
+    weights (N,): per-window weights of the conformal quantile (None: equal); margin: aim at a miss
+    rate (1 - margin) times the nominal one (0: the nominal level).
     """
+    if mode == "common":
+        if kind != "ratio":
+            raise ValueError("mode 'common' needs kind 'ratio'")
+        f = fit_factors(q, y, m, levels, n0=n0, mode="pair", kind=kind, weights=weights, margin=margin)
+        others = [j for j in range(len(levels)) if j != levels.index(0.5)]
+        common = np.exp(np.log(np.maximum(f[:, others], 1e-6)).mean(axis=1))
+        f[:, others] = common[:, None]
+        return f
     N, H, Q = q.shape
     j_med = levels.index(0.5)
     neutral = 1.0 if kind == "ratio" else 0.0
@@ -137,10 +159,12 @@ def fit_factors(q: np.ndarray, y: np.ndarray, m: np.ndarray, levels: tuple[float
             beta = abs(1 - 2 * p)
         if ok.sum() == 0:
             continue
-        pooled = conformal_quantile(t[ok], beta)
+        beta = 1 - (1 - beta) * (1 - margin)
+        wt = None if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64)[:, None], t.shape)
+        pooled = conformal_quantile(t[ok], beta, None if wt is None else wt[ok])
         for h in range(H):
             th = t[:, h][ok[:, h]]
-            own = conformal_quantile(th, beta) if len(th) else pooled
+            own = conformal_quantile(th, beta, None if wt is None else wt[:, h][ok[:, h]]) if len(th) else pooled
             w = len(th) / (len(th) + n0)
             factor[h, j] = w * own + (1 - w) * pooled
         if kind == "shift" and p < 0.5:
@@ -183,26 +207,37 @@ def holdout_windows(fc: Any, ss: SeriesSet, holdout: int, static=None,
 
 def multi_origin_windows(fc: Any, ss: SeriesSet, holdout: int, twins: int, static=None,
                          log: Optional[TextIO] = None, max_cut: Optional[int] = None
-                         ) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+                         ) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]]:
     """Calibration windows from ``twins`` twin models cut at ``holdout``, ``2 holdout``, ...
     points short, each forecasting from the ``holdout`` origins after its own cut: ``twins`` times
     the windows of one twin, from as many periods (so one calm or one wild tail weighs less).
     Twins after the first stop where the cut exceeds ``max_cut`` (default: half the median series
     length: airline's one series calibrated from twins that had lost two thirds of it covered 100 %
-    at a nominal 80 %); twins no series is long enough for are skipped; None when none is possible."""
+    at a nominal 80 %) unless at least ``MIN_WINDOWS`` series still have 2 points before that cut
+    (``panel_carries_twin``: M1 yearly's 181 short series otherwise allow one twin only); twins no
+    series is long enough for are skipped; None when none is possible. Returns (q (N, H, Q), y, m (N, H),
+    series used, twin index (N,): 0 for the most recent cut)."""
+    lengths = [len(s) for s in ss.series]
     if max_cut is None:
-        max_cut = int(np.median([len(s) for s in ss.series])) // 2
+        max_cut = int(np.median(lengths)) // 2
     got = []
     for j in range(twins):
-        if j and holdout * (j + 1) > max_cut:
+        if j and holdout * (j + 1) > max_cut and not panel_carries_twin(lengths, holdout * (j + 1)):
             break  # a twin that lost more than half the typical series is too weak to stand for the model
         w = holdout_windows(fc, ss, holdout * (j + 1), static=static, log=log, span=holdout)
         if w is not None:
-            got.append(w)
+            got.append(w + (np.full(len(w[0]), j),))
     if not got:
         return None
     return (np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]),
-            np.concatenate([g[2] for g in got]), max(g[3] for g in got))
+            np.concatenate([g[2] for g in got]), max(g[3] for g in got), np.concatenate([g[4] for g in got]))
+
+
+def panel_carries_twin(lengths: list[int], cut: int, min_series: int = MIN_WINDOWS) -> bool:
+    """Whether a twin cut ``cut`` points short is still trained on a panel: at least ``min_series``
+    series keep 2 points before the cut. Such a twin learns from many series (a global model), so
+    losing most of each one's history hurts it less than it hurts a twin of one or a few series."""
+    return int(np.sum(np.asarray(lengths) - cut >= 2)) >= min_series
 
 
 def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS) -> int:
@@ -226,7 +261,7 @@ def calibrate(fc: Any, ss: SeriesSet, holdout: Optional[int] = None, static=None
         if fc.config.progress:
             print(f"rnnkit: note: intervals not calibrated (every series is shorter than {R + 2} points)", file=log)
         return None
-    q, y, m, _ = got
+    q, y, m, _, twin = got
     levels = tuple(fc.network.cfg.quantiles)
-    return Calibration(levels, fit_factors(q, y, m, levels, mode=MODE, kind=KIND), windows=len(q), holdout=R,
-                       kind=KIND, mode=MODE)
+    f = fit_factors(q, y, m, levels, mode=MODE, kind=KIND, weights=TWIN_DECAY ** twin.astype(np.float64))
+    return Calibration(levels, f, windows=len(q), holdout=R, kind=KIND, mode=MODE)
