@@ -299,6 +299,9 @@ def rnnkit_scores(spec: dict, over: dict, stage: str, max_time: Optional[float],
     df = load_panel(spec)
     ss = load_series(df, "y", "ds", "unique_id", quiet=True)
     H, K = spec["horizon"], spec["folds"]
+    cache = cache_path(spec, stage, seed, over, max_time)
+    if cache.is_file():  # forecasts of an earlier run with the same settings: scored, not retrained
+        return cached_scores(cache, ss, H)
     cfg = ForecastConfig(horizon=H, progress=False, calibrate="none", max_time=max_time, seed=seed, **over)
     n_folds = K if stage == "eval" else TUNE_FOLDS
     rows = []
@@ -317,6 +320,32 @@ def rnnkit_scores(spec: dict, over: dict, stage: str, max_time: Optional[float],
             rows.append({"unique_id": s.id, "fold": k + 1, "origin": o, "seconds": secs,
                          "mase": mase(full.y[o:o + H], point[i], full.y[:o], ss.season),
                          "yhat": point[i].tolist()})
+    out = pd.DataFrame(rows)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    long = out.explode("yhat").assign(step=lambda d: d.groupby(["unique_id", "fold"]).cumcount() + 1)
+    long[["unique_id", "fold", "origin", "step", "yhat", "seconds"]].to_csv(cache, index=False)
+    return out
+
+
+def cache_path(spec: dict, stage: str, seed: int, over: dict, max_time: Optional[float]) -> Path:
+    """runs/forecast_suite/cache/<stage>/<panel>__<settings>.csv: one file per panel, stage, seed and
+    settings, so forecast combinations are scored offline (bench/forecast_combo.py) without retraining."""
+    tag = "_".join(f"{k}={v}" for k, v in sorted(over.items())) or "defaults"
+    return WORK / "cache" / stage / f"{Path(spec['file']).stem}__{tag}__t{max_time}__s{seed}.csv"
+
+
+def cached_scores(path: Path, ss, H: int) -> pd.DataFrame:
+    """rnnkit_scores' rows rebuilt from a cache file (MASE recomputed from the forecasts)."""
+    from rnnkit.metrics.forecast import mase
+
+    c = pd.read_csv(path, dtype={"unique_id": str})
+    full = {s.id: s for s in ss.series}
+    rows = []
+    for (sid, fold), g in c.groupby(["unique_id", "fold"], sort=False):
+        g = g.sort_values("step")
+        o, yhat, y = int(g["origin"].iloc[0]), g["yhat"].to_numpy(float), full[sid].y
+        rows.append({"unique_id": sid, "fold": int(fold), "origin": o, "seconds": float(g["seconds"].iloc[0]),
+                     "mase": mase(y[o:o + H], yhat, y[:o], ss.season), "yhat": yhat.tolist()})
     return pd.DataFrame(rows)
 
 

@@ -224,6 +224,8 @@ FORECAST_EPOCHS = 30       # epochs of about one pass over the windows each (5-5
 FORECAST_MIN_EPOCHS = 5    # a budget that pays for fewer is too small: the plan says so
 FORECAST_DEFAULT_BUDGET_S = 120.0  # planning budget (not a hard stop) when the user gives no --max-time;
                                    # shared by the model and its calibration twin
+FORECAST_COMBINE = "median"        # PROVISIONAL: set from the tune stage
+FORECAST_COMBINE_MAX_SERIES = 500  # per-series ETS + Theta at every predict: ~1 s per long series
 FORECAST_BUDGET_USE = 0.8  # share of the budget planned for optimizer steps (the rest: data, prediction, save)
 
 
@@ -246,11 +248,12 @@ class ForecastPlan:
     anchor: str
     ensemble: int
     epochs: int
+    combine: str = "none"
     reason: str = ""
     chosen: dict = field(default_factory=dict)  # setting -> value, only those the rule picked
 
     def values(self) -> dict:
-        return {"anchor": self.anchor, "ensemble": self.ensemble, "epochs": self.epochs}
+        return {"anchor": self.anchor, "ensemble": self.ensemble, "epochs": self.epochs, "combine": self.combine}
 
 
 def is_seasonal(y: np.ndarray, season: int) -> bool:
@@ -279,7 +282,7 @@ def forecast_stats(series: Sequence[np.ndarray], horizon: int, season: int, wind
 
 
 def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: Optional[int] = None,
-                  epochs: Optional[int] = None) -> ForecastPlan:
+                  epochs: Optional[int] = None, combine: Optional[str] = None) -> ForecastPlan:
     """The plan for ``stats`` before any budget (see ``forecast_budget``); a value the user gave
     (not None) is kept as it is."""
     chosen, why = {}, []
@@ -297,8 +300,13 @@ def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: 
         epochs = FORECAST_EPOCHS
         chosen["epochs"] = epochs
         why.append(f"{epochs} epochs")
-    return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, reason=_reason(why, stats),
-                        chosen=chosen)
+    if combine is None:
+        combine = FORECAST_COMBINE if stats.n_series <= FORECAST_COMBINE_MAX_SERIES else "none"
+        chosen["combine"] = combine
+        why.append(f"point forecast {combine} of RNN, ETS, Theta" if combine != "none" else
+                   f"RNN alone (over {FORECAST_COMBINE_MAX_SERIES} series: per-series ETS/Theta too slow)")
+    return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, combine=combine,
+                        reason=_reason(why, stats), chosen=chosen)
 
 
 def _reason(why: list[str], stats: ForecastStats, note: str = "") -> str:
@@ -331,4 +339,5 @@ def forecast_budget(plan: ForecastPlan, steps_per_epoch: int, step_seconds: floa
     reason = reason[:-1] + f"; the budget of {budget:.0f} s pays for this, the full plan needs ~{need:.0f} s]"
     if ensemble * epochs * member > usable:
         reason += f" (budget too small: expect ~{ensemble * epochs * member / FORECAST_BUDGET_USE:.0f} s)"
-    return ForecastPlan(anchor=plan.anchor, ensemble=ensemble, epochs=epochs, reason=reason, chosen=chosen)
+    return ForecastPlan(anchor=plan.anchor, ensemble=ensemble, epochs=epochs, combine=plan.combine, reason=reason,
+                        chosen=chosen)
