@@ -70,12 +70,29 @@ def member_forecasts(name: str, spec: dict, stage: str) -> pd.DataFrame:
 
 
 def _extra_members() -> dict[str, Callable]:
-    """Members that exist only once rnnkit has them (an ARIMA-like one, say)."""
-    try:
-        from rnnkit.tasks.forecast.combine import EXTRA_MEMBERS
-    except ImportError:
-        return {}
-    return dict(EXTRA_MEMBERS)
+    """Members added after the first cache (ar_forecasts has its own)."""
+    return {}
+
+
+def ar_forecasts(name: str, spec: dict, stage: str) -> pd.DataFrame:
+    """rnnkit's automatic AR (autoar.py), column ``arima``, cached apart (added later than the others)."""
+    from rnnkit.tasks.forecast.autoar import auto_ar
+
+    path = WORK / "cache" / stage / f"{name}__ar.csv"
+    if path.is_file():
+        return pd.read_csv(path, dtype={"unique_id": str})
+    df, H, K, m = load_panel(spec), spec["horizon"], spec["folds"], season_of(spec)
+    n_folds = K if stage == "eval" else TUNE_FOLDS
+    out = []
+    for sid, g in df.groupby("unique_id", sort=False):
+        y = g["y"].to_numpy(float)
+        for k, o in enumerate(origins(len(y), H, K, stage)[:n_folds]):
+            if o >= 3:
+                out.append(pd.DataFrame({"unique_id": str(sid), "fold": k + 1, "step": np.arange(1, H + 1),
+                                         "arima": auto_ar(y[:o].copy(), H, m)}))
+    res = pd.concat(out, ignore_index=True)
+    res.to_csv(path, index=False)
+    return res
 
 
 def panel_table(name: str, spec: dict, stage: str, max_time: Optional[float], seed: int = 0,
@@ -86,6 +103,7 @@ def panel_table(name: str, spec: dict, stage: str, max_time: Optional[float], se
     rnn = pd.read_csv(cache_path(spec, stage, seed, over or {}, max_time), dtype={"unique_id": str})
     mem = member_forecasts(name, spec, stage)
     t = rnn.rename(columns={"yhat": "rnn"}).merge(mem, on=["unique_id", "fold", "step"], how="inner")
+    t = t.merge(ar_forecasts(name, spec, stage), on=["unique_id", "fold", "step"], how="inner")
     df, m = load_panel(spec), season_of(spec)
     ys = {str(sid): g["y"].to_numpy(float) for sid, g in df.groupby("unique_id", sort=False)}
     t["y"] = [ys[s][o + k - 1] for s, o, k in zip(t["unique_id"], t["origin"], t["step"])]
@@ -109,6 +127,36 @@ RULES: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     .to_numpy(),
     "2rnn+ets+theta": lambda t: (2 * t["rnn"] + t["ets"] + t["theta"]).to_numpy() / 4,
 }
+
+
+def _half(stats: tuple[str, ...], w: float = 0.5, how: str = "mean") -> Callable[[pd.DataFrame], np.ndarray]:
+    """w * rnn + (1 - w) * mean (or median) of the statistical members ``stats``."""
+    def rule(t: pd.DataFrame) -> np.ndarray:
+        s = t[list(stats)]
+        return w * t["rnn"].to_numpy() + (1 - w) * (s.mean(axis=1) if how == "mean" else s.median(axis=1)).to_numpy()
+    return rule
+
+
+for _st in (("ets", "theta"), ("ets", "theta", "arima"), ("ets", "arima")):
+    for _w in (0.5, 2 / 3):
+        RULES[f"{_w:.2f}rnn+mean({','.join(_st)})"] = _half(_st, _w)
+RULES["0.50rnn+median(ets,theta,arima)"] = _half(("ets", "theta", "arima"), 0.5, "median")
+
+
+def product_rule(t: pd.DataFrame) -> np.ndarray:
+    """What ``forecast train`` does with defaults (autoconfig.forecast_plan + combine.combine_point),
+    from the cached members: the blend for panels of at most FORECAST_COMBINE_MAX_SERIES series."""
+    from rnnkit.tasks.autoconfig import FORECAST_COMBINE, FORECAST_COMBINE_MAX_SERIES
+    from rnnkit.tasks.forecast.combine import MEMBERS, combine_point
+
+    rnn = t["rnn"].to_numpy()[:, None]
+    if t["unique_id"].nunique() > FORECAST_COMBINE_MAX_SERIES:
+        return rnn[:, 0]
+    members = t[list(MEMBERS)].to_numpy()[:, :, None]  # rows as series, one step each: (rows, M, 1)
+    return combine_point(rnn, members, FORECAST_COMBINE)[:, 0]
+
+
+RULES["auto"] = product_rule
 
 
 def add_rules(t: pd.DataFrame) -> None:
@@ -165,6 +213,61 @@ def score(stage: str, split: str, max_time: Optional[float], rules: Optional[lis
     return res
 
 
+VALIDATED = {  # name -> (candidate rules, how the validation errors pick among them)
+    "pick(rnn|mean|median)": (("rnn", "mean(rnn,ets,theta)", "median(rnn,ets,theta)"), "panel"),
+    "pick(rnn|ets|theta|mean)": (("rnn", "ets", "theta", "mean(rnn,ets,theta)"), "panel"),
+    "pick(rnn|mean)": (("rnn", "mean(rnn,ets,theta)"), "panel"),
+    "inv-mase(rnn,ets,theta)": (("rnn", "ets", "theta"), "inverse"),
+    "series-pick(rnn|mean)": (("rnn", "mean(rnn,ets,theta)"), "series"),
+    "series-inv(rnn,ets,theta)": (("rnn", "ets", "theta"), "series-inverse"),
+}
+
+
+def validated(t_val: pd.DataFrame, t_test: pd.DataFrame, how: str, cands: tuple[str, ...]) -> np.ndarray:
+    """Forecasts for t_test's rows from ``cands`` chosen / weighted by their MASE on t_val
+    (validation origins before t_test's): per panel or per series."""
+    err = {c: mase_per_series(t_val, RULES[c](t_val)) for c in cands}
+    fc = {c: RULES[c](t_test) for c in cands}
+    if how == "panel":
+        best = min(cands, key=lambda c: err[c].mean())
+        return fc[best]
+    if how == "inverse":
+        w = np.array([1.0 / max(err[c].mean(), 1e-9) for c in cands])
+        return sum(w[i] * fc[c] for i, c in enumerate(cands)) / w.sum()
+    per = pd.DataFrame({c: err[c].groupby(level=0).mean() for c in cands})  # series x candidate
+    sid = t_test["unique_id"].to_numpy()
+    if how == "series":
+        best = per.idxmin(axis=1)
+        pick = best.reindex(sid).fillna(cands[0]).to_numpy()
+        return np.select([pick == c for c in cands], [fc[c] for c in cands])
+    w = (1.0 / per.clip(lower=1e-9)).reindex(sid).fillna(1.0).to_numpy()
+    return (w * np.column_stack([fc[c] for c in cands])).sum(axis=1) / w.sum(axis=1)
+
+
+def score_validated(split: str, max_time: Optional[float], final: bool) -> dict:
+    """Validated rules: ``final`` False = validate on tune fold 1, test on tune fold 2 (choosing the
+    rule); True = validate on both tune folds, test on the eval folds (the chosen rule, once)."""
+    res: dict = {"final": final, "panels": {}}
+    for name, spec in panels(split).items():
+        try:
+            tt = panel_table(name, spec, "tune", max_time)
+            te = panel_table(name, spec, "eval", max_time) if final else None
+        except FileNotFoundError:
+            continue
+        val, test = (tt, te) if final else (tt[tt["fold"] == 1], tt[tt["fold"] == 2].reset_index(drop=True))
+        row = {r: float(mase_per_series(test, RULES[r](test)).mean())
+               for r in ("rnn", "mean(rnn,ets,theta)", "median(rnn,ets,theta)")}
+        for v, (cands, how) in VALIDATED.items():
+            row[v] = float(mase_per_series(test, validated(val, test, how, cands)).mean())
+        res["panels"][name] = {"series": int(test["unique_id"].nunique()), "mase": row}
+    cols = list(next(iter(res["panels"].values()))["mase"])
+    res["mean_over_panels"] = {c: float(np.mean([p["mase"][c] for p in res["panels"].values()])) for c in cols}
+    res["mean_over_series"] = {c: float(np.average([p["mase"][c] for p in res["panels"].values()],
+                                                   weights=[p["series"] for p in res["panels"].values()]))
+                               for c in cols}
+    return res
+
+
 def show(res: dict) -> str:
     cols = list(res["mean_over_panels"])
     lines = ["| panel | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
@@ -177,11 +280,11 @@ def show(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("members", "score"))
+    ap.add_argument("step", choices=("members", "score", "validated"))
     ap.add_argument("--stage", default="tune", choices=("tune", "eval"))
     ap.add_argument("--split", default="dev")
     ap.add_argument("--max-time", type=float, default=60.0)
-    ap.add_argument("--rules", help="comma separated rule names (default: all)")
+    ap.add_argument("--rules", help="rule names separated by ; (default: all)")
     ap.add_argument("--only", help="comma separated panel names")
     ap.add_argument("--out", help="JSON file for the scores")
     a = ap.parse_args()
@@ -191,7 +294,13 @@ def main() -> None:
             if not only or name in only:
                 member_forecasts(name, spec, a.stage)
         return
-    res = score(a.stage, a.split, a.max_time, a.rules.split(",") if a.rules else None, only=only)
+    if a.step == "validated":
+        res = score_validated(a.split, a.max_time, final=a.stage == "eval")
+        print(show(res))
+        if a.out:
+            Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
+    res = score(a.stage, a.split, a.max_time, a.rules.split(";") if a.rules else None, only=only)
     print(show(res))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2) + "\n")

@@ -224,8 +224,9 @@ FORECAST_EPOCHS = 30       # epochs of about one pass over the windows each (5-5
 FORECAST_MIN_EPOCHS = 5    # a budget that pays for fewer is too small: the plan says so
 FORECAST_DEFAULT_BUDGET_S = 120.0  # planning budget (not a hard stop) when the user gives no --max-time;
                                    # shared by the model and its calibration twin
-FORECAST_COMBINE = "median"        # PROVISIONAL: set from the tune stage
-FORECAST_COMBINE_MAX_SERIES = 500  # per-series ETS + Theta at every predict: ~1 s per long series
+FORECAST_COMBINE = "blend"         # 2/3 RNN + 1/3 mean(ETS, Theta) (combine.py) for panels of at most
+FORECAST_COMBINE_MAX_SERIES = 100  # this many series; larger panels give the global RNN enough to learn
+                                   # from (M1 yearly: RNN alone best), and per-series fits cost ~1 s each
 FORECAST_BUDGET_USE = 0.8  # share of the budget planned for optimizer steps (the rest: data, prediction, save)
 
 
@@ -304,7 +305,7 @@ def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: 
         combine = FORECAST_COMBINE if stats.n_series <= FORECAST_COMBINE_MAX_SERIES else "none"
         chosen["combine"] = combine
         why.append(f"point forecast {combine} of RNN, ETS, Theta" if combine != "none" else
-                   f"RNN alone (over {FORECAST_COMBINE_MAX_SERIES} series: per-series ETS/Theta too slow)")
+                   f"RNN alone (over {FORECAST_COMBINE_MAX_SERIES} series)")
     return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, combine=combine,
                         reason=_reason(why, stats), chosen=chosen)
 

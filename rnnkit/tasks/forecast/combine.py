@@ -5,7 +5,8 @@ little, and per-series exponential smoothing or Theta often do better. Combinati
 are robust where each member alone is not (M4's "Comb" and SCUM benchmarks): the combined point
 forecast is the ``rule`` (mean or median) over the members, per series and horizon step,
 of the RNN's median and rnnkit's own ETS and Theta (baselines.py, fitted on each series' full
-history at prediction time). The RNN's quantiles (calibrated or not) are shifted by the
+history at prediction time); "blend" (the automatic choice for small panels) weighs the RNN 2/3
+and the mean of ETS and Theta 1/3. The RNN's quantiles (calibrated or not) are shifted by the
 change of the median, so the intervals keep their width and stay centred on the point forecast.
 
 Which rule is used is decided by the automatic configuration (autoconfig.forecast_plan, option
@@ -19,7 +20,8 @@ import numpy as np
 
 from rnnkit.tasks.forecast.baselines import available, ets, theta
 
-RULES = ("none", "mean", "median")
+RULES = ("none", "blend", "mean", "median")
+BLEND_RNN = 2 / 3  # "blend": this weight on the RNN, the rest on the mean of the statistical members
 MEMBERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"ets": ets, "theta": theta}
 
 
@@ -43,16 +45,20 @@ def member_forecasts(histories: Sequence[np.ndarray], horizon: int, season: int)
 
 
 def combine_point(rnn: np.ndarray, members: np.ndarray, rule: str) -> np.ndarray:
-    """Combined point forecast (S, H) from the RNN's median ``rnn`` (S, H) and ``members`` (S, M, H):
-    mean or median over the RNN and the members that are finite, per series and step."""
+    """Combined point forecast (S, H) from the RNN's median ``rnn`` (S, H) and ``members`` (S, M, H),
+    per series and step, over the members that are finite: "blend" = ``BLEND_RNN`` rnn + the rest
+    times the members' mean; "mean" / "median" over the RNN and the members. Where no member is
+    finite the RNN's forecast stays."""
     if rule == "none":
         return rnn
     if rule not in RULES:
         raise ValueError(f"unknown combination rule {rule!r}; choose from {', '.join(RULES)}")
-    stack = np.concatenate([rnn[:, None, :], members], axis=1)
-    stack = np.where(np.isfinite(stack[:, :1]), stack, np.nan)  # a non-finite RNN row stays as it is
     with np.errstate(all="ignore"):
-        out = np.nanmedian(stack, axis=1) if rule == "median" else np.nanmean(stack, axis=1)
+        if rule == "blend":
+            out = BLEND_RNN * rnn + (1 - BLEND_RNN) * np.nanmean(members, axis=1)
+        else:
+            stack = np.concatenate([rnn[:, None, :], members], axis=1)
+            out = np.nanmedian(stack, axis=1) if rule == "median" else np.nanmean(stack, axis=1)
     return np.where(np.isfinite(out), out, rnn)
 
 
