@@ -75,8 +75,8 @@ def _extra_members() -> dict[str, Callable]:
 
 
 def ar_forecasts(name: str, spec: dict, stage: str) -> pd.DataFrame:
-    """rnnkit's automatic AR (autoar.py), column ``arima``, cached apart (added later than the others)."""
-    from rnnkit.tasks.forecast.autoar import auto_ar
+    """The automatic AR of bench/_autoar.py, column ``arima``, cached apart (added later than the others)."""
+    from bench._autoar import auto_ar
 
     path = WORK / "cache" / stage / f"{name}__ar.csv"
     if path.is_file():
@@ -286,6 +286,7 @@ def main() -> None:
     ap.add_argument("--max-time", type=float, default=60.0)
     ap.add_argument("--rules", help="rule names separated by ; (default: all)")
     ap.add_argument("--only", help="comma separated panel names")
+    ap.add_argument("--seed", type=int, default=0, help="the rnnkit run's seed (cache file)")
     ap.add_argument("--out", help="JSON file for the scores")
     a = ap.parse_args()
     only = a.only.split(",") if a.only else None
@@ -300,7 +301,7 @@ def main() -> None:
         if a.out:
             Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
         return
-    res = score(a.stage, a.split, a.max_time, a.rules.split(";") if a.rules else None, only=only)
+    res = score(a.stage, a.split, a.max_time, a.rules.split(";") if a.rules else None, a.seed, only=only)
     print(show(res))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2) + "\n")

@@ -17,6 +17,10 @@ def test_rule_mean_and_median_over_finite_members():
                         [[np.nan, np.nan], [20.0, 30.0]]])  # series 1: ETS failed -> drops out
     assert np.allclose(combine_point(rnn, members, "mean"), [[4.0, 4.0], [15.0, 20.0]])
     assert np.allclose(combine_point(rnn, members, "median"), [[4.0, 2.0], [15.0, 20.0]])
+    # blend: 2/3 RNN + 1/3 mean of the finite members
+    assert np.allclose(combine_point(rnn, members, "blend"), [[2.5, 3.0], [40 / 3, 50 / 3]])
+    nothing = np.full_like(members, np.nan)
+    assert np.allclose(combine_point(rnn, nothing, "blend"), rnn)      # no member: the RNN alone
     assert combine_point(rnn, members, "none") is rnn
     with pytest.raises(ValueError):
         combine_point(rnn, members, "max")

@@ -1,4 +1,5 @@
-"""Automatic autoregression: a cheap ARIMA-like per-series forecaster (numpy only).
+"""Automatic autoregression: a cheap ARIMA-like per-series forecaster (numpy only). A candidate member
+of the forecast combination (bench/forecast_combo.py); tried on the training parts, not chosen.
 
 ARIMA's strength on small panels is the autoregressive part: cycles (sunspots, lynx) and
 mean reversion that exponential smoothing and Theta cannot represent. ``auto_ar`` fits
