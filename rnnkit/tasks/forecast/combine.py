@@ -14,6 +14,7 @@ Which rule is used is decided by the automatic configuration (autoconfig.forecas
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -53,7 +54,8 @@ def combine_point(rnn: np.ndarray, members: np.ndarray, rule: str) -> np.ndarray
         return rnn
     if rule not in RULES:
         raise ValueError(f"unknown combination rule {rule!r}; choose from {', '.join(RULES)}")
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: handled below
         if rule == "blend":
             out = BLEND_RNN * rnn + (1 - BLEND_RNN) * np.nanmean(members, axis=1)
         else:

@@ -58,8 +58,8 @@ class ForecastConfig(RunOptions):
     highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
     anchor: Optional[str] = opt(None, "where the linear path starts: seasonal (seasonal naive), naive (last "
                                 "value) or none (zero); default: from the data", choices=("seasonal", "naive", "none"))
-    combine: Optional[str] = opt(None, "point forecast: the RNN's median (none) or the mean / median of it with "
-                                 "per-series ETS and Theta (combine.py); default: from the data", choices=RULES)
+    combine: Optional[str] = opt(None, "point forecast: RNN median (none), blend (2/3 RNN + 1/3 mean of per-series "
+                                 "ETS, Theta), mean or median of the three; default: from the data", choices=RULES)
     epochs: Optional[int] = opt(None, "epochs (each about one pass over the windows, 5-50 batches; default: 30, "
                                 "fewer when --max-time cannot pay for them)", min=1, max=1_000_000)
     steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
