@@ -100,9 +100,13 @@ def panel_table(name: str, spec: dict, stage: str, max_time: Optional[float], se
     """One row per (series, fold, step): y, rnn, members; plus origin and the MASE scale."""
     from rnnkit.metrics.forecast import mase_scale
 
-    rnn = pd.read_csv(cache_path(spec, stage, seed, over or {}, max_time), dtype={"unique_id": str})
+    path = cache_path(spec, stage, seed, over or {}, max_time)  # a run with the product's defaults
+    if over is None and (not path.is_file() or "rnn" not in pd.read_csv(path, nrows=1)):
+        path = cache_path(spec, stage, seed, {"combine": "none"}, max_time)  # one with the RNN alone
+    rnn = pd.read_csv(path, dtype={"unique_id": str})
+    rnn = rnn.drop(columns="yhat") if "rnn" in rnn else rnn.rename(columns={"yhat": "rnn"})
     mem = member_forecasts(name, spec, stage)
-    t = rnn.rename(columns={"yhat": "rnn"}).merge(mem, on=["unique_id", "fold", "step"], how="inner")
+    t = rnn.merge(mem, on=["unique_id", "fold", "step"], how="inner")
     t = t.merge(ar_forecasts(name, spec, stage), on=["unique_id", "fold", "step"], how="inner")
     df, m = load_panel(spec), season_of(spec)
     ys = {str(sid): g["y"].to_numpy(float) for sid, g in df.groupby("unique_id", sort=False)}

@@ -22,6 +22,7 @@ Forecasting (``forecast_stats`` -> ``forecast_plan``): see the section comment b
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence, Union
@@ -216,7 +217,9 @@ CLASSIFY_FIXED_DEFAULTS = dict(
 #   data's period (ACF test below), else at zero; the network learns the correction;
 # - ensemble: members with different initialisations (quantiles averaged); small panels train few
 #   optimizer steps per member, so more members cost little and remove most of the seed noise;
-# - training length stays in epochs of about one pass over the windows (``steps_per_epoch``).
+# - training length stays in epochs of about one pass over the windows (``steps_per_epoch``);
+# - combine: panels of at most FORECAST_COMBINE_MAX_SERIES series get the blend of the RNN's median
+#   with per-series ETS and Theta (forecast/combine.py); training parts 1.280 -> 1.215 mean MASE.
 
 FORECAST_SEASONAL_SHARE = 0.5  # share of series with significant seasonality that makes the panel seasonal
 FORECAST_MAX_ENSEMBLE = 5
@@ -302,10 +305,11 @@ def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: 
         chosen["epochs"] = epochs
         why.append(f"{epochs} epochs")
     if combine is None:
-        combine = FORECAST_COMBINE if stats.n_series <= FORECAST_COMBINE_MAX_SERIES else "none"
+        scipy = importlib.util.find_spec("scipy") is not None  # ETS and Theta need it ([baselines] extra)
+        combine = FORECAST_COMBINE if stats.n_series <= FORECAST_COMBINE_MAX_SERIES and scipy else "none"
         chosen["combine"] = combine
         why.append(f"point forecast {combine} of RNN, ETS, Theta" if combine != "none" else
-                   f"RNN alone (over {FORECAST_COMBINE_MAX_SERIES} series)")
+                   f"RNN alone ({'no scipy' if not scipy else f'over {FORECAST_COMBINE_MAX_SERIES} series'})")
     return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, combine=combine,
                         reason=_reason(why, stats), chosen=chosen)
 
