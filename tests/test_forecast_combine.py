@@ -51,6 +51,9 @@ def test_plan_combines_small_panels_and_keeps_the_user_value():
     big = ForecastStats(n_series=FORECAST_COMBINE_MAX_SERIES + 1, median_length=30, windows=9000, horizon=6,
                         season=1, seasonal_share=0.0)
     assert forecast_plan(big).combine == "none" and "RNN alone" in forecast_plan(big).reason
+    guess = ForecastStats(n_series=3, median_length=300, windows=800, horizon=6, season=1, seasonal_share=0.0,
+                          season_known=False)                                   # integer times, no --season
+    assert forecast_plan(guess).combine == "none" and "season unknown" in forecast_plan(guess).reason
     mine = forecast_plan(small, combine="none")
     assert mine.combine == "none" and "combine" not in mine.chosen
 

@@ -243,6 +243,7 @@ class ForecastStats:
     horizon: int
     season: int
     seasonal_share: float   # share of series whose ACF at lag ``season`` is significant (0 when season 1)
+    season_known: bool = True  # False for integer times without --season: season 1 is a guess
 
 
 @dataclass
@@ -277,12 +278,14 @@ def is_seasonal(y: np.ndarray, season: int) -> bool:
     return bool(abs(acf[-1]) > limit)
 
 
-def forecast_stats(series: Sequence[np.ndarray], horizon: int, season: int, windows: int) -> ForecastStats:
+def forecast_stats(series: Sequence[np.ndarray], horizon: int, season: int, windows: int,
+                   season_known: bool = True) -> ForecastStats:
     """Statistics of the training series (each (n,) values) for ``forecast_plan``."""
     lengths = [len(y) for y in series]
     share = float(np.mean([is_seasonal(y, season) for y in series])) if season > 1 and series else 0.0
     return ForecastStats(n_series=len(series), median_length=int(np.median(lengths)) if lengths else 0,
-                         windows=int(windows), horizon=int(horizon), season=int(season), seasonal_share=share)
+                         windows=int(windows), horizon=int(horizon), season=int(season), seasonal_share=share,
+                         season_known=season_known)
 
 
 def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: Optional[int] = None,
@@ -306,10 +309,14 @@ def forecast_plan(stats: ForecastStats, anchor: Optional[str] = None, ensemble: 
         why.append(f"{epochs} epochs")
     if combine is None:
         scipy = importlib.util.find_spec("scipy") is not None  # ETS and Theta need it ([baselines] extra)
-        combine = FORECAST_COMBINE if stats.n_series <= FORECAST_COMBINE_MAX_SERIES and scipy else "none"
+        # per-series ETS / Theta with a wrong season (integer times hide it) would undo what the RNN
+        # learnt from the data: a sine of period 12 with season 1 gets a flat ETS forecast
+        block = ("no scipy" if not scipy else "season unknown: integer times" if not stats.season_known
+                 else f"over {FORECAST_COMBINE_MAX_SERIES} series" if stats.n_series > FORECAST_COMBINE_MAX_SERIES
+                 else "")
+        combine = "none" if block else FORECAST_COMBINE
         chosen["combine"] = combine
-        why.append(f"point forecast {combine} of RNN, ETS, Theta" if combine != "none" else
-                   f"RNN alone ({'no scipy' if not scipy else f'over {FORECAST_COMBINE_MAX_SERIES} series'})")
+        why.append(f"RNN alone ({block})" if block else f"point forecast {combine} of RNN, ETS, Theta")
     return ForecastPlan(anchor=anchor, ensemble=ensemble, epochs=epochs, combine=combine,
                         reason=_reason(why, stats), chosen=chosen)
 

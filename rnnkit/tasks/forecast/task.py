@@ -260,7 +260,8 @@ class Forecaster(Task):
         cfg = self.config
         n = np.array([len(s) for s in ss.series])
         windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
-        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows)
+        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows,
+                               season_known=bool(ss.freq) or cfg.season is not None)
         anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
         plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs, combine=cfg.combine)
         self.plan = plan
