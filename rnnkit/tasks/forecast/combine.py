@@ -4,8 +4,8 @@ A global RNN learns what series of a panel share; on a small panel of unrelated 
 little, and per-series exponential smoothing or Theta often do better. Combinations of forecasts
 are robust where each member alone is not (M4's "Comb" and SCUM benchmarks): the combined point
 forecast is the ``rule`` (mean or median) over the members, per series and horizon step,
-of the RNN's median and rnnkit's own ETS and Theta (baselines.py, fitted on each series' full
-history at prediction time); "blend" (the automatic choice for small panels) weighs the RNN 2/3
+of the RNN's median and rnnkit's own ETS and Theta (baselines.py, fitted on each series' last
+``MAX_HISTORY`` points at prediction time); "blend" (the automatic choice for small panels) weighs the RNN 2/3
 and the mean of ETS and Theta 1/3. The RNN's quantiles (calibrated or not) are shifted by the
 change of the median, so the intervals keep their width and stay centred on the point forecast.
 
