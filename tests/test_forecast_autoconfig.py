@@ -43,8 +43,9 @@ def test_plan_anchor_follows_the_share_of_seasonal_series():
 
 def test_plan_keeps_user_values_and_says_nothing_when_all_are_given():
     stats = forecast_stats([_seasonal(120, s) for s in range(3)], horizon=12, season=12, windows=300)
-    plan = forecast_plan(stats, anchor="naive", ensemble=2, epochs=7)
-    assert (plan.anchor, plan.ensemble, plan.epochs, plan.reason, plan.chosen) == ("naive", 2, 7, "", {})
+    plan = forecast_plan(stats, anchor="naive", ensemble=2, epochs=7, combine="mean")
+    assert (plan.anchor, plan.ensemble, plan.epochs, plan.combine, plan.reason, plan.chosen) == \
+        ("naive", 2, 7, "mean", "", {})
     plan = forecast_plan(stats, anchor="none")
     assert plan.anchor == "none" and "anchor" not in plan.chosen and "ensemble" in plan.chosen
 
@@ -72,7 +73,8 @@ def test_fit_prints_the_plan_and_stores_resolved_settings(capsys):
     assert "rnnkit: auto: anchor seasonal" in err and err.count("rnnkit: auto:") == 1
     assert fc.config.anchor == "seasonal" and fc.config.ensemble == fc.plan.ensemble
     assert len(fc.network.members) == fc.plan.ensemble
-    fixed = Forecaster(horizon=6, epochs=1, hidden_size=8, calibrate="none", ensemble=1, anchor="none").fit(df)
+    fixed = Forecaster(horizon=6, epochs=1, hidden_size=8, calibrate="none", ensemble=1, anchor="none",
+                       combine="none").fit(df)
     assert fixed.config.ensemble == 1 and fixed.config.anchor == "none" and fixed.plan.chosen == {}
 
 

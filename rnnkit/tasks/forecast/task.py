@@ -32,6 +32,7 @@ from rnnkit.tasks.autoconfig import (FORECAST_DEFAULT_BUDGET_S, ForecastPlan, fo
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
+from rnnkit.tasks.forecast.combine import RULES, combine_quantiles
 from rnnkit.train import Trainer, TrainConfig, torch_threads
 
 DataLike = Union[str, Path, pd.DataFrame]
@@ -57,6 +58,8 @@ class ForecastConfig(RunOptions):
     highway: bool = opt(True, "linear path on the scaled history (LSTNet-style)")
     anchor: Optional[str] = opt(None, "where the linear path starts: seasonal (seasonal naive), naive (last "
                                 "value) or none (zero); default: from the data", choices=("seasonal", "naive", "none"))
+    combine: Optional[str] = opt(None, "point forecast: RNN median (none), blend (2/3 RNN + 1/3 mean of per-series "
+                                 "ETS, Theta), mean or median of the three; default: from the data", choices=RULES)
     epochs: Optional[int] = opt(None, "epochs (each about one pass over the windows, 5-50 batches; default: 30, "
                                 "fewer when --max-time cannot pay for them)", min=1, max=1_000_000)
     steps_per_epoch: Optional[int] = opt(None, "sampled batches per epoch (default: about one pass, 5..50; "
@@ -257,9 +260,10 @@ class Forecaster(Task):
         cfg = self.config
         n = np.array([len(s) for s in ss.series])
         windows = int(np.maximum(n - np.maximum(1, np.minimum(max(2, context // 2), n - cfg.horizon)), 0).sum())
-        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows)
+        stats = forecast_stats([s.y for s in ss.series], cfg.horizon, self.season, windows,
+                               season_known=bool(ss.freq) or cfg.season is not None)
         anchor = cfg.anchor if cfg.highway else (cfg.anchor or "none")  # the anchor lives on the linear path
-        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs)
+        plan = forecast_plan(stats, anchor=anchor, ensemble=cfg.ensemble, epochs=cfg.epochs, combine=cfg.combine)
         self.plan = plan
         return replace(cfg, **plan.values())
 
@@ -296,7 +300,8 @@ class Forecaster(Task):
                             static=static)
         with torch_threads(self.config.threads or None):
             q = model.predict(panel.last()).cpu().numpy().astype(np.float64)
-        return self.calibration.apply(q) if calibrated and self.calibration is not None else q
+        q = self.calibration.apply(q) if calibrated and self.calibration is not None else q
+        return combine_quantiles(q, model.cfg.quantiles, [s.y for s in ss.series], self.season, self.config.combine)
 
     def predict(self, data: DataLike | SeriesSet, quantiles: Optional[Sequence[float]] = None,
                 format: str = "rnnkit", level: Optional[Sequence[float]] = None,
