@@ -11,8 +11,8 @@ budget on optimizer steps. The expected number of tokens a width can train on is
 ``budget x BUDGET_USE x rate(width)`` (``CPU_RATE``: tokens/s of one training step at batch 16 x
 BPTT 128, LSTM, one torch thread on this project's CPU; CUDA: x ``CUDA_SPEEDUP``); the widest
 LSTM (of ``WIDTHS``) that still sees ``TOKENS_PER_PARAM`` tokens per weight is chosen. Many small
-steps beat few big ones in a race: 16 streams x 128 characters, lr ``LR``, cosine decay over the
-time budget (schedule "budget": the lr reaches ~0 when the time runs out). Dropout grows with the
+steps beat few big ones in a race: 16 streams x 128 characters, lr ``LR`` held, then decayed linearly
+over the second half of the time budget (schedule "budget": the lr reaches 0 when the time runs out). Dropout grows with the
 expected passes over the training text (``DROPOUT_BY_PASSES``): none when the budget sees the text
 about once, more when it would be read many times.
 Without a budget the run is long (30 epochs, early stopping): the width comes from the corpus size
@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 WIDTHS = (128, 256, 384, 512)
-# Measured (bench: /tmp-free, see docs/decisions.md): tokens/s of one training step, LSTM 1 layer,
-# embedding 64, batch 16 x BPTT 128, one torch thread, this project's 2-core Xeon.
+# Measured on this project's 2-core Xeon (docs/decisions.md, "Text: automatic configuration"): tokens/s
+# of training steps, LSTM 1 layer, embedding 64, batch 16 x BPTT 128, one torch thread.
 CPU_RATE = {128: 46_000, 256: 18_000, 384: 12_000, 512: 8_000}
 CUDA_SPEEDUP = 20.0
 BUDGET_USE = 0.9  # share of --max-time left for optimizer steps (prepare, validation, saving)
 TOKENS_PER_PARAM = 4.0  # the widest width whose token budget is at least this many tokens per weight
-BATCH, BPTT, LR = 16, 128, 3e-3
+BATCH, BPTT, LR = 16, 128, 5e-3
 DROPOUT_BY_PASSES = ((3.0, 0.0), (10.0, 0.1), (30.0, 0.2))  # (passes below, dropout); more passes: 0.3
 LONG_RUN = ((300_000, 256, 0.2), (None, 512, 0.1))  # no budget: (train tokens below, width, dropout)
 PLAN_FILE = "text_plan.json"  # in the training out_dir: the plan a --resume continues
@@ -107,8 +107,8 @@ def text_plan(stats: TextStats, budget: Optional[float]) -> TextPlan:
     tokens = expected_tokens(width, budget, stats.cuda)
     passes = tokens / n
     dropout = dropout_for(passes)
-    reason = (f"char LSTM 1x{width}, batch {BATCH} x bptt {BPTT}, lr {LR:g} cosine to 0 over the {budget:.0f} s "
-              f"budget, dropout {dropout}: {n / 1e6:.2f} M training characters, ~{tokens / 1e6:.1f} M expected in "
+    reason = (f"char LSTM 1x{width}, batch {BATCH} x bptt {BPTT}, lr {LR:g} constant then linear to 0 over the "
+              f"last half of the {budget:.0f} s budget, dropout {dropout}: {n / 1e6:.2f} M training characters, ~{tokens / 1e6:.1f} M expected in "
               f"the budget ({passes:.1f} passes, {tokens / lstm_params(width, vocab=vocab):.0f} per weight)")
     return TextPlan(hidden_size=width, num_layers=1, dropout=dropout, batch_size=BATCH, bptt=BPTT, lr=LR,
                     schedule="budget", expected_tokens=tokens, reason=reason)
@@ -117,7 +117,7 @@ def text_plan(stats: TextStats, budget: Optional[float]) -> TextPlan:
 def resolve_text(requested: Any, stats: TextStats, out_dir: Optional[str] = None, resume: bool = False) -> Any:
     """``requested`` (a ``TextConfig`` whose None fields are automatic) with the plan filled in.
 
-    The one-line reason is printed (with ``progress``); the plan is kept in ``out_dir/PLAN_FILE`` so
+    The one-line reason is printed on stderr (also under ``--quiet``: it says what was trained); the plan is kept in ``out_dir/PLAN_FILE`` so
     that ``--resume`` continues the same network even with another ``--max-time``.
     """
     saved = Path(out_dir) / PLAN_FILE if out_dir is not None else None
@@ -130,7 +130,7 @@ def resolve_text(requested: Any, stats: TextStats, out_dir: Optional[str] = None
             saved.write_text(json.dumps(asdict(plan)) + "\n", encoding="utf-8")
     chosen = {f: getattr(plan, f) for f in AUTO_FIELDS if getattr(requested, f) is None and getattr(plan, f) is not None}
     given = [f for f in AUTO_FIELDS if getattr(requested, f) is not None and getattr(plan, f) is not None]
-    if requested.progress and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         note = f" (given: {', '.join('--' + f.replace('_', '-') for f in given)})" if given else ""
         print(f"rnnkit: auto config: {plan.reason}{note}", file=sys.stderr)
     return replace(requested, **chosen)
