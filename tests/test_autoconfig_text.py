@@ -49,6 +49,7 @@ def test_no_budget_is_a_long_run_sized_by_the_corpus():
     tiny, large = text_plan(char(100_000), None), text_plan(char(5_000_000), None)
     assert tiny.hidden_size < large.hidden_size == 512
     assert tiny.schedule == large.schedule == "cosine" and tiny.dropout > large.dropout
+    assert large.lr == pytest.approx(3e-3) and large.batch_size == 32
 
 
 def test_word_level_keeps_its_defaults_and_only_follows_the_budget():

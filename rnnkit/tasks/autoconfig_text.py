@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 WIDTHS = (128, 256, 384, 512)
-# Measured on this project's 2-core Xeon (docs/decisions.md, "Text: automatic configuration"): tokens/s
+# Measured on this project's 2-core machine (AMD EPYC) (docs/decisions.md, "Text: automatic configuration"): tokens/s
 # of training steps, LSTM 1 layer, embedding 64, batch 16 x BPTT 128, one torch thread.
 CPU_RATE = {128: 46_000, 256: 18_000, 384: 12_000, 512: 8_000}
 CUDA_SPEEDUP = 20.0
 BUDGET_USE = 0.9  # share of --max-time left for optimizer steps (prepare, validation, saving)
 TOKENS_PER_PARAM = 4.0  # the widest width whose token budget is at least this many tokens per weight
 BATCH, BPTT, LR = 16, 128, 5e-3
+LONG_LR = 3e-3  # no budget: the old long-run default (docs/bench/text.md)
 DROPOUT_BY_PASSES = ((3.0, 0.0), (10.0, 0.1), (30.0, 0.2))  # (passes below, dropout); more passes: 0.3
 LONG_RUN = ((300_000, 256, 0.2), (None, 512, 0.1))  # no budget: (train tokens below, width, dropout)
 PLAN_FILE = "text_plan.json"  # in the training out_dir: the plan a --resume continues
@@ -96,9 +97,9 @@ def text_plan(stats: TextStats, budget: Optional[float]) -> TextPlan:
     n = max(1, stats.train_tokens)
     if budget is None:
         width, dropout = next((w, d) for below, w, d in LONG_RUN if below is None or n < below)
-        return TextPlan(hidden_size=width, num_layers=1, dropout=dropout, batch_size=32, bptt=BPTT, lr=LR,
+        return TextPlan(hidden_size=width, num_layers=1, dropout=dropout, batch_size=32, bptt=BPTT, lr=LONG_LR,
                         schedule="cosine", reason=f"char LSTM 1x{width}, dropout {dropout}, batch 32 x {BPTT}, "
-                        f"lr {LR:g} cosine over the epochs: {n:,} training characters, no --max-time (long run)")
+                        f"lr {LONG_LR:g} cosine over the epochs: {n:,} training characters, no --max-time (long run)")
     vocab = max(2, stats.vocab_size)
     width = WIDTHS[0]
     for w in WIDTHS:

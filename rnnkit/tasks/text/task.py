@@ -132,13 +132,13 @@ class TextModel(Task):
                              progress=cfg.progress, tokenizer=cfg.tokenizer,
                              vocab=source.vocab if source is not None else None)
         self.vocab = corpus.vocab
+        n_val_tokens = min(len(corpus.val), VAL_TOKENS)
+        if n_val_tokens < 2:
+            raise UserError(f"validation text too small: {n_val_tokens} {cfg.level} tokens, need at least 2")
         if source is None:  # fine-tuning keeps the source's network
             req = resolve_text(req, TextStats(req.level, len(corpus.train), len(self.vocab),
                                               pick_device(req.device).type == "cuda"), out_dir, resume)
         self.config = cfg = req.resolved()
-        n_val_tokens = min(len(corpus.val), VAL_TOKENS)
-        if n_val_tokens < 2:
-            raise UserError(f"validation text too small: {n_val_tokens} {cfg.level} tokens, need at least 2")
         batch = self._fit_batch_size(len(corpus.train))
         ranks = dist_rank()[1]  # under torchrun: every process gets its own streams
         train = make_stream_batches(corpus.train, max(batch, ranks), cfg.bptt, "training text")
