@@ -58,24 +58,25 @@ VAL_TOKENS = 1 << 17  # validation (each epoch and the final metrics) reads at m
 
 @dataclass(kw_only=True)
 class TextConfig(RunOptions):
-    """Everything that defines a text model; ``None`` fields take the level's default (``_DEFAULTS``)."""
+    """Everything that defines a text model; ``None`` fields are chosen at ``fit`` (char level: from the corpus
+    size and ``max_time``, ``rnnkit.tasks.autoconfig_text``), the rest take the level's default (``_DEFAULTS``)."""
 
     level: str = opt("char", "tokens: characters, words or byte-level BPE (pip install 'rnnkit[text]')",
                      choices=("char", "word", "bpe"))
     cell: str = opt("lstm", "recurrent cell: lstm, gru, rnn, mingru")
     embed_size: Optional[int] = opt(None, "token embedding size (default per level: char 64, word 256)",
                                     min=1, max=65_536)
-    hidden_size: Optional[int] = opt(None, "hidden units (default per level: char 512, word 256)", min=1, max=65_536)
+    hidden_size: Optional[int] = opt(None, "hidden units (default: char: automatic, word 256)", min=1, max=65_536)
     num_layers: Optional[int] = opt(None, "stacked recurrent layers (default 1)", min=1, max=64)
-    dropout: Optional[float] = opt(None, "dropout (default per level: char 0.1, word 0.5)", min=0.0, max=0.99)
+    dropout: Optional[float] = opt(None, "dropout (default: char: automatic, word 0.5)", min=0.0, max=0.99)
     tie_weights: Optional[bool] = opt(None, "share the embedding with the decoder (full softmax only; default: "
                                       "word level)")
     adaptive_softmax: Optional[bool] = opt(None, "adaptive softmax for vocabularies over 2,500 tokens (default: "
                                            "word level)")
-    bptt: Optional[int] = opt(None, "truncated-BPTT window in tokens (default per level: char 128, word 35)",
+    bptt: Optional[int] = opt(None, "truncated-BPTT window in tokens (default: char: automatic, word 35)",
                               min=1, max=1_000_000)
-    batch_size: Optional[int] = opt(None, "parallel streams (default 32)", min=1, max=1_000_000)
-    lr: Optional[float] = opt(None, "learning rate (default 3e-3)", min=0.0, max=10.0)
+    batch_size: Optional[int] = opt(None, "parallel streams (default: char: automatic, else 32)", min=1, max=1_000_000)
+    lr: Optional[float] = opt(None, "learning rate (default: char: automatic, else 3e-3)", min=0.0, max=10.0)
     max_vocab: int = opt(10_000, "word level: the most frequent words kept, the rest become <unk>; bpe: the "
                          "vocabulary size to train", min=1, max=10_000_000)
     min_freq: int = opt(1, "word level: minimum count of a kept word", min=1, max=1_000_000_000)
