@@ -45,7 +45,8 @@ class TrainConfig:
     optimizer: str = "adam"              # "adam" | "adamw"
     weight_decay: float = 0.0
     grad_clip: Optional[float] = 1.0     # max global grad norm; None/0 = off
-    schedule: str = "constant"           # "constant" | "cosine" | "plateau" (halve lr on val plateau)
+    schedule: str = "constant"           # "constant" | "cosine" | "plateau" (halve lr on val plateau) | "budget"
+    #                                      (cosine over the steps or max_time, whichever ends first)
     warmup_steps: int = 0                # linear warmup, any schedule
     min_lr_ratio: float = 0.0            # cosine ends at lr * min_lr_ratio
     patience: Optional[int] = 5          # early stopping on val loss (None/0 = off); best weights restored
@@ -188,7 +189,8 @@ class Trainer:
         self.window, self.window_n = torch.zeros((), device=self.device), 0
         for batch in batches:
             progress = (epoch + (self.pos / n_epoch if n_epoch else 0)) / max(1, cfg.epochs)
-            lr = self.sched.lr(self.step, progress)
+            used = (time.monotonic() - self.t0) / cfg.max_time if cfg.max_time else None
+            lr = self.sched.lr(self.step, progress, used)
             for g in self.opt.param_groups:
                 g["lr"] = lr
             loss, new_state = self.loss_fn(self.net, to_device(batch, self.device), self.state)

@@ -34,44 +34,49 @@ from rnnkit.tasks.text.corpus import load_corpus, text_source
 from rnnkit.tasks.text.sampling import SamplingConfig, rank_words, sample
 from rnnkit.tasks.text.network import LanguageModel, LMConfig, state_batch
 from rnnkit.options import from_dict, opt, shared_fields, validate
+from rnnkit.tasks.autoconfig_text import TextStats, resolve_text
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.train import TrainConfig, Trainer, seed_everything
+from rnnkit.train.callbacks import SCHEDULES
+from rnnkit.train.distributed import pick_device
 
 TextLike = Union[str, Path]
 
-# Per-level defaults, chosen by the sweeps recorded in docs/bench/text.md.
+# Per-level defaults, chosen by the sweeps recorded in docs/bench/text.md; at char level the
+# automatic configuration (rnnkit.tasks.autoconfig_text) sets the model and training from the data first.
 _DEFAULTS = {
     "char": dict(embed_size=64, hidden_size=512, num_layers=1, dropout=0.1, tie_weights=False,
-                 adaptive_softmax=False, bptt=128, batch_size=32, lr=3e-3),
+                 adaptive_softmax=False, bptt=128, batch_size=32, lr=3e-3, schedule="cosine"),
     "word": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.5, tie_weights=True,
-                 adaptive_softmax=True, bptt=35, batch_size=32, lr=3e-3),
+                 adaptive_softmax=True, bptt=35, batch_size=32, lr=3e-3, schedule="cosine"),
     # byte-level BPE (rnnkit.data.bpe): word-like vocabulary sizes, so the word-level setup
     "bpe": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.3, tie_weights=True,
-                adaptive_softmax=True, bptt=64, batch_size=32, lr=3e-3),
+                adaptive_softmax=True, bptt=64, batch_size=32, lr=3e-3, schedule="cosine"),
 }
 VAL_TOKENS = 1 << 17  # validation (each epoch and the final metrics) reads at most this many tokens
 
 
 @dataclass(kw_only=True)
 class TextConfig(RunOptions):
-    """Everything that defines a text model; ``None`` fields take the level's default (``_DEFAULTS``)."""
+    """Everything that defines a text model; ``None`` fields are chosen at ``fit`` (char level: from the corpus
+    size and ``max_time``, ``rnnkit.tasks.autoconfig_text``), the rest take the level's default (``_DEFAULTS``)."""
 
     level: str = opt("char", "tokens: characters, words or byte-level BPE (pip install 'rnnkit[text]')",
                      choices=("char", "word", "bpe"))
     cell: str = opt("lstm", "recurrent cell: lstm, gru, rnn, mingru")
     embed_size: Optional[int] = opt(None, "token embedding size (default per level: char 64, word 256)",
                                     min=1, max=65_536)
-    hidden_size: Optional[int] = opt(None, "hidden units (default per level: char 512, word 256)", min=1, max=65_536)
+    hidden_size: Optional[int] = opt(None, "hidden units (default: char: automatic, word 256)", min=1, max=65_536)
     num_layers: Optional[int] = opt(None, "stacked recurrent layers (default 1)", min=1, max=64)
-    dropout: Optional[float] = opt(None, "dropout (default per level: char 0.1, word 0.5)", min=0.0, max=0.99)
+    dropout: Optional[float] = opt(None, "dropout (default: char: automatic, word 0.5)", min=0.0, max=0.99)
     tie_weights: Optional[bool] = opt(None, "share the embedding with the decoder (full softmax only; default: "
                                       "word level)")
     adaptive_softmax: Optional[bool] = opt(None, "adaptive softmax for vocabularies over 2,500 tokens (default: "
                                            "word level)")
-    bptt: Optional[int] = opt(None, "truncated-BPTT window in tokens (default per level: char 128, word 35)",
+    bptt: Optional[int] = opt(None, "truncated-BPTT window in tokens (default: char: automatic, word 35)",
                               min=1, max=1_000_000)
-    batch_size: Optional[int] = opt(None, "parallel streams (default 32)", min=1, max=1_000_000)
-    lr: Optional[float] = opt(None, "learning rate (default 3e-3)", min=0.0, max=10.0)
+    batch_size: Optional[int] = opt(None, "parallel streams (default: char: automatic, else 32)", min=1, max=1_000_000)
+    lr: Optional[float] = opt(None, "learning rate (default: char: automatic, else 3e-3)", min=0.0, max=10.0)
     max_vocab: int = opt(10_000, "word level: the most frequent words kept, the rest become <unk>; bpe: the "
                          "vocabulary size to train", min=1, max=10_000_000)
     min_freq: int = opt(1, "word level: minimum count of a kept word", min=1, max=1_000_000_000)
@@ -82,7 +87,8 @@ class TextConfig(RunOptions):
     epochs: int = opt(30, "passes over the training text", min=1, max=1_000_000)
     patience: Optional[int] = opt(3, "early stopping: epochs without validation improvement (0 = off)", min=0,
                                   max=1_000_000)
-    schedule: str = opt("cosine", "learning-rate schedule", choices=("constant", "cosine", "plateau"))
+    schedule: Optional[str] = opt(None, "learning-rate schedule (default: budget = cosine over --max-time when "
+                                  "given, else cosine over the epochs)", choices=SCHEDULES)
 
     def resolved(self) -> "TextConfig":
         if self.cell not in cell_names():
@@ -105,6 +111,7 @@ class TextModel(Task):
                  **options) -> None:
         options.update({k: v for k, v in (("level", level), ("cell", cell)) if v is not None})
         super().__init__(config, **options)
+        self.requested = self.config  # what the user asked for (None = automatic); fit() resolves it
         self.config = self.config.resolved()
         self.vocab: Optional[Vocab] = None
         self.metrics: dict = {}
@@ -117,9 +124,9 @@ class TextModel(Task):
         Keyword arguments set ``TextConfig`` fields for this fit (``epochs``, ``max_time``, ``seed``,
         ...); the rest go to ``TrainConfig`` (e.g. ``max_steps``, ``warmup_steps``)."""
         names = {f.name for f in fields(TextConfig)}
-        self.config = validate(replace(self.config, **{k: v for k, v in options.items() if k in names}), "TextModel")
+        req = validate(replace(self.requested, **{k: v for k, v in options.items() if k in names}), "TextModel")
+        self.requested = cfg = req
         train_options = {k: v for k, v in options.items() if k not in names}
-        cfg = self.config
         t_start = time.monotonic()  # --max-time counts the preparation too
         source = self.init_source()  # fine-tuning: the saved vocabulary and network settings
         corpus = load_corpus(text, val_text, cfg.level, self._lowercase, cfg.max_vocab, cfg.min_freq, cfg.val_fraction,
@@ -129,6 +136,10 @@ class TextModel(Task):
         n_val_tokens = min(len(corpus.val), VAL_TOKENS)
         if n_val_tokens < 2:
             raise UserError(f"validation text too small: {n_val_tokens} {cfg.level} tokens, need at least 2")
+        if source is None:  # fine-tuning keeps the source's network
+            req = resolve_text(req, TextStats(req.level, len(corpus.train), len(self.vocab),
+                                              pick_device(req.device).type == "cuda"), out_dir, resume)
+        self.config = cfg = req.resolved()
         batch = self._fit_batch_size(len(corpus.train))
         ranks = dist_rank()[1]  # under torchrun: every process gets its own streams
         train = make_stream_batches(corpus.train, max(batch, ranks), cfg.bptt, "training text")
