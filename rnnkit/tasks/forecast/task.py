@@ -68,11 +68,11 @@ class ForecastConfig(RunOptions):
     lr: float = opt(3e-3, "learning rate", min=0.0, max=10.0)
     threads: Optional[int] = opt(1, "CPU threads while training (a small RNN is fastest on one; 0 = torch's "
                                  "default)", min=0, max=1024)
-    # interval calibration after training (calibration.py): "holdout" trains a twin model without the last
-    # calib_holdout points and corrects the quantiles per horizon step from its out-of-sample errors
-    # (doubles training time); "none" keeps the raw quantiles
-    calibrate: str = opt("holdout", "interval calibration: holdout (a twin model's out-of-sample errors "
-                         "correct the quantiles; doubles training time) or none", choices=("holdout", "none"))
+    # interval calibration after training (calibration.py): "holdout" trains calib_twins twin models cut
+    # short and scales the band by a conformal factor from their out-of-sample errors (each twin costs a
+    # training; the budget is split between them); "none" keeps the raw quantiles
+    calibrate: str = opt("holdout", "interval calibration: holdout (twin models' out-of-sample errors "
+                         "scale the band; each twin costs a training) or none", choices=("holdout", "none"))
     calib_holdout: Optional[int] = opt(None, "points held out per series for calibration (default: "
                                        "calibration.default_holdout)", min=1, max=100_000)
     calib_twins: int = opt(3, "twin models for calibration, cut 1, 2, 3... holdouts short, each forecasting the "
