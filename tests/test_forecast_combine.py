@@ -81,3 +81,29 @@ def test_real_training_uses_the_combination(tmp_path):
     pred = back.predict(df)
     mid = interpolate_quantiles(q, fc.network.cfg.quantiles, [0.5])[..., 0].reshape(-1)
     assert np.allclose(pred["forecast"].to_numpy(), mid, rtol=1e-5)
+
+
+def test_calibration_twins_score_the_combined_forecast():
+    """The calibration windows are centred where predict puts the band: on the combination."""
+    from rnnkit.tasks.forecast.calibration import holdout_windows
+    from rnnkit.tasks.forecast.combine import member_forecasts
+
+    t = pd.date_range("2000-01-01", periods=60, freq="QS")
+    rng = np.random.default_rng(1)
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": t,
+                                  "y": 50 + (i + 1) * np.arange(60) + 5 * np.sin(np.arange(60) * np.pi / 2)
+                                  + rng.normal(0, 1, 60)}) for i in range(2)])
+    fc = Forecaster(horizon=4, epochs=2, hidden_size=8, calibrate="none", ensemble=1).fit(df)
+    ss = fc.load_data(df)
+    q, y, m, used = holdout_windows(fc, ss, 4, span=1)        # one window per series, at its cut
+    assert used == 2 and q.shape[:2] == (2, 4)
+    mid = list(fc.network.cfg.quantiles).index(0.5)
+    hist = [s.y[:56] for s in ss.series]
+    members = member_forecasts(hist, 4, fc.season)
+    fc.config.combine = "none"                                # the same twin (seeded), RNN alone
+    q_rnn, y_rnn, _, _ = holdout_windows(fc, ss, 4, span=1)
+    fc.config.combine = FORECAST_COMBINE
+    shift = combine_point(q_rnn[:, :, mid], members, FORECAST_COMBINE) - q_rnn[:, :, mid]
+    assert np.abs(shift).max() > 1e-3                          # the members do move the point
+    assert np.allclose(q, q_rnn + shift[:, :, None], atol=1e-4) and np.allclose(y, y_rnn)
+    assert np.all(np.isfinite(q)) and np.allclose(y, np.stack([s.y[56:60] for s in ss.series]))

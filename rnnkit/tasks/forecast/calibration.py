@@ -39,12 +39,14 @@ from typing import Any, Optional, TextIO
 import numpy as np
 
 from rnnkit.data.series import SeriesSet, truncate
+from rnnkit.tasks.forecast.combine import combine_quantiles
 
 SHRINK_N0 = math.inf  # windows at which a step's own factor and the pooled one weigh the same (inf: pooled)
 MAX_FACTOR = 20.0    # a band more than 20x the model's own is a symptom, not a correction
 MIN_WINDOWS = 64     # calibration windows wanted at the last horizon step (default_holdout)
 KIND, MODE = "ratio", "common"  # the defaults chosen on the training parts (docs/decisions.md)
 TWIN_DECAY = 0.5     # weight of twin j's windows in the conformal quantile: TWIN_DECAY ** j (recent weigh more)
+BLEND_WINDOWS = 96   # windows per twin when the point forecast is a combination (each refits ETS and Theta)
 TWINS = 3            # twins at cuts R, 2R, 3R (multi-origin; bench/_forecast_calib_multi.py, docs/decisions.md)
 
 
@@ -196,10 +198,18 @@ def holdout_windows(fc: Any, ss: SeriesSet, holdout: int, static=None,
     panel = twin._panel(ss, net.cfg.context, net.cfg.horizon)
     pairs = [(i, o) for i, s in enumerate(ss.series) if s.id in cut for o in range(cut[s.id], cut[s.id] + span)]
     pairs = np.asarray(pairs, dtype=np.int64)
+    rule = fc.config.combine
+    if rule not in (None, "none") and len(pairs) > BLEND_WINDOWS:  # each window refits ETS and Theta
+        keep = np.random.default_rng(holdout).choice(len(pairs), BLEND_WINDOWS, replace=False)
+        pairs = pairs[np.sort(keep)]
     qs, ys, ms = [], [], []
     for a in range(0, len(pairs), 512):
         b = panel.batch(pairs[a:a + 512])
-        qs.append(net.predict(b).cpu().numpy().astype(np.float64))
+        q = net.predict(b).cpu().numpy().astype(np.float64)
+        if rule not in (None, "none"):  # score what predict returns: the band moved onto the combination
+            hist = [ss.series[i].y[:t] for i, t in pairs[a:a + 512]]
+            q = combine_quantiles(q, net.cfg.quantiles, hist, fc.season, rule)
+        qs.append(q)
         ys.append(b["y_hor"].numpy().astype(np.float64))
         ms.append(b["m_hor"].numpy().astype(np.float64))
     return np.concatenate(qs), np.concatenate(ys), np.concatenate(ms), len(cut)
