@@ -308,3 +308,23 @@ def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UserError, match="config.json"):
         create_app(str(tmp_path))
+
+
+def test_a_blending_forecaster_bounds_the_history_refitted_per_request(tmp_path):
+    """A model that blends per-series ETS/Theta refits them on every series of a request: the
+    points refitted are bounded (422 with the flag's name), so a big request cannot run for minutes."""
+    import pandas as pd
+
+    from rnnkit import Forecaster
+
+    t = np.arange(60)
+    df = pd.DataFrame({"id": np.repeat(["a", "b", "c"], 60), "t": np.tile(t, 3),
+                       "y": np.concatenate([10 + k + np.sin(t / 3 + k) for k in range(3)])})
+    Forecaster(horizon=3, hidden_size=8, epochs=2, progress=False, calibrate="none", combine="blend",
+               season=6).fit(df, target="y", time_col="t", id_col="id").save(tmp_path / "m")
+    with served(tmp_path / "m", ServeLimits(max_combined_points=100)) as client:
+        small = df[df.id != "c"].groupby("id").tail(40).to_dict("records")       # 80 points
+        ok = client.post("/predict", json={"data": small})
+        assert ok.status_code == 200 and len(ok.json()["forecast"]) == 6
+        big = client.post("/predict", json={"data": df.to_dict("records")})     # 180 points
+        assert big.status_code == 422 and "--max-combined-points" in big.json()["error"]

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-total-steps", type=int, default=d.max_total_steps,
                    help="classify: steps or characters summed over a request's sequences")
     g.add_argument("--max-rows", type=int, default=d.max_rows, help="forecast: table rows per request")
+    g.add_argument("--max-combined-points", type=int, default=d.max_combined_points,
+                   help="forecast models that blend per-series ETS/Theta (--combine): history points refitted "
+                        "per request, each series' last 300 at most")
     g.add_argument("--max-depth", type=int, default=d.max_depth, help="JSON nesting depth")
     g.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds of model work per request (then 503)")
     g.add_argument("--read-timeout", type=float, default=d.read_timeout_s,
@@ -56,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
                      max_prompt_chars=args.max_prompt_chars, max_sequences=args.max_sequences,
                      max_sequence_length=args.max_sequence_length,
                      max_total_steps=args.max_total_steps, max_rows=args.max_rows,
+                     max_combined_points=args.max_combined_points,
                      max_depth=args.max_depth, timeout_s=args.timeout, read_timeout_s=args.read_timeout,
                      workers=args.workers, queue=args.queue)
     serve(args.model, args.host, args.port, limits=limits.check(), api_key=args.api_key)

@@ -7,12 +7,14 @@ All request models are strict: no strings for numbers, no NaN/Infinity, no unkno
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, with_config
 from typing_extensions import NotRequired, TypedDict  # pydantic needs typing_extensions' TypedDict on Python < 3.12
 
 from rnnkit.serve.limits import ServeLimits
+from rnnkit.tasks.forecast.combine import MAX_HISTORY
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 _SEED_MAX = 2 ** 63 - 1  # torch.Generator seeds are 64-bit
@@ -150,6 +152,19 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
             if qs and any(not 0 < q < 1 for q in qs):
                 raise ValueError("quantile levels must lie strictly between 0 and 1")
             return qs
+
+        @field_validator("data")
+        @classmethod
+        def _member_cost(cls, rows: list) -> list:
+            if schema.get("combine") in (None, "none"):
+                return rows
+            ids = Counter(r.get(schema["id_col"]) for r in rows) if schema.get("id_col") else Counter([0] * len(rows))
+            points = sum(min(n, MAX_HISTORY) for n in ids.values())
+            if points > limits.max_combined_points:
+                raise ValueError(f"this model blends per-series ETS and Theta, refitted on {points} history points "
+                                 f"here; this server accepts up to {limits.max_combined_points} per request "
+                                 "(--max-combined-points; fewer series, or a model trained with --combine none)")
+            return rows
 
     return ForecastRequest
 

@@ -51,7 +51,9 @@ class ModelWorker:
         self.model = rnnkit.load(model_dir)
         self.task = task_of(self.model)
         self.limits = limits
-        self.schema = getattr(self.model, "schema", None) if self.task == "forecast" else None
+        self.schema = None
+        if self.task == "forecast":  # the columns, and whether predict refits ETS/Theta per series (costly)
+            self.schema = {**self.model.schema, "combine": getattr(self.model.config, "combine", None)}
         self.routes = {r.path: r for r in routes_for(self.task, limits, self.schema)}
 
     def hello(self) -> dict:
