@@ -11,6 +11,15 @@ from rnnkit.tasks.forecast.combine import combine_point, combine_quantiles, memb
 from rnnkit.tasks.forecast.task import Forecaster, interpolate_quantiles
 
 
+def quarterly_panel(n_series: int, seed: int) -> pd.DataFrame:
+    """``n_series`` quarterly series of 60 points: a trend per series, a season of 4, noise."""
+    t = pd.date_range("2000-01-01", periods=60, freq="QS")
+    rng = np.random.default_rng(seed)
+    return pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": t,
+                                    "y": 50 + (i + 1) * np.arange(60) + 5 * np.sin(np.arange(60) * np.pi / 2)
+                                    + rng.normal(0, 1, 60)}) for i in range(n_series)])
+
+
 def test_rule_mean_and_median_over_finite_members():
     rnn = np.array([[1.0, 2.0], [10.0, 10.0]])
     members = np.array([[[4.0, 2.0], [7.0, 8.0]],        # series 0: ETS, Theta
@@ -59,11 +68,7 @@ def test_plan_combines_small_panels_and_keeps_the_user_value():
 
 
 def test_real_training_uses_the_combination(tmp_path):
-    t = pd.date_range("2000-01-01", periods=60, freq="QS")
-    rng = np.random.default_rng(0)
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": t,
-                                  "y": 50 + (i + 1) * np.arange(60) + 5 * np.sin(np.arange(60) * np.pi / 2)
-                                  + rng.normal(0, 1, 60)}) for i in range(3)])
+    df = quarterly_panel(3, seed=0)
     fc = Forecaster(horizon=4, epochs=2, hidden_size=8, calibrate="none", ensemble=1).fit(df)
     assert fc.config.combine == FORECAST_COMBINE != "none"
     ss = fc.load_data(df)
@@ -88,11 +93,7 @@ def test_calibration_twins_score_the_combined_forecast():
     from rnnkit.tasks.forecast.calibration import holdout_windows
     from rnnkit.tasks.forecast.combine import member_forecasts
 
-    t = pd.date_range("2000-01-01", periods=60, freq="QS")
-    rng = np.random.default_rng(1)
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": t,
-                                  "y": 50 + (i + 1) * np.arange(60) + 5 * np.sin(np.arange(60) * np.pi / 2)
-                                  + rng.normal(0, 1, 60)}) for i in range(2)])
+    df = quarterly_panel(2, seed=1)
     fc = Forecaster(horizon=4, epochs=2, hidden_size=8, calibrate="none", ensemble=1).fit(df)
     ss = fc.load_data(df)
     q, y, m, used = holdout_windows(fc, ss, 4, span=1)        # one window per series, at its cut

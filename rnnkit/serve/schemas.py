@@ -158,8 +158,9 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
         def _member_cost(cls, rows: list) -> list:
             if schema.get("combine") in (None, "none"):
                 return rows
-            ids = Counter(r.get(schema["id_col"]) for r in rows) if schema.get("id_col") else Counter([0] * len(rows))
-            points = sum(min(n, MAX_HISTORY) for n in ids.values())
+            id_col = schema.get("id_col")
+            lengths = Counter(r.get(id_col) for r in rows).values() if id_col else [len(rows)]
+            points = sum(min(n, MAX_HISTORY) for n in lengths)
             if points > limits.max_combined_points:
                 raise ValueError(f"this model blends per-series ETS and Theta, refitted on {points} history points "
                                  f"here; this server accepts up to {limits.max_combined_points} per request "

@@ -23,11 +23,12 @@ to "budget" when there is a budget.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
+
+from rnnkit.data.token_batches import dist_rank
 
 WIDTHS = (128, 256, 384, 512)
 # Measured on this project's 2-core machine (AMD EPYC) (docs/decisions.md, "Text: automatic configuration"): tokens/s
@@ -92,8 +93,8 @@ def text_plan(stats: TextStats, budget: Optional[float]) -> TextPlan:
     if stats.level != "char":
         if budget is None:
             return TextPlan(reason=f"{stats.level} level: the level's defaults, cosine over the epochs")
-        return TextPlan(schedule="budget", reason=f"{stats.level} level: the level's defaults, lr cosine over the "
-                                                  f"{budget:.0f} s budget")
+        return TextPlan(schedule="budget", reason=f"{stats.level} level: the level's defaults, lr linear to 0 over "
+                                                  f"the last half of the {budget:.0f} s budget")
     n = max(1, stats.train_tokens)
     if budget is None:
         width, dropout = next((w, d) for below, w, d in LONG_RUN if below is None or n < below)
@@ -126,12 +127,12 @@ def resolve_text(requested: Any, stats: TextStats, out_dir: Optional[str] = None
         plan = TextPlan(**json.loads(saved.read_text(encoding="utf-8")))
     else:
         plan = text_plan(stats, requested.max_time)
-        if saved is not None and int(os.environ.get("RANK", "0")) == 0:
+        if saved is not None and dist_rank()[0] == 0:
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text(json.dumps(asdict(plan)) + "\n", encoding="utf-8")
     chosen = {f: getattr(plan, f) for f in AUTO_FIELDS if getattr(requested, f) is None and getattr(plan, f) is not None}
     given = [f for f in AUTO_FIELDS if getattr(requested, f) is not None and getattr(plan, f) is not None]
-    if int(os.environ.get("RANK", "0")) == 0:
+    if dist_rank()[0] == 0:
         note = f" (given: {', '.join('--' + f.replace('_', '-') for f in given)})" if given else ""
         print(f"rnnkit: auto config: {plan.reason}{note}", file=sys.stderr)
     return replace(requested, **chosen)

@@ -59,13 +59,12 @@ class LRSchedule:
                 p = min(1.0, max(0.0, (step - self.warmup_steps) / span))
             else:
                 p = min(1.0, max(0.0, progress or 0.0))
-            if self.kind == "budget" and time_frac is not None:
-                p = max(p, min(1.0, time_frac))
             if self.kind == "budget":  # constant, then linear to min_lr_ratio over the last BUDGET_DECAY
+                p = p if time_frac is None else max(p, min(1.0, time_frac))
                 shape = min(1.0, (1.0 - p) / BUDGET_DECAY)
-                scale *= self.min_lr_ratio + (1 - self.min_lr_ratio) * shape
             else:
-                scale *= self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+                shape = 0.5 * (1 + math.cos(math.pi * p))
+            scale *= self.min_lr_ratio + (1 - self.min_lr_ratio) * shape
         return self.base_lr * scale * self.plateau_scale
 
     def on_val(self, val_loss: float) -> None:

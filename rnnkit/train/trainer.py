@@ -46,7 +46,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: Optional[float] = 1.0     # max global grad norm; None/0 = off
     schedule: str = "constant"           # "constant" | "cosine" | "plateau" (halve lr on val plateau) | "budget"
-    #                                      (cosine over the steps or max_time, whichever ends first)
+    #                                      (constant, then linear to min_lr_ratio over the last half of the
+    #                                      steps or of max_time, whichever ends first)
     warmup_steps: int = 0                # linear warmup, any schedule
     min_lr_ratio: float = 0.0            # cosine ends at lr * min_lr_ratio
     patience: Optional[int] = 5          # early stopping on val loss (None/0 = off); best weights restored

@@ -199,14 +199,15 @@ def holdout_windows(fc: Any, ss: SeriesSet, holdout: int, static=None,
     pairs = [(i, o) for i, s in enumerate(ss.series) if s.id in cut for o in range(cut[s.id], cut[s.id] + span)]
     pairs = np.asarray(pairs, dtype=np.int64)
     rule = fc.config.combine
-    if rule not in (None, "none") and len(pairs) > BLEND_WINDOWS:  # each window refits ETS and Theta
+    combined = rule not in (None, "none")
+    if combined and len(pairs) > BLEND_WINDOWS:  # each window refits ETS and Theta
         keep = np.random.default_rng(holdout).choice(len(pairs), BLEND_WINDOWS, replace=False)
         pairs = pairs[np.sort(keep)]
     qs, ys, ms = [], [], []
     for a in range(0, len(pairs), 512):
         b = panel.batch(pairs[a:a + 512])
         q = net.predict(b).cpu().numpy().astype(np.float64)
-        if rule not in (None, "none"):  # score what predict returns: the band moved onto the combination
+        if combined:  # score what predict returns: the band moved onto the combination
             hist = [ss.series[i].y[:t] for i, t in pairs[a:a + 512]]
             q = combine_quantiles(q, net.cfg.quantiles, hist, fc.season, rule)
         qs.append(q)

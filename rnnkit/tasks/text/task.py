@@ -87,8 +87,8 @@ class TextConfig(RunOptions):
     epochs: int = opt(30, "passes over the training text", min=1, max=1_000_000)
     patience: Optional[int] = opt(3, "early stopping: epochs without validation improvement (0 = off)", min=0,
                                   max=1_000_000)
-    schedule: Optional[str] = opt(None, "learning-rate schedule (default: budget = cosine over --max-time when "
-                                  "given, else cosine over the epochs)", choices=SCHEDULES)
+    schedule: Optional[str] = opt(None, "learning-rate schedule (default: budget = constant, then linear to 0 over "
+                                  "the last half of --max-time when given, else cosine over the epochs)", choices=SCHEDULES)
 
     def resolved(self) -> "TextConfig":
         if self.cell not in cell_names():
