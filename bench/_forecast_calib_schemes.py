@@ -19,7 +19,7 @@ within 5 points, and, paired against ``BASELINE`` run by run, the difference in 
 error (with its SE) and the geometric-mean interval-score ratio -> bench/results/forecast_calib_schemes.json.
 The shipped scheme (docs/decisions.md, 2026-12-03) was chosen from this output alone.
 
-    nice .venv/bin/python bench/_forecast_calib_schemes.py dump [--only a,b] [--origins 1,0]
+    nice .venv/bin/python bench/_forecast_calib_schemes.py dump [--only a,b] [--origins 1,0] [--cuts 1,2,3 --capped]
     .venv/bin/python bench/_forecast_calib_schemes.py score
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ OUT = WORK.parent / "forecast_calib_schemes"
 CUTS = (1.0, 1.5, 2.0, 3.0, 4.0)  # twin cuts in units of R
 
 
-def dump(name: str, spec: dict, k: int, max_time: float) -> None:
+def dump(name: str, spec: dict, k: int, max_time: float, cuts: tuple[float, ...] = CUTS,
+         capped: bool = False) -> None:
     ss = load_series(load_panel(spec), "y", "ds", "unique_id", quiet=True)
     H, K = spec["horizon"], spec["folds"]
     # k = 0, 1: the suite's tuning origins; k = -1: one horizon before the first (more, older samples)
@@ -64,8 +65,11 @@ def dump(name: str, spec: dict, k: int, max_time: float) -> None:
     R = cal.default_holdout(H, list(lengths))
     arrays = {"q_raw": q_raw, "actual": actual, "lengths": lengths, "levels": np.array(fc.network.cfg.quantiles),
               "R": np.array(R)}
-    for c in CUTS:
+    max_cut = int(np.median(lengths)) // 2
+    for j, c in enumerate(cuts):
         hold = int(round(c * R))
+        if capped and j and hold > max_cut and not cal.panel_carries_twin(list(lengths), hold):
+            break  # a twin the shipped cap rule ("half64") would not train: skip its cost
         w = cal.holdout_windows(fc, train, hold)
         if w is None:
             continue
@@ -114,7 +118,13 @@ def score_one(d: dict, w: tuple | None, fit_kw: dict) -> dict:
         kw = dict(fit_kw)
         rho, damp, common = kw.pop("rho", None), kw.pop("damp", 1.0), kw.pop("common", False)
         kw_nest, shipped = kw.pop("nest", False), kw.pop("shipped", False)
+        outer, shrink = kw.pop("outer", False), kw.pop("shrink", None)
         weights = None if rho is None else rho ** w[3].astype(np.float64)
+        if outer:  # every pair scaled by the model's outer band: the band's shape comes from the scores
+            f = cal.fit_factors(to_outer(w[0], levels), w[1], w[2], levels, mode="pair", kind="ratio",
+                                weights=weights, **({"n0": 20} | kw))
+            q = cal.Calibration(levels, f, len(w[0]), int(d["R"]), "ratio", "pair").apply(to_outer(q, levels))
+            return score_q(d, q, levels)
         if shipped:  # exactly what calibration.calibrate does now
             f = cal.fit_factors(w[0], w[1], w[2], levels, mode=cal.MODE, kind=cal.KIND,
                                 weights=cal.TWIN_DECAY ** w[3].astype(np.float64))
@@ -125,6 +135,11 @@ def score_one(d: dict, w: tuple | None, fit_kw: dict) -> dict:
             j_med = levels.index(0.5)
             g = np.exp(np.log(np.delete(f, j_med, axis=1)).mean(axis=1, keepdims=True))
             f = np.where(np.arange(len(levels)) == j_med, 1.0, g)
+        if shrink is not None:  # log pair factors pulled toward their geometric mean by ``shrink``
+            j_med = levels.index(0.5)
+            g = np.exp(np.log(np.maximum(np.delete(f, j_med, axis=1), 1e-6)).mean(axis=1, keepdims=True))
+            f = np.exp((1 - shrink) * np.log(np.maximum(f, 1e-6)) + shrink * np.log(g))
+            f[:, j_med] = 1.0
         f = f ** damp  # damp < 1: part of the correction (in log scale)
         if kw_nest:  # bands nested outward from the median (an outer band at least as wide), not re-sorted
             j_med = levels.index(0.5)
@@ -135,6 +150,20 @@ def score_one(d: dict, w: tuple | None, fit_kw: dict) -> dict:
             q = z
         else:
             q = cal.Calibration(levels, f, len(w[0]), int(d["R"]), "ratio", "pair").apply(q)
+    return score_q(d, q, levels)
+
+
+def to_outer(q: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """q (..., Q) with every level above the median replaced by the top one, below by the bottom one."""
+    j_med = levels.index(0.5)
+    out = q.copy()
+    out[..., j_med + 1:] = q[..., -1:]
+    out[..., :j_med] = q[..., :1]
+    return out
+
+
+def score_q(d: dict, q: np.ndarray, levels: tuple[float, ...]) -> dict:
+    """Coverage, test points and interval score per pair of quantiles q (S, H, Q) against the actuals."""
     out = {}
     a = d["actual"]
     # interval score (Gneiting & Raftery 2007; a proper score: lowest for the true quantiles, and far
@@ -149,13 +178,14 @@ def score_one(d: dict, w: tuple | None, fit_kw: dict) -> dict:
     return out
 
 
-BASELINE = "3tw n0=20 m=0"  # = the shipped scheme with the >= 64 series rule (the first scored after raw)
+BASELINE = "shipped (calibration.py defaults)"  # what calibration.calibrate does (scored first)
 
 
 def schemes() -> dict[str, tuple | None]:
     """name -> (cuts, span per twin, cap rule, fit_factors options)."""
     R_ = lambda hold, R: R  # noqa: E731  each twin forecasts R origins after its cut
-    out: dict[str, tuple | None] = {BASELINE: ([1, 2, 3], R_, "half64", {"n0": 20}), "raw": None,
+    out: dict[str, tuple | None] = {BASELINE: ([1, 2, 3], R_, "half64", {"shipped": True}),
+                                    "3tw n0=20 m=0": ([1, 2, 3], R_, "half64", {"n0": 20}), "raw": None,
                                     "3 twins half (first rule)": ([1, 2, 3], R_, "half", {})}
     out["3tw span=all n0=20 m=0"] = ([1, 2, 3], lambda hold, R: hold, "half64", {"n0": 20})
     out["3tw span=all n0=inf m=0"] = ([1, 2, 3], lambda hold, R: hold, "half64", {"n0": np.inf})
@@ -165,7 +195,12 @@ def schemes() -> dict[str, tuple | None]:
         out[f"3tw n0={n0:g} nest"] = ([1, 2, 3], R_, "half64", {"n0": n0, "nest": True})
         out[f"3tw n0={n0:g} common"] = ([1, 2, 3], R_, "half64", {"n0": n0, "common": True})
         out[f"3tw n0={n0:g} common rho=0.5"] = ([1, 2, 3], R_, "half64", {"n0": n0, "common": True, "rho": 0.5})
-    out["shipped (calibration.py defaults)"] = ([1, 2, 3], R_, "half64", {"shipped": True})
+    for rho in (None, 0.5):
+        tag = "" if rho is None else " rho=0.5"
+        r = {} if rho is None else {"rho": rho}
+        out[f"outer n0=inf{tag}"] = ([1, 2, 3], R_, "half64", {"n0": np.inf, "outer": True} | r)
+        out[f"outer n0=20{tag}"] = ([1, 2, 3], R_, "half64", {"n0": 20, "outer": True} | r)
+        out[f"pair shrink=0.5 n0=inf{tag}"] = ([1, 2, 3], R_, "half64", {"n0": np.inf, "shrink": 0.5} | r)
     twin_sets = {"3tw": [1, 2, 3], "4tw": [1, 2, 3, 4], "1-1.5-2-3": [1, 1.5, 2, 3], "3tw nocap": [1, 2, 3]}
     for tname, cuts in twin_sets.items():
         rule = "all" if "nocap" in tname else "half64"
@@ -234,6 +269,8 @@ def main() -> None:
     ap.add_argument("stage", choices=("dump", "score"))
     ap.add_argument("--max-time", type=float, default=30.0)
     ap.add_argument("--only")
+    ap.add_argument("--cuts", default=",".join(f"{c:g}" for c in CUTS), help="twin cuts in units of R")
+    ap.add_argument("--capped", action="store_true", help="train only the twins the shipped cap rule keeps")
     ap.add_argument("--origins", default=",".join(str(k) for k in reversed(range(TUNE_FOLDS))))
     a = ap.parse_args()
     setup(threads=1)
@@ -242,7 +279,7 @@ def main() -> None:
             for name, spec in panels("dev").items():
                 if a.only and name not in a.only.split(","):
                     continue
-                dump(name, spec, k, a.max_time)
+                dump(name, spec, k, a.max_time, tuple(float(c) for c in a.cuts.split(",")), a.capped)
         return
     res = score()
     res["machine"] = machine_info()
