@@ -163,6 +163,12 @@ def test_backtest_reports_every_pair_raw_and_calibrated():
     # coverage is monotone in the width of the band
     assert (np.diff(cov["coverage"].to_numpy()) <= 1e-12).all()
     assert "cov. 10-90 (80%)" in res.table() and "(raw " in res.table()
+    # the fold range brackets the pooled coverage (equal points per fold), over every point scored
+    assert ((cov["fold_min"] <= cov["coverage"] + 1e-12) & (cov["coverage"] <= cov["fold_max"] + 1e-12)).all()
+    assert (cov["points"] == 4 * 2 * 3).all()
+    mine = res.scores[res.scores["method"] == res.model_name]
+    assert cov["fold_max"].iloc[1] == pytest.approx(mine.groupby("fold")["coverage80"].mean().max())
+    assert "| 10-90 | 0.80 |" in res.coverage_table()
     assert set(res.forecasts.columns) >= {"unique_id", "ds", "cutoff", "y", "rnnkit-gru", "naive",
                                           "rnnkit-gru-lo-80", "rnnkit-gru-hi-80"}
 

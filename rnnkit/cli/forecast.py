@@ -165,6 +165,10 @@ def _backtest(args: argparse.Namespace) -> int:
     res = run_backtest(ss, cfg, folds=args.folds, baselines=_cols(args.baselines), static=args.static)
     print(f"Backtest: {args.folds} fold(s), horizon {cfg.horizon}, season {res.season}, {len(ss.series)} series")
     print(res.table())
+    if res.pairs:
+        print(f"\nCoverage of the model's bands ({int(res.coverage()['points'].iloc[0])} points; one fold's "
+              "coverage scatters widely, see docs/forecast.md):")
+        print(res.coverage_table())
     if args.utilsforecast:
         print("\nThe same forecasts scored by utilsforecast.evaluate (sMAPE on rnnkit's 0-200 scale):")
         print(uf_metrics.table(uf_metrics.utilsforecast_summary(res, ss)))

@@ -64,12 +64,30 @@ class BacktestResult:
         return "\n".join(lines)
 
     def coverage(self) -> pd.DataFrame:
-        """The model's coverage per quantile pair: level, lower, upper, nominal, calibrated, raw."""
+        """The model's coverage per quantile pair: level, lower, upper, nominal, coverage (calibrated),
+        coverage_raw, fold_min / fold_max (the lowest and highest fold: one period's coverage scatters
+        far more than a binomial count suggests, because a period's errors share its surprises) and
+        points (forecast points scored)."""
         r = self.summary.set_index("method").loc[self.model_name]
-        return pd.DataFrame([{"level": lv, "lower": lo, "upper": hi, "nominal": lv / 100,
-                              "coverage": float(r[f"coverage{level_name(lv)}"]),
-                              "coverage_raw": float(r.get(f"coverage{level_name(lv)}_raw", float("nan")))}
-                             for lv, lo, hi in self.pairs])
+        mine = self.scores[self.scores["method"] == self.model_name]
+        rows = []
+        for lv, lo, hi in self.pairs:
+            col = f"coverage{level_name(lv)}"
+            per_fold = mine.groupby("fold")[col].mean()
+            rows.append({"level": lv, "lower": lo, "upper": hi, "nominal": lv / 100, "coverage": float(r[col]),
+                         "coverage_raw": float(r.get(f"{col}_raw", float("nan"))),
+                         "fold_min": float(per_fold.min()), "fold_max": float(per_fold.max()),
+                         "points": int(len(mine) * self.horizon)})
+        return pd.DataFrame(rows)
+
+    def coverage_table(self) -> str:
+        """Markdown table of ``coverage()``: every pair against its nominal level, with the fold range."""
+        lines = ["| band | nominal | coverage | raw | folds (min-max) |", "|---|---:|---:|---:|---:|"]
+        for _, c in self.coverage().iterrows():
+            raw = "" if pd.isna(c["coverage_raw"]) else f"{c['coverage_raw']:.2f}"
+            lines.append(f"| {100 * c['lower']:g}-{100 * c['upper']:g} | {c['nominal']:.2f} | {c['coverage']:.2f} "
+                         f"| {raw} | {c['fold_min']:.2f}-{c['fold_max']:.2f} |")
+        return "\n".join(lines)
 
     def per_series(self) -> pd.DataFrame:
         """Mean over folds, one row per (series, method)."""
@@ -187,7 +205,10 @@ def write_outputs(res: BacktestResult, out_dir: Path, title: str = "") -> list[P
             df.to_csv(tmp, index=False)
         written.append(out_dir / name)
     md = out_dir / "summary.md"
-    atomic_write_text(md, f"Backtest: {res.folds} fold(s), horizon {res.horizon}, season {res.season}\n\n{res.table()}\n")
+    cov = f"\nCoverage of {res.model_name}'s bands ({int(res.coverage()['points'].iloc[0])} points):\n\n" \
+        f"{res.coverage_table()}\n" if res.pairs else ""
+    atomic_write_text(md, f"Backtest: {res.folds} fold(s), horizon {res.horizon}, season {res.season}\n\n"
+                          f"{res.table()}\n{cov}")
     written.append(md)
     written.append(plot_backtest(res, out_dir / "forecast.png", title=title))
     return written
