@@ -142,7 +142,7 @@ def task_value_cases(task: str, valid: dict) -> list[Case]:
         for seqs in (["a"] * 1001, ["a" * 10_001], [""], [], None, "abc", [[1, 2], [3, [4]]], [[[1, 2], [3]]],
                      [[1, None]], [[1e39]], [[[1.0] * 5] * 3], [[1.0] * 10], [["a"]], [1, 2, 3], [[[[1]]]]):
             cases.append(Case("huge/out-of-range values", "POST", "/predict", _dumps({"sequences": seqs})))
-    elif task == "forecast":
+    elif task.startswith("forecast"):
         rows = valid["data"]
         variants = [rows[:1], rows[:2], [], [1, 2, 3], [dict(r, y=1e20) for r in rows], [dict(r, y=1e300) for r in rows],
                     [dict(r, y=None) for r in rows], [dict(r, t="x") for r in rows], [dict(r, t=10 ** 30) for r in rows],
@@ -152,6 +152,11 @@ def task_value_cases(task: str, valid: dict) -> list[Case]:
             cases.append(Case("huge/out-of-range values", "POST", "/predict", _dumps({"data": data})))
         rows_over = [dict(id="a", t=i, y=1.0) for i in range(100_001)]
         cases.append(Case("huge/out-of-range values", "POST", "/predict", _dumps({"data": rows_over})))
+        if task == "forecast-blend":  # past --max-combined-points (12,000): 81 x 100 months, 227 x 3 months
+            for n_series, months in ((81, 100), (227, 3), (226, 3)):  # ... and the most 3-month series allowed
+                over = [{"id": f"s{i}", "t": f"{2010 + m // 12}-{m % 12 + 1:02d}-01", "y": 1.0 + m}
+                        for i in range(n_series) for m in range(months)]
+                cases.append(Case("huge/out-of-range values", "POST", "/predict", _dumps({"data": over})))
         for qs in ([0.0], [1.0], [0.01], [0.5] * 51, ["0.1"], [-1]):
             cases.append(Case("huge/out-of-range values", "POST", "/predict", _dumps({"data": rows, "quantiles": qs})))
     return cases

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _serve_cases as cases_mod  # noqa: E402
 from bench.common import ROOT, log, machine_info, markdown_table, run_quick_script, write_results  # noqa: E402
 
-TASKS = ["forecast", "text", "classify", "speech"]
+TASKS = ["forecast", "forecast-blend", "text", "classify", "speech"]
+BLEND_SERIES = 80  # forecast-blend's maximal request: 80 series x (100 months + 50) = --max-combined-points (12,000)
 
 
 # ---------------------------------------------------------------------------- models
@@ -62,6 +63,24 @@ def build_model(task: str, root: Path) -> tuple[Path, list[dict], dict]:
         valid = [{"data": rows}, {"data": rows, "quantiles": [0.1, 0.9]},
                  {"data": df[df.id != "c"].groupby("id").tail(16).to_dict("records")}]
         big = [{"id": f"s{i % 1000}", "t": i // 1000, "y": float(i % 7)} for i in range(100_000)]
+        return folder, valid, {"data": big, "quantiles": [0.1, 0.9]}
+    if task == "forecast-blend":  # monthly dates: the default blends ETS/Theta, refitted per request
+        import pandas as pd
+
+        from rnnkit import Forecaster
+
+        t = pd.date_range("2010-01-01", periods=100, freq="MS").strftime("%Y-%m-%d")
+        k = np.arange(100)
+        df = pd.DataFrame({"id": np.repeat(["a", "b", "c"], 100), "t": np.tile(t, 3),
+                           "y": np.concatenate([10 + s + np.sin(2 * np.pi * k / 12 + s) for s in range(3)])})
+        fc = Forecaster(horizon=4, hidden_size=8, epochs=3, progress=False).fit(df, "y", "t", "id")
+        assert fc.config.combine == "blend", fc.config.combine
+        fc.save(folder)
+        rows = df[df.id == "a"].tail(36).to_dict("records")
+        valid = [{"data": rows}, {"data": rows, "quantiles": [0.1, 0.9]},
+                 {"data": df[df.id != "c"].groupby("id").tail(24).to_dict("records")}]
+        big = [{"id": f"s{i}", "t": day, "y": float(10 + (i + j) % 7)}
+               for i in range(BLEND_SERIES) for j, day in enumerate(t)]
         return folder, valid, {"data": big, "quantiles": [0.1, 0.9]}
     if task == "text":
         from rnnkit import TextModel

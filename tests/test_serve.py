@@ -312,7 +312,8 @@ def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
 
 def test_a_blending_forecaster_bounds_the_history_refitted_per_request(tmp_path):
     """A model that blends per-series ETS/Theta refits them on every series of a request: the
-    points refitted are bounded (422 with the flag's name), so a big request cannot run for minutes."""
+    points refitted, plus a fixed cost per series, are bounded (422 with the flag's name), so a big
+    request cannot run for minutes, not even as thousands of 3-point series."""
     import pandas as pd
 
     from rnnkit import Forecaster
@@ -322,9 +323,12 @@ def test_a_blending_forecaster_bounds_the_history_refitted_per_request(tmp_path)
                        "y": np.concatenate([10 + k + np.sin(t / 3 + k) for k in range(3)])})
     Forecaster(horizon=3, hidden_size=8, epochs=2, progress=False, calibrate="none", combine="blend",
                season=6).fit(df, target="y", time_col="t", id_col="id").save(tmp_path / "m")
-    with served(tmp_path / "m", ServeLimits(max_combined_points=100)) as client:
-        small = df[df.id != "c"].groupby("id").tail(40).to_dict("records")       # 80 points
+    with served(tmp_path / "m", ServeLimits(max_combined_points=300)) as client:
+        small = df[df.id != "c"].groupby("id").tail(40).to_dict("records")       # 2 x (40 + 50) = 180
         ok = client.post("/predict", json={"data": small})
         assert ok.status_code == 200 and len(ok.json()["forecast"]) == 6
-        big = client.post("/predict", json={"data": df.to_dict("records")})     # 180 points
+        big = client.post("/predict", json={"data": df.to_dict("records")})     # 3 x (60 + 50) = 330
         assert big.status_code == 422 and "--max-combined-points" in big.json()["error"]
+        short = [{"id": f"s{i}", "t": int(j), "y": 1.0 + j} for i in range(20) for j in range(3)]
+        many = client.post("/predict", json={"data": short})                    # 60 points, 20 fits: 1,060
+        assert many.status_code == 422 and "20 series" in many.json()["error"]

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="classify: steps or characters summed over a request's sequences")
     g.add_argument("--max-rows", type=int, default=d.max_rows, help="forecast: table rows per request")
     g.add_argument("--max-combined-points", type=int, default=d.max_combined_points,
-                   help="forecast models that blend per-series ETS/Theta (--combine): history points refitted "
-                        "per request, each series' last 300 at most")
+                   help="forecast models that blend per-series ETS/Theta (--combine): points refitted per "
+                        "request, each series' last 300 at most plus 50 for its fits")
     g.add_argument("--max-depth", type=int, default=d.max_depth, help="JSON nesting depth")
     g.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds of model work per request (then 503)")
     g.add_argument("--read-timeout", type=float, default=d.read_timeout_s,

@@ -26,8 +26,9 @@ class ServeLimits:
     max_sequence_length: int = 10_000       # classify: steps (or characters) per sequence
     max_total_steps: int = 1_000_000        # classify: steps summed over a request (~3 s for a small model)
     max_rows: int = 100_000                 # forecast: table rows per request
-    max_combined_points: int = 20_000       # forecast, models that blend ETS/Theta: history points refitted
-                                            # per request (each series' last 300 at most; ~0.7 ms CPU each)
+    max_combined_points: int = 12_000       # forecast, models that blend ETS/Theta: points refitted per request,
+                                            # each series' last 300 + 50 for its fits (~0.75 ms CPU per point:
+                                            # ~9 s at the limit, a third of the time limit; combine.refit_cost)
     max_depth: int = 16                     # JSON nesting (the deepest body, classify numeric, needs 4)
     timeout_s: float = 30.0                 # model work per request; over it -> 503
     read_timeout_s: float = 30.0            # receiving the request head, and the whole body (else 408 / closed)

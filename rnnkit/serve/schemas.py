@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from typing_extensions import NotRequired, TypedDict  # pydantic needs typing_extensions' TypedDict on Python < 3.12
 
 from rnnkit.serve.limits import ServeLimits
-from rnnkit.tasks.forecast.combine import MAX_HISTORY
+from rnnkit.tasks.forecast.combine import FIT_COST_POINTS, refit_cost
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 _SEED_MAX = 2 ** 63 - 1  # torch.Generator seeds are 64-bit
@@ -160,10 +160,11 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
                 return rows
             id_col = schema.get("id_col")
             lengths = Counter(r.get(id_col) for r in rows).values() if id_col else [len(rows)]
-            points = sum(min(n, MAX_HISTORY) for n in lengths)
+            points = refit_cost(lengths)
             if points > limits.max_combined_points:
-                raise ValueError(f"this model blends per-series ETS and Theta, refitted on {points} history points "
-                                 f"here; this server accepts up to {limits.max_combined_points} per request "
+                raise ValueError(f"this model blends per-series ETS and Theta, refitted here on {len(lengths)} series "
+                                 f"= {points} points (history + {FIT_COST_POINTS} per series for the fit); this "
+                                 f"server accepts up to {limits.max_combined_points} per request "
                                  "(--max-combined-points; fewer series, or a model trained with --combine none)")
             return rows
 

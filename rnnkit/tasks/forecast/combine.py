@@ -25,7 +25,15 @@ RULES = ("none", "blend", "mean", "median")
 BLEND_RNN = 2 / 3  # "blend": this weight on the RNN, the rest on the mean of the statistical members
 MAX_HISTORY = 300  # members see at most the last 300 points: bounds ETS's cost (~0.7 s CPU per series at
                    # 300 monthly points) and is what was measured (bench/forecast_suite.py's MAX_LEN)
+FIT_COST_POINTS = 50  # one series' ETS + Theta fits cost about what 50 more points do (~25 ms + ~0.7 ms per
+                      # point on a 2-core EPYC): a limit in points alone let thousands of 3-point series through
 MEMBERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"ets": ets, "theta": theta}
+
+
+def refit_cost(lengths: Sequence[int]) -> int:
+    """What the members refit for series of these lengths, in points: each series' last ``MAX_HISTORY``
+    points plus ``FIT_COST_POINTS`` for its fits (the unit of ``rnnkit serve --max-combined-points``)."""
+    return int(sum(min(int(n), MAX_HISTORY) + FIT_COST_POINTS for n in lengths))
 
 
 def member_forecasts(histories: Sequence[np.ndarray], horizon: int, season: int) -> np.ndarray:
