@@ -4,13 +4,16 @@ import gzip
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.data.sequences import check_labels, from_arrays, read_sequences, stratified_split
 from rnnkit.data.uea import load_uea, read_ts
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import accuracy, confusion_matrix, format_confusion, macro_f1, plot_confusion
 from rnnkit.data.vocab import Vocab
-from rnnkit.tasks.classify.data import FeatureScaler, build_vocab, encode_texts
+from rnnkit.tasks.classify.data import FeatureScaler, RaggedTokens, build_vocab, encode_texts, padded_batches
 
 
 def test_csv_tokens_and_default_columns(tmp_path):
@@ -129,7 +132,8 @@ def test_ts_reader_errors(tmp_path):
 
 def test_vocab_and_scaler():
     v = build_vocab(["abc", "abd"], "char", lowercase=False)
-    ids, lengths = encode_texts(v, ["abz", "a"], max_len=None)
+    ragged, lengths = encode_texts(v, ["abz", "a"], max_len=None)
+    ids = ragged.padded(torch.arange(2), 3)
     assert lengths.tolist() == [3, 1] and ids[0, 2] == 1 and ids[1, 1] == 0  # unknown=1, padding=0
     assert Vocab.from_json(v.to_json()).tokens == v.tokens
     vals = np.array([[[1.0], [3.0], [100.0]], [[5.0], [7.0], [9.0]]], dtype=np.float32)
@@ -152,3 +156,28 @@ def test_metrics_match_sklearn(tmp_path):
     assert table.splitlines()[0].startswith("| true \\ pred | a |") and len(table.splitlines()) == 7
     png = plot_confusion(confusion_matrix(t, p, 5), list("abcde"), tmp_path / "cm.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=20), st.data())
+def test_ragged_tokens_pad_like_a_padded_matrix(seqs, data):
+    ragged = RaggedTokens.from_lists(seqs)
+    idx = torch.tensor(data.draw(st.lists(st.integers(0, len(seqs) - 1), min_size=1, max_size=8)))
+    steps = data.draw(st.integers(1, 14))
+    want = torch.zeros(len(idx), steps, dtype=torch.int64)
+    for row, i in enumerate(idx.tolist()):
+        s = seqs[i][:steps]
+        want[row, :len(s)] = torch.tensor(s)
+    assert torch.equal(ragged.padded(idx, steps), want)
+
+
+def test_text_batches_hold_tokens_not_n_times_the_longest_document():
+    """One 100,000-character document among 5,000 short texts: memory follows the tokens, and every
+    batch is padded to its own longest sequence."""
+    texts = ["ab"] * 5000 + ["a" * 100_000]
+    v = build_vocab(texts, "char", lowercase=False)
+    ragged, lengths = encode_texts(v, texts, max_len=None)
+    assert ragged.ids.numel() == 5000 * 2 + 100_000 and lengths.max() == 100_000  # padded: 500 M ids
+    batches = padded_batches(ragged, torch.from_numpy(lengths), None, 64, shuffle=False)(0)
+    assert all(tuple(b[0].shape) == (64, 2) for b in batches[:-1])
+    assert tuple(batches[-1][0].shape) == (5001 - 64 * 78, 100_000) and batches[-1][0][-1, -1] != 0

@@ -1,8 +1,9 @@
 """Turning ``SequenceData`` into model tensors: token vocabulary, feature scaler, batches.
 
 Both encoders are fitted on the training split only and saved with the model as JSON.
-Tokens: ``x (n, T) int64`` with 0 = padding, 1 = unknown. Numeric: ``x (n, T, F) float32``
-normalised per feature (mean/std over real steps), padding kept at 0.
+Tokens: ``RaggedTokens`` (every sequence end to end, so memory follows the tokens rather than n times
+the longest document), padded per batch to ``(B, T) int64`` with 0 = padding, 1 = unknown. Numeric:
+``x (n, T, F) float32`` normalised per feature (mean/std over real steps), padding kept at 0.
 """
 from __future__ import annotations
 
@@ -26,17 +27,43 @@ def build_vocab(texts: list[str], level: str, lowercase: bool) -> Vocab:
     return Vocab.build(tokens, level, lowercase=lowercase, specials=(PAD, UNK))
 
 
-def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
-    """-> ids (n, T) int64 (right-padded with ``<pad>`` = 0), lengths (n,). Empty sequences become [<unk>]."""
+@dataclass
+class RaggedTokens:
+    """Token sequences stored end to end: ``ids (total,) int64``; sequence i is
+    ``ids[offsets[i]:offsets[i + 1]]``, ``offsets (n + 1,) int64``. One 10,000-token document among
+    100,000 short texts costs its own tokens, not 100,000 x 10,000 padded ids."""
+
+    ids: Tensor
+    offsets: Tensor
+
+    @classmethod
+    def from_lists(cls, seqs: list[list[int]]) -> "RaggedTokens":
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(offsets[-1]))
+        return cls(torch.from_numpy(ids), torch.from_numpy(offsets))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def padded(self, idx: Tensor, steps: int) -> Tensor:
+        """Sequences ``idx`` (B,), right-padded with 0 (and cut) to ``steps``: (B, steps) int64."""
+        start = self.offsets[idx]
+        length = self.offsets[idx + 1] - start
+        t = torch.arange(steps)
+        pos = (start[:, None] + t[None, :]).clamp(max=max(len(self.ids) - 1, 0))
+        return torch.where(t[None, :] < length[:, None], self.ids[pos], torch.zeros((), dtype=torch.int64))
+
+
+def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tuple[RaggedTokens, np.ndarray]:
+    """-> token ids (ragged), lengths (n,) int64. Empty sequences become [<unk>]."""
     unk = vocab.unk_id
     seqs = [vocab.encode(tokenize(s.strip(), vocab.level, vocab.lowercase, line_ends=False)) or [unk] for s in texts]
     if max_len:
         seqs = [s[:max_len] for s in seqs]
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-    return ids, lengths
+    ragged = RaggedTokens.from_lists(seqs)
+    return ragged, (ragged.offsets[1:] - ragged.offsets[:-1]).numpy()
 
 
 @dataclass
@@ -88,8 +115,8 @@ def warn_truncated(source: str, lengths: np.ndarray, max_len: Optional[int]) -> 
 
 
 def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],
-                  max_len: Optional[int]) -> tuple[Tensor, Tensor]:
-    """-> x (n, T) int64 or (n, T, F) float32, lengths (n,) int64."""
+                  max_len: Optional[int]) -> tuple[RaggedTokens | Tensor, Tensor]:
+    """-> x (ragged token ids, or (n, T, F) float32), lengths (n,) int64."""
     if data.kind == "tokens":
         if vocab is None:
             raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
@@ -97,7 +124,7 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
             warn_truncated(data.source, np.array([len(tokenize(s.strip(), vocab.level, vocab.lowercase, line_ends=False))
                                                   for s in data.texts]), max_len)
         ids, lengths = encode_texts(vocab, data.texts, max_len)
-        return torch.from_numpy(ids), torch.from_numpy(lengths)
+        return ids, torch.from_numpy(lengths)
     if scaler is None:
         raise UserError(f"{data.source}: this model was trained on text/token sequences, but the data is numeric")
     values, lengths = data.values, data.lengths
@@ -107,15 +134,15 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
     return torch.from_numpy(scaler.transform(values, lengths)), torch.from_numpy(lengths.astype(np.int64))
 
 
-def padded_batches(x: Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
-                 shuffle: bool, seed: int = 0) -> Callable[[int], list[tuple[Tensor, ...]]]:
-    """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is cut to its longest sequence.
+def padded_batches(x: RaggedTokens | Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
+                   shuffle: bool, seed: int = 0) -> Callable[[int], list[tuple[Tensor, ...]]]:
+    """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is padded (or cut) to its longest sequence.
 
     Shuffling is seeded by ``seed + epoch`` so a resumed run sees the same batches.
     """
 
     def epoch_batches(epoch: int = 0) -> list[tuple[Tensor, ...]]:
-        n = x.shape[0]
+        n = len(x)
         if shuffle:
             g = torch.Generator().manual_seed(seed + epoch)
             order = torch.randperm(n, generator=g)
@@ -126,7 +153,7 @@ def padded_batches(x: Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: 
             idx = order[start:start + batch_size]
             L = lengths[idx]
             T = int(L.max())
-            xb = x[idx, :T]
+            xb = x.padded(idx, T) if isinstance(x, RaggedTokens) else x[idx, :T]
             out.append((xb, L, y[idx]) if y is not None else (xb, L))
         return out
 

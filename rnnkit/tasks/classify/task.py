@@ -240,7 +240,7 @@ class SequenceClassifier(Task):
                 left = max(1.0, (t_start + float(budget) - time.monotonic()) / (cfg.ensemble - k))
             net, hist = self._train_member(net_cfg, cfg.seed + k, batches, val_batches, weights, shift, sub, resume,
                                            lambda net, k=k: self.start_from(net, source, member=k),
-                                           max_time=left, n_train=int(x.shape[0]))
+                                           max_time=left, n_train=len(x))
             members.append(net)
             self.histories.append(hist)
             spent_member = clock(device) - m_start
