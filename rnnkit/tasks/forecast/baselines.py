@@ -82,14 +82,26 @@ def _ets_fit(y: np.ndarray, m: int, trend: str, seasonal: bool) -> tuple[float, 
     bounds = [(1e-4, 0.9999), (1e-4, 0.9999), (1e-4, 0.9999), (0.8, 0.98), (None, None), (None, None)]
     from scipy.optimize import minimize  # scipy comes with the [baselines] extra
 
+    # Only the parameters this model uses are optimised: the finite-difference gradient costs one pass
+    # over y per parameter, and a parameter the model ignores (beta without a trend, gamma without a
+    # season, phi unless damped) has a zero gradient anyway: the same fits (bit for bit on the shipped
+    # series) with 1.2x fewer passes over a monthly series (2.3x for 3 points, where no season is fitted).
+    active = [0] + [1] * (trend != "N") + [2] * seasonal + [3] * (trend == "Ad") + [4] + [5] * (trend != "N")
+    full = x0.copy()
     yl = [float(v) for v in y]
-    res = minimize(lambda p: _ets_run(p, yl, s0, trend)[0], x0, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 100})
+
+    def sse(p: np.ndarray) -> float:
+        full[active] = p
+        return _ets_run(full, yl, s0, trend)[0]
+
+    res = minimize(sse, x0[active], method="L-BFGS-B", bounds=[bounds[i] for i in active], options={"maxiter": 100})
+    params = x0.copy()
+    params[active] = res.x
     k = 2 + (trend != "N") * 2 + (trend == "Ad") + (m if seasonal else 0)
     sse = max(float(res.fun), 1e-12 * n)
     aic = n * math.log(sse / n) + 2 * k
     aicc = aic + (2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else 1e9)
-    return aicc, res.x, s0
+    return aicc, params, s0
 
 
 def ets(y: np.ndarray, h: int, season: int = 1) -> np.ndarray:
