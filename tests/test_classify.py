@@ -134,3 +134,15 @@ def test_numeric_model_refuses_text_and_wrong_features(vowels, tmp_path):
         clf.predict(np.zeros((2, 5, 3), dtype=np.float32))
     with pytest.raises(UserError, match="not seen in training"):
         clf.evaluate(train.X[:2], ["1", "zzz"], train.lengths[:2])
+
+
+def test_predictions_come_back_in_the_callers_order_whatever_the_batching():
+    """predict_proba batches the sequences by length; each row must still be that sequence's own
+    answer, as if it were predicted alone (texts with the default frontend, lengths 1 to 60)."""
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("ab"), size=n)) for n in rng.integers(1, 60, size=40)]
+    labels = ["a" if t.count("a") >= t.count("b") else "b" for t in texts]
+    clf = SequenceClassifier(hidden_size=16, epochs=2, ensemble=2, val_fraction=0.0, **FAST).fit(texts, labels)
+    together = clf.predict_proba(texts)
+    alone = np.concatenate([clf.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)

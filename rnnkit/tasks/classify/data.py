@@ -135,22 +135,25 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
 
 
 def padded_batches(x: RaggedTokens | Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
-                   shuffle: bool, seed: int = 0) -> Callable[[int], list[tuple[Tensor, ...]]]:
+                   shuffle: bool, seed: int = 0, order: Optional[Tensor] = None
+                   ) -> Callable[[int], list[tuple[Tensor, ...]]]:
     """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is padded (or cut) to its longest sequence.
 
-    Shuffling is seeded by ``seed + epoch`` so a resumed run sees the same batches.
+    Shuffling is seeded by ``seed + epoch`` so a resumed run sees the same batches. ``order`` (n,): the
+    sequences in this order instead (no shuffle), e.g. by length so that inference pads little.
     """
 
     def epoch_batches(epoch: int = 0) -> list[tuple[Tensor, ...]]:
         n = len(x)
-        if shuffle:
-            g = torch.Generator().manual_seed(seed + epoch)
-            order = torch.randperm(n, generator=g)
+        if order is not None:
+            seq = order
+        elif shuffle:
+            seq = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
         else:
-            order = torch.arange(n)
+            seq = torch.arange(n)
         out = []
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = seq[start:start + batch_size]
             L = lengths[idx]
             T = int(L.max())
             xb = x.padded(idx, T) if isinstance(x, RaggedTokens) else x[idx, :T]

@@ -318,9 +318,13 @@ class SequenceClassifier(Task):
         net.eval()
         device = next(net.parameters()).device
         out = []
-        for xb, Lb in padded_batches(x, L, None, 512, shuffle=False)(0):
+        order = torch.argsort(L, stable=True)  # by length: each batch pads to similar lengths only
+        for xb, Lb in padded_batches(x, L, None, 512, shuffle=False, order=order)(0):
             out.append(torch.softmax(net(xb.to(device), Lb.to(device)).float(), dim=-1).cpu())
-        return torch.cat(out).numpy()
+        by_length = torch.cat(out)
+        proba = torch.empty_like(by_length)
+        proba[order] = by_length  # back to the caller's order
+        return proba.numpy()
 
     def predict(self, X, lengths=None) -> list[str]:
         """The most probable label for each sequence."""
