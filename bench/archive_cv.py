@@ -29,13 +29,14 @@ VARIANTS = {"default plan": {}, "mean pooling": {"pooling": "mean"}, "scaling/cr
 
 
 def cv(name: str, budget: float, k: int) -> dict:
-    from rnnkit.data.sequences import SequenceData
+    from rnnkit.data.sequences import SequenceData, ragged_from_padded
     from rnnkit.data.uea import read_ts
     from rnnkit.tasks.classify import SequenceClassifier
     from rnnkit.tasks.classify.tune import stratified_folds
 
     tr = read_ts(split_path(name, "TRAIN"))
-    data = SequenceData(kind="numeric", values=tr.X, lengths=tr.lengths, labels=[str(v) for v in tr.y], source=name)
+    steps, offsets = ragged_from_padded(tr.X, tr.lengths)
+    data = SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=[str(v) for v in tr.y], source=name)
     folds = stratified_folds(data.labels, k, seed=0)
     out = {}
     for variant, opts in VARIANTS.items():

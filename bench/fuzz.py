@@ -148,9 +148,9 @@ def check_sequences(d) -> Optional[str]:
     if len(d) == 0:
         return "no examples"
     if d.kind == "numeric":
-        if d.lengths.min() < 1 or d.lengths.max() > d.values.shape[1]:
+        if d.lengths.min() < 1 or d.offsets[-1] != len(d.steps):
             return "bad lengths"
-        return finite_ok(d.values)
+        return finite_ok(d.steps)
     if not all(isinstance(t, str) and t.strip() for t in d.texts):
         return "empty text example"
     return None

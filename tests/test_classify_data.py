@@ -13,7 +13,7 @@ from rnnkit.data.uea import load_uea, read_ts
 from rnnkit.errors import UserError
 from rnnkit.metrics.classify import accuracy, confusion_matrix, format_confusion, macro_f1, plot_confusion
 from rnnkit.data.vocab import Vocab
-from rnnkit.tasks.classify.data import FeatureScaler, RaggedTokens, build_vocab, encode_texts, padded_batches
+from rnnkit.tasks.classify.data import FeatureScaler, Ragged, build_vocab, encode_texts, padded_batches
 
 
 def test_csv_tokens_and_default_columns(tmp_path):
@@ -27,8 +27,8 @@ def test_csv_numeric_rows_become_series(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label\n1 2 3,a\n4 5,b\n", encoding="utf-8")
     d = read_sequences(p)
-    assert d.kind == "numeric" and d.values.shape == (2, 3, 1) and d.lengths.tolist() == [3, 2]
-    assert d.values[1, :, 0].tolist() == [4, 5, 0]
+    assert d.kind == "numeric" and d.padded().shape == (2, 3, 1) and d.lengths.tolist() == [3, 2]
+    assert d.padded()[1, :, 0].tolist() == [4, 5, 0] and d.steps.shape == (5, 1)
 
 
 def test_csv_unknown_label_column(tmp_path):
@@ -65,7 +65,7 @@ def test_npz_roundtrip_with_lengths(tmp_path):
     p = tmp_path / "d.npz"
     np.savez(p, X=X, y=np.array(["a", "b", "a", "b"]), lengths=np.array([3, 5, 5, 1]))
     d = read_sequences(p)
-    assert d.values.shape == (4, 5, 2) and d.lengths.tolist() == [3, 5, 5, 1] and d.labels[1] == "b"
+    assert d.padded().shape == (4, 5, 2) and d.lengths.tolist() == [3, 5, 5, 1] and d.labels[1] == "b"
 
 
 @pytest.mark.parametrize("arrays, msg", [
@@ -136,11 +136,11 @@ def test_vocab_and_scaler():
     ids = ragged.padded(torch.arange(2), 3)
     assert lengths.tolist() == [3, 1] and ids[0, 2] == 1 and ids[1, 1] == 0  # unknown=1, padding=0
     assert Vocab.from_json(v.to_json()).tokens == v.tokens
-    vals = np.array([[[1.0], [3.0], [100.0]], [[5.0], [7.0], [9.0]]], dtype=np.float32)
-    s = FeatureScaler.fit(vals, np.array([2, 3]))  # the 100 is padding: ignored
+    d = from_arrays(np.array([[[1.0], [3.0], [100.0]], [[5.0], [7.0], [9.0]]]), lengths=np.array([2, 3]))
+    s = FeatureScaler.fit(d.steps)  # the 100 is past the first sequence's length: not a step
     assert s.mean == pytest.approx([5.0]) and s.std == pytest.approx([np.std([1, 3, 5, 7, 9])])
-    out = s.transform(vals, np.array([2, 3]))
-    assert out[0, 2, 0] == 0.0
+    out = s.transform(d.steps)
+    assert out.shape == (5, 1) and out[0, 0] == pytest.approx((1 - 5) / np.std([1, 3, 5, 7, 9]))
 
 
 def test_metrics_match_sklearn(tmp_path):
@@ -161,7 +161,7 @@ def test_metrics_match_sklearn(tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=20), st.data())
 def test_ragged_tokens_pad_like_a_padded_matrix(seqs, data):
-    ragged = RaggedTokens.from_lists(seqs)
+    ragged = Ragged.from_lists(seqs)
     idx = torch.tensor(data.draw(st.lists(st.integers(0, len(seqs) - 1), min_size=1, max_size=8)))
     steps = data.draw(st.integers(1, 14))
     want = torch.zeros(len(idx), steps, dtype=torch.int64)
@@ -177,7 +177,40 @@ def test_text_batches_hold_tokens_not_n_times_the_longest_document():
     texts = ["ab"] * 5000 + ["a" * 100_000]
     v = build_vocab(texts, "char", lowercase=False)
     ragged, lengths = encode_texts(v, texts, max_len=None)
-    assert ragged.ids.numel() == 5000 * 2 + 100_000 and lengths.max() == 100_000  # padded: 500 M ids
+    assert ragged.values.numel() == 5000 * 2 + 100_000 and lengths.max() == 100_000  # padded: 500 M ids
     batches = padded_batches(ragged, torch.from_numpy(lengths), None, 64, shuffle=False)(0)
     assert all(tuple(b[0].shape) == (64, 2) for b in batches[:-1])
     assert tuple(batches[-1][0].shape) == (5001 - 64 * 78, 100_000) and batches[-1][0][-1, -1] != 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=12), st.data())
+def test_numeric_sequences_are_ragged_and_subset_like_the_padded_array(lengths, data):
+    """from_arrays keeps only real steps; subset (with or without max_len) and per-batch padding give
+    exactly the padded array's rows."""
+    rng = np.random.default_rng(len(lengths))
+    arrays = [rng.normal(size=(n, 2)) for n in lengths]
+    d = from_arrays(arrays)
+    assert d.steps.shape == (sum(lengths), 2) and d.lengths.tolist() == lengths
+    idx = data.draw(st.lists(st.integers(0, len(lengths) - 1), min_size=1, max_size=6))
+    cut = data.draw(st.one_of(st.none(), st.integers(1, 9)))
+    sub = d.subset(idx, max_len=cut)
+    want = [arrays[i][:cut].astype(np.float32) for i in idx]
+    assert [len(w) for w in want] == sub.lengths.tolist()
+    full = sub.padded()
+    for row, w in enumerate(want):
+        np.testing.assert_array_equal(full[row, :len(w)], w)
+        assert not full[row, len(w):].any()
+    x = Ragged(torch.from_numpy(sub.steps), torch.from_numpy(sub.offsets))
+    np.testing.assert_array_equal(x.padded(torch.arange(len(idx)), full.shape[1]).numpy(), full)
+
+
+def test_one_long_recording_costs_its_own_steps():
+    """2,000 recordings of 20 steps and one of 200,000 (3 features): 1.0 M steps stored, not 2,001 x
+    200,000; the classifier's batches without the long one stay short."""
+    arrays = [np.ones((20, 3))] * 2000 + [np.ones((200_000, 3))]
+    d = from_arrays(arrays, ["a", "b"] * 1000 + ["a"])
+    assert d.steps.shape == (2000 * 20 + 200_000, 3)
+    x = Ragged(torch.from_numpy(d.steps), torch.from_numpy(d.offsets))
+    batches = padded_batches(x, torch.from_numpy(d.lengths), None, 64, shuffle=False)(0)
+    assert tuple(batches[0][0].shape) == (64, 20, 3) and tuple(batches[-1][0].shape) == (2001 - 64 * 31, 200_000, 3)

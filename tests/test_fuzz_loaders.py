@@ -76,8 +76,8 @@ def finite(a, limit: float = 1e15) -> None:
 def check_sequences(d) -> None:
     assert len(d) > 0
     if d.kind == "numeric":
-        assert d.values.dtype == np.float32 and d.lengths.min() >= 1 and d.lengths.max() <= d.values.shape[1]
-        finite(d.values)
+        assert d.steps.dtype == np.float32 and d.lengths.min() >= 1 and d.offsets[-1] == len(d.steps)
+        finite(d.steps)
     else:
         assert all(isinstance(t, str) and t.strip() for t in d.texts)
 

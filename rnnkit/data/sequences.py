@@ -32,32 +32,74 @@ LABEL_COLUMNS = ("label", "class", "y", "target")
 class SequenceData:
     """A batch of examples, token or numeric.
 
-    kind "tokens": ``texts`` (n raw strings). kind "numeric": ``values`` (n, T, F) float32,
-    zero-padded, and ``lengths`` (n,). ``labels``: (n,) strings or None (unlabelled).
+    kind "tokens": ``texts`` (n raw strings). kind "numeric": ``steps`` (total, F) float32, every
+    sequence's steps end to end (sequence i is ``steps[offsets[i]:offsets[i + 1]]``, ``offsets``
+    (n + 1,) int64), so one long recording among many short ones costs its own steps, not n times
+    its length. ``labels``: (n,) strings or None (unlabelled).
     """
 
     kind: str
     texts: Optional[list[str]] = None
-    values: Optional[np.ndarray] = None
-    lengths: Optional[np.ndarray] = None
+    steps: Optional[np.ndarray] = None
+    offsets: Optional[np.ndarray] = None
     labels: Optional[list[str]] = None
     source: str = "<memory>"
     ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.texts) if self.kind == "tokens" else int(self.values.shape[0])
+        return len(self.texts) if self.kind == "tokens" else len(self.offsets) - 1
 
-    def subset(self, idx: Sequence[int]) -> "SequenceData":
+    @property
+    def lengths(self) -> Optional[np.ndarray]:
+        """Numeric: steps per sequence (n,) int64; None for tokens."""
+        return None if self.offsets is None else np.diff(self.offsets)
+
+    @property
+    def n_features(self) -> int:
+        return 0 if self.steps is None else int(self.steps.shape[1])
+
+    def padded(self) -> np.ndarray:
+        """Numeric: (n, T_max, F) float32, zero after each length (small data and tests: this is the
+        n x longest-sequence array the ragged layout avoids)."""
+        lengths = self.lengths
+        out = np.zeros((len(lengths), int(lengths.max()), self.n_features), dtype=np.float32)
+        out[np.arange(out.shape[1])[None, :] < lengths[:, None]] = self.steps
+        return out
+
+    def subset(self, idx: Sequence[int], max_len: Optional[int] = None) -> "SequenceData":
+        """Examples ``idx``, in that order; numeric sequences cut to ``max_len`` steps when given."""
         idx = list(idx)
+        steps, offsets = (None, None) if self.offsets is None else take_ragged(self.steps, self.offsets, idx, max_len)
         return SequenceData(
             kind=self.kind,
             texts=[self.texts[i] for i in idx] if self.texts is not None else None,
-            values=self.values[idx] if self.values is not None else None,
-            lengths=self.lengths[idx] if self.lengths is not None else None,
+            steps=steps, offsets=offsets,
             labels=[self.labels[i] for i in idx] if self.labels is not None else None,
             source=self.source,
             ids=[self.ids[i] for i in idx] if self.ids else [],
         )
+
+
+def take_ragged(steps: np.ndarray, offsets: np.ndarray, idx: Sequence[int], max_len: Optional[int] = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences ``idx`` of a ragged (steps (total, F), offsets (n + 1,)) store, each cut to ``max_len``
+    steps when given -> the same layout."""
+    idx = np.asarray(idx, dtype=np.int64)
+    start = offsets[idx]
+    lengths = offsets[idx + 1] - start
+    if max_len:
+        lengths = np.minimum(lengths, max_len)
+    new = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new[1:])
+    pos = np.repeat(start - new[:-1], lengths) + np.arange(int(new[-1]))
+    return steps[pos], new
+
+
+def ragged_from_padded(X: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, T, F) padded + lengths (n,) -> (steps (total, F) float32, offsets (n + 1,) int64)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return X[np.arange(X.shape[1])[None, :] < lengths[:, None]].astype(np.float32), offsets
 
 
 # ----------------------------------------------------------------------------- building
@@ -91,10 +133,10 @@ def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
         bad = first_bad(a)
         if bad is not None:
             raise UserError(f"{source}: example {i}, step {bad[0]}, feature {bad[1]}: {describe(float(a[bad]))}")
-    values = np.zeros((len(arrays), int(lengths.max()), feats.pop()), dtype=np.float32)
-    for i, a in enumerate(arrays):
-        values[i, : len(a)] = a
-    return SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    steps = np.concatenate(arrays).astype(np.float32)
+    return SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=labels, source=source)
 
 
 def _real_dtype(a: np.ndarray) -> bool:
@@ -122,9 +164,8 @@ def _from_padded(X: np.ndarray, labels, lengths, source: str) -> SequenceData:
             raise UserError(f"{source}: lengths must lie in [1, {T}], got {lengths.min()}..{lengths.max()}")
     lengths = lengths.astype(np.int64)
     _check_values(X, lengths, source)  # before float32 conversion: 1e39 would silently become inf
-    values = X.astype(np.float32)
-    values[np.arange(T)[None, :] >= lengths[:, None]] = 0.0  # padding is zeros, whatever the file held there
-    return SequenceData(kind="numeric", values=values, lengths=lengths, labels=labels, source=source)
+    steps, offsets = ragged_from_padded(X, lengths)  # whatever the file held after a length is dropped
+    return SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=labels, source=source)
 
 
 def _check_values(X: np.ndarray, lengths: np.ndarray, source: str) -> None:
@@ -160,7 +201,8 @@ def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label
         from rnnkit.data.uea import read_ts
 
         ts = read_ts(path)
-        return SequenceData(kind="numeric", values=ts.X, lengths=ts.lengths, labels=[str(v) for v in ts.y], source=str(path))
+        steps, offsets = ragged_from_padded(ts.X, ts.lengths)
+        return SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=[str(v) for v in ts.y], source=str(path))
     if name.endswith(".csv") or name.endswith(".tsv"):
         return read_csv(path, text_col, label_col, labelled)
     raise UserError(f"{path}: unknown format; give a .csv, .npz, .ts file or a folder of <class>.txt files")

@@ -1,9 +1,10 @@
 """Turning ``SequenceData`` into model tensors: token vocabulary, feature scaler, batches.
 
 Both encoders are fitted on the training split only and saved with the model as JSON.
-Tokens: ``RaggedTokens`` (every sequence end to end, so memory follows the tokens rather than n times
-the longest document), padded per batch to ``(B, T) int64`` with 0 = padding, 1 = unknown. Numeric:
-``x (n, T, F) float32`` normalised per feature (mean/std over real steps), padding kept at 0.
+Both kinds are kept ``Ragged`` (every sequence end to end, so memory follows the steps rather than n
+times the longest sequence) and padded per batch: tokens to ``(B, T) int64`` with 0 = padding,
+1 = unknown; numeric to ``(B, T, F) float32`` normalised per feature (mean/std over real steps),
+padding 0.
 """
 from __future__ import annotations
 
@@ -28,16 +29,17 @@ def build_vocab(texts: list[str], level: str, lowercase: bool) -> Vocab:
 
 
 @dataclass
-class RaggedTokens:
-    """Token sequences stored end to end: ``ids (total,) int64``; sequence i is
-    ``ids[offsets[i]:offsets[i + 1]]``, ``offsets (n + 1,) int64``. One 10,000-token document among
-    100,000 short texts costs its own tokens, not 100,000 x 10,000 padded ids."""
+class Ragged:
+    """Sequences stored end to end: ``values (total, ...)`` (token ids (total,) int64, or steps
+    (total, F) float32); sequence i is ``values[offsets[i]:offsets[i + 1]]``, ``offsets (n + 1,) int64``.
+    One 10,000-step sequence among 100,000 short ones costs its own steps, not 100,000 x 10,000."""
 
-    ids: Tensor
+    values: Tensor
     offsets: Tensor
 
     @classmethod
-    def from_lists(cls, seqs: list[list[int]]) -> "RaggedTokens":
+    def from_lists(cls, seqs: list[list[int]]) -> "Ragged":
+        """Token id lists -> int64 ragged ids."""
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -48,21 +50,23 @@ class RaggedTokens:
         return len(self.offsets) - 1
 
     def padded(self, idx: Tensor, steps: int) -> Tensor:
-        """Sequences ``idx`` (B,), right-padded with 0 (and cut) to ``steps``: (B, steps) int64."""
+        """Sequences ``idx`` (B,), zero-padded (and cut) to ``steps``: (B, steps, ...)."""
         start = self.offsets[idx]
         length = self.offsets[idx + 1] - start
         t = torch.arange(steps)
-        pos = (start[:, None] + t[None, :]).clamp(max=max(len(self.ids) - 1, 0))
-        return torch.where(t[None, :] < length[:, None], self.ids[pos], torch.zeros((), dtype=torch.int64))
+        pos = (start[:, None] + t[None, :]).clamp(max=max(len(self.values) - 1, 0))
+        out = self.values[pos]
+        keep = (t[None, :] < length[:, None]).reshape(*pos.shape, *([1] * (out.dim() - 2)))
+        return torch.where(keep, out, torch.zeros((), dtype=out.dtype))
 
 
-def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tuple[RaggedTokens, np.ndarray]:
+def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tuple[Ragged, np.ndarray]:
     """-> token ids (ragged), lengths (n,) int64. Empty sequences become [<unk>]."""
     unk = vocab.unk_id
     seqs = [vocab.encode(tokenize(s.strip(), vocab.level, vocab.lowercase, line_ends=False)) or [unk] for s in texts]
     if max_len:
         seqs = [s[:max_len] for s in seqs]
-    ragged = RaggedTokens.from_lists(seqs)
+    ragged = Ragged.from_lists(seqs)
     return ragged, (ragged.offsets[1:] - ragged.offsets[:-1]).numpy()
 
 
@@ -74,21 +78,18 @@ class FeatureScaler:
     std: list[float]
 
     @classmethod
-    def fit(cls, values: np.ndarray, lengths: np.ndarray) -> "FeatureScaler":
-        """values: (n, T, F); lengths: (n,)."""
-        mask = np.arange(values.shape[1])[None, :] < lengths[:, None]
-        steps = values[mask]  # (total_steps, F)
+    def fit(cls, steps: np.ndarray) -> "FeatureScaler":
+        """steps: (total_steps, F), every real step of the training sequences (no padding)."""
         std = steps.std(0)
         # A constant feature carries no information; dividing by 1 keeps it finite.
         std = np.where(std > 1e-8, std, 1.0)
         return cls(mean=steps.mean(0).astype(float).tolist(), std=std.astype(float).tolist())
 
-    def transform(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        if values.shape[2] != len(self.mean):
-            raise UserError(f"the model expects {len(self.mean)} features per step, the data has {values.shape[2]}")
-        mask = (np.arange(values.shape[1])[None, :] < lengths[:, None])[:, :, None]
-        out = (values - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.where(mask, out, 0.0).astype(np.float32)
+    def transform(self, steps: np.ndarray) -> np.ndarray:
+        """steps: (total_steps, F) -> standardised, float32."""
+        if steps.shape[1] != len(self.mean):
+            raise UserError(f"the model expects {len(self.mean)} features per step, the data has {steps.shape[1]}")
+        return ((steps - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"mean": self.mean, "std": self.std}
@@ -115,8 +116,8 @@ def warn_truncated(source: str, lengths: np.ndarray, max_len: Optional[int]) -> 
 
 
 def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],
-                  max_len: Optional[int]) -> tuple[RaggedTokens | Tensor, Tensor]:
-    """-> x (ragged token ids, or (n, T, F) float32), lengths (n,) int64."""
+                  max_len: Optional[int]) -> tuple[Ragged, Tensor]:
+    """-> x (ragged token ids, or ragged standardised steps (total, F) float32), lengths (n,) int64."""
     if data.kind == "tokens":
         if vocab is None:
             raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
@@ -127,14 +128,14 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
         return ids, torch.from_numpy(lengths)
     if scaler is None:
         raise UserError(f"{data.source}: this model was trained on text/token sequences, but the data is numeric")
-    values, lengths = data.values, data.lengths
-    if max_len and values.shape[1] > max_len:
-        warn_truncated(data.source, lengths, max_len)
-        values, lengths = values[:, :max_len], np.minimum(lengths, max_len)
-    return torch.from_numpy(scaler.transform(values, lengths)), torch.from_numpy(lengths.astype(np.int64))
+    if max_len and int(data.lengths.max()) > max_len:
+        warn_truncated(data.source, data.lengths, max_len)
+        data = data.subset(range(len(data)), max_len=max_len)
+    x = Ragged(torch.from_numpy(scaler.transform(data.steps)), torch.from_numpy(data.offsets))
+    return x, torch.from_numpy(data.lengths.astype(np.int64))
 
 
-def padded_batches(x: RaggedTokens | Tensor, lengths: Tensor, y: Optional[Tensor], batch_size: int,
+def padded_batches(x: Ragged, lengths: Tensor, y: Optional[Tensor], batch_size: int,
                    shuffle: bool, seed: int = 0, order: Optional[Tensor] = None
                    ) -> Callable[[int], list[tuple[Tensor, ...]]]:
     """A callable ``epoch -> [(x, lengths, y), ...]``; each batch is padded (or cut) to its longest sequence.
@@ -156,7 +157,7 @@ def padded_batches(x: RaggedTokens | Tensor, lengths: Tensor, y: Optional[Tensor
             idx = seq[start:start + batch_size]
             L = lengths[idx]
             T = int(L.max())
-            xb = x.padded(idx, T) if isinstance(x, RaggedTokens) else x[idx, :T]
+            xb = x.padded(idx, T)
             out.append((xb, L, y[idx]) if y is not None else (xb, L))
         return out
 

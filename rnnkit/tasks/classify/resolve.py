@@ -81,7 +81,7 @@ def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> A
                else [max(1, len(tokenize(t.strip(), req.level, req.lowercase, line_ends=False))) for t in data.texts])
     if req.max_len:
         lengths = np.minimum(np.asarray(lengths), req.max_len)
-    n_feat = int(data.values.shape[2]) if data.kind == "numeric" else 0
+    n_feat = data.n_features
     stats = classify_stats(lengths, data.labels, data.kind, n_feat)
     fixed = {f: getattr(req, f) for f in AUTO_FIELDS}
     budget = req.max_time

@@ -183,11 +183,11 @@ class SequenceClassifier(Task):
         elif train.kind == "tokens":
             self.vocab, self.scaler = build_vocab(train.texts, cfg.level, cfg.lowercase), None
         else:
-            self.vocab, self.scaler = None, FeatureScaler.fit(train.values, train.lengths)
+            self.vocab, self.scaler = None, FeatureScaler.fit(train.steps)
         net_cfg = source.network.cfg if source is not None else ClassifierNetConfig(
             **shared_fields(cfg, ClassifierNetConfig), n_classes=len(self.labels), input_kind=train.kind,
             vocab_size=len(self.vocab) if self.vocab else 0,
-            n_features=int(train.values.shape[2]) if train.kind == "numeric" else 0)
+            n_features=train.n_features)
         if cfg.input_noise > 0 and train.kind != "numeric":
             raise UserError("input_noise applies to numeric inputs only (token inputs have no scale to perturb)")
         try:
