@@ -80,6 +80,13 @@ class SequenceData:
         )
 
 
+def offsets_of(lengths: np.ndarray) -> np.ndarray:
+    """Lengths (n,) -> offsets (n + 1,) int64 of sequences stored end to end (0, l0, l0 + l1, ...)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 def take_ragged(steps: np.ndarray, offsets: np.ndarray, idx: Sequence[int], max_len: Optional[int] = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Sequences ``idx`` of a ragged (steps (total, F), offsets (n + 1,)) store, each cut to ``max_len``
@@ -89,17 +96,14 @@ def take_ragged(steps: np.ndarray, offsets: np.ndarray, idx: Sequence[int], max_
     lengths = offsets[idx + 1] - start
     if max_len:
         lengths = np.minimum(lengths, max_len)
-    new = np.zeros(len(idx) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new[1:])
+    new = offsets_of(lengths)
     pos = np.repeat(start - new[:-1], lengths) + np.arange(int(new[-1]))
     return steps[pos], new
 
 
 def ragged_from_padded(X: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, T, F) padded + lengths (n,) -> (steps (total, F) float32, offsets (n + 1,) int64)."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return X[np.arange(X.shape[1])[None, :] < lengths[:, None]].astype(np.float32), offsets
+    return X[np.arange(X.shape[1])[None, :] < lengths[:, None]].astype(np.float32), offsets_of(lengths)
 
 
 # ----------------------------------------------------------------------------- building
@@ -133,10 +137,8 @@ def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
         bad = first_bad(a)
         if bad is not None:
             raise UserError(f"{source}: example {i}, step {bad[0]}, feature {bad[1]}: {describe(float(a[bad]))}")
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     steps = np.concatenate(arrays).astype(np.float32)
-    return SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=labels, source=source)
+    return SequenceData(kind="numeric", steps=steps, offsets=offsets_of(lengths), labels=labels, source=source)
 
 
 def _real_dtype(a: np.ndarray) -> bool:

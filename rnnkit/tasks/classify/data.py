@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.data.sequences import SequenceData
+from rnnkit.data.sequences import SequenceData, offsets_of
 from rnnkit.data.vocab import PAD, UNK, Vocab, tokenize
 from rnnkit.errors import UserError
 
@@ -40,9 +40,7 @@ class Ragged:
     @classmethod
     def from_lists(cls, seqs: list[list[int]]) -> "Ragged":
         """Token id lists -> int64 ragged ids."""
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = offsets_of(np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs)))
         ids = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(offsets[-1]))
         return cls(torch.from_numpy(ids), torch.from_numpy(offsets))
 
@@ -67,7 +65,7 @@ def encode_texts(vocab: Vocab, texts: list[str], max_len: Optional[int]) -> tupl
     if max_len:
         seqs = [s[:max_len] for s in seqs]
     ragged = Ragged.from_lists(seqs)
-    return ragged, (ragged.offsets[1:] - ragged.offsets[:-1]).numpy()
+    return ragged, np.diff(ragged.offsets.numpy())
 
 
 @dataclass
