@@ -29,7 +29,8 @@ VARIANTS = {"default plan": {}, "mean pooling": {"pooling": "mean"}, "scaling/cr
 
 
 def cv(name: str, budget: float, k: int) -> dict:
-    from rnnkit.data.sequences import SequenceData, ragged_from_padded
+    from rnnkit.data.ragged import ragged_from_padded
+    from rnnkit.data.sequences import SequenceData
     from rnnkit.data.uea import read_ts
     from rnnkit.tasks.classify import SequenceClassifier
     from rnnkit.tasks.classify.tune import stratified_folds

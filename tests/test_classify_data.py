@@ -118,6 +118,16 @@ def test_uea_shipped_datasets_match_the_archive():
     assert np.all(jv.X[i, jv.lengths[i]:] == 0)
 
 
+def test_ts_cases_are_stored_end_to_end_not_padded_to_the_longest(tmp_path):
+    p = tmp_path / "ragged.ts"
+    p.write_text("@classLabel true a b\n@data\n1,2,3:4,5,6:a\n7:8:b\n")
+    ts = read_ts(p)
+    assert ts.steps.tolist() == [[1, 4], [2, 5], [3, 6], [7, 8]] and ts.offsets.tolist() == [0, 3, 4]
+    assert ts.X.shape == (2, 3, 2) and ts.X[1, 1:].tolist() == [[0, 0], [0, 0]]
+    d = read_sequences(p)
+    assert np.array_equal(d.steps, ts.steps) and d.lengths.tolist() == [3, 1] and d.labels == ["a", "b"]
+
+
 def test_ts_reader_errors(tmp_path):
     p = tmp_path / "bad.ts.gz"
     with gzip.open(p, "wt") as f:

@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from rnnkit.data.checks import bad_mask, describe, first_bad
+from rnnkit.data.ragged import offsets_of, pad, ragged_from_padded, take_ragged
 from rnnkit.data.text import decode_text
 from rnnkit.errors import UserError, exc_summary
 
@@ -61,10 +62,7 @@ class SequenceData:
     def padded(self) -> np.ndarray:
         """Numeric: (n, T_max, F) float32, zero after each length (small data and tests: this is the
         n x longest-sequence array the ragged layout avoids)."""
-        lengths = self.lengths
-        out = np.zeros((len(lengths), int(lengths.max()), self.n_features), dtype=np.float32)
-        out[np.arange(out.shape[1])[None, :] < lengths[:, None]] = self.steps
-        return out
+        return pad(self.steps, self.offsets)
 
     def subset(self, idx: Sequence[int], max_len: Optional[int] = None) -> "SequenceData":
         """Examples ``idx``, in that order; numeric sequences cut to ``max_len`` steps when given."""
@@ -78,32 +76,6 @@ class SequenceData:
             source=self.source,
             ids=[self.ids[i] for i in idx] if self.ids else [],
         )
-
-
-def offsets_of(lengths: np.ndarray) -> np.ndarray:
-    """Lengths (n,) -> offsets (n + 1,) int64 of sequences stored end to end (0, l0, l0 + l1, ...)."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets
-
-
-def take_ragged(steps: np.ndarray, offsets: np.ndarray, idx: Sequence[int], max_len: Optional[int] = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Sequences ``idx`` of a ragged (steps (total, F), offsets (n + 1,)) store, each cut to ``max_len``
-    steps when given -> the same layout."""
-    idx = np.asarray(idx, dtype=np.int64)
-    start = offsets[idx]
-    lengths = offsets[idx + 1] - start
-    if max_len:
-        lengths = np.minimum(lengths, max_len)
-    new = offsets_of(lengths)
-    pos = np.repeat(start - new[:-1], lengths) + np.arange(int(new[-1]))
-    return steps[pos], new
-
-
-def ragged_from_padded(X: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, T, F) padded + lengths (n,) -> (steps (total, F) float32, offsets (n + 1,) int64)."""
-    return X[np.arange(X.shape[1])[None, :] < lengths[:, None]].astype(np.float32), offsets_of(lengths)
 
 
 # ----------------------------------------------------------------------------- building
@@ -203,8 +175,8 @@ def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label
         from rnnkit.data.uea import read_ts
 
         ts = read_ts(path)
-        steps, offsets = ragged_from_padded(ts.X, ts.lengths)
-        return SequenceData(kind="numeric", steps=steps, offsets=offsets, labels=[str(v) for v in ts.y], source=str(path))
+        return SequenceData(kind="numeric", steps=ts.steps, offsets=ts.offsets, labels=[str(v) for v in ts.y],
+                            source=str(path))
     if name.endswith(".csv") or name.endswith(".tsv"):
         return read_csv(path, text_col, label_col, labelled)
     raise UserError(f"{path}: unknown format; give a .csv, .npz, .ts file or a folder of <class>.txt files")

@@ -19,6 +19,7 @@ from typing import Iterator, Union
 import numpy as np
 
 from rnnkit.data.checks import describe, first_bad
+from rnnkit.data.ragged import offsets_of, pad
 from rnnkit.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "datasets" / "uea"
@@ -27,17 +28,27 @@ SHIPPED = ("BasicMotions", "JapaneseVowels")
 
 @dataclass
 class TSData:
-    """One split of a `.ts` file.
+    """One split of a `.ts` file, stored ragged (a case costs its own length, not the longest one's).
 
-    X: (n, T_max, F) float32, zero-padded after each case's length;
-    lengths: (n,) int64; y: (n,) str labels; class_labels: the header's label order.
+    steps: (total, F) float32, the cases end to end (case i is ``steps[offsets[i]:offsets[i + 1]]``);
+    offsets: (n + 1,) int64; y: (n,) str labels; class_labels: the header's label order.
     """
 
-    X: np.ndarray
-    lengths: np.ndarray
+    steps: np.ndarray
+    offsets: np.ndarray
     y: np.ndarray
     class_labels: list[str]
     name: str
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(n,) int64 steps per case."""
+        return np.diff(self.offsets)
+
+    @property
+    def X(self) -> np.ndarray:
+        """(n, T_max, F) float32, zero-padded after each case's length (built on each access)."""
+        return pad(self.steps, self.offsets)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -97,12 +108,10 @@ def read_ts(path: Union[str, Path]) -> TSData:
     dims = {c.shape[1] for c in cases}
     if len(dims) != 1:
         raise UserError(f"{path}: cases have different numbers of dimensions {sorted(dims)}")
-    lengths = np.array([c.shape[0] for c in cases], dtype=np.int64)
-    X = np.zeros((len(cases), int(lengths.max()), dims.pop()), dtype=np.float32)
-    for i, c in enumerate(cases):
-        X[i, : c.shape[0]] = c
+    offsets = offsets_of(np.array([c.shape[0] for c in cases], dtype=np.int64))
     name = header.get("problemname", path.name.split("_")[0])
-    return TSData(X=X, lengths=lengths, y=np.array(labels), class_labels=class_labels or sorted(set(labels)), name=name)
+    return TSData(steps=np.concatenate(cases), offsets=offsets, y=np.array(labels),
+                  class_labels=class_labels or sorted(set(labels)), name=name)
 
 
 def _parse_case(line: str, path: Path, lineno: int, labels: list[str]) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.data.sequences import SequenceData, offsets_of
+from rnnkit.data.ragged import offsets_of
+from rnnkit.data.sequences import SequenceData
 from rnnkit.data.vocab import PAD, UNK, Vocab, tokenize
 from rnnkit.errors import UserError
 
