@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data.series import load_series
-from rnnkit.tasks.forecast.calibration import holdout_windows, multi_origin_windows, panel_carries_twin
+from rnnkit.tasks.forecast.calibration import (default_holdout, holdout_windows, multi_origin_windows,
+                                               near_twins, panel_carries_twin)
 from rnnkit.tasks.forecast.task import Forecaster
 
 FAST = dict(ensemble=1, hidden_size=8, epochs=2, steps_per_epoch=5, batch_size=16, progress=False, calibrate="none")
@@ -42,7 +43,16 @@ def test_default_model_is_calibrated_from_three_twins_unless_they_lose_half_the_
     R = m.calibration.holdout  # 3 + 64 / 4 - 1 = 18: cuts 18, 36, 54 all keep half of 120 points
     assert m.config.calib_twins == 3 and R == 18 and m.calibration.windows == 4 * R * 3
     short = Forecaster(horizon=3, **{**FAST, "calibrate": "holdout"}).fit(_panel([60] * 4))
-    assert short.calibration.windows == 4 * 18  # a cut of 36 would leave less than half: one twin
+    # R = 18 would allow one twin (a cut of 36 leaves less than half): twins cut 3, 6, 9 short instead
+    assert short.calibration.holdout == 3 and short.calibration.windows == 4 * 3 * 3
+    assert short.calibration.mode == "pair" and m.calibration.mode == "common"
+
+
+def test_twins_are_cut_horizons_short_where_the_third_rule_would_leave_one_twin():
+    assert default_holdout(12, [144]) == 48 and near_twins(12, [144])  # airline: not one twin 48 short
+    assert not near_twins(6, [99, 99, 44, 99, 99])   # stocks: cuts 18 and 36 both keep half the series
+    assert not near_twins(6, [20] * 181)             # M1-like: 64+ series carry the later twins
+    assert not near_twins(12, [144], twins=1)        # one twin asked for: the third rule
 
 
 def test_twins_past_the_half_length_cap_are_kept_while_64_series_carry_them():

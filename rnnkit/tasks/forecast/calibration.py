@@ -13,11 +13,15 @@ model's quantiles miss on data it has not seen and widens (or narrows) them:
   honest out-of-sample errors of the model *as configured*, of slightly weaker twins (less data).
   Each twin costs one training (3 twins: four times the training of ``calibrate="none"``, which
   skips it; the automatic configuration splits the budget between them).
+  Where that cap would leave a single twin (one or a few short series: ``near_twins``), a twin
+  that lost a third of the series errs more than the model and over-widens the band; there the
+  twins are cut ``H``, ``2H``, ``3H`` short (H = the horizon) and each forecasts H origins.
 - **Correction, normalized conformal** (Romano et al. 2019's CQR, with the model's own spread as
   the local scale, as in Lei et al. 2018's locally weighted scores): for trained level ``p`` the
   score of a window is ``t_p = (y - median) / (q_p - median)``. Levels p and 1-p: the conformal
   ``1 - 2 min(p, 1-p)`` quantile ``lambda_p`` of ``max(t_p, t_1-p)``, so ``median +- lambda_p
-  (q - median)`` covers with the pair's nominal probability (mode "pair"). Shipped mode "common":
+  (q - median)`` covers with the pair's nominal probability (mode "pair", used with near twins:
+  ``NEAR_MODE``). Shipped mode otherwise, "common":
   one factor for all levels, the geometric mean of the ``lambda_p``; scores pooled over the horizon
   steps (``SHRINK_N0`` = inf) and weighted ``TWIN_DECAY ** j`` for twin j (weighted conformal,
   Barber et al. 2023): on the dev suite's training parts these gave the same coverage error as
@@ -48,6 +52,7 @@ KIND, MODE = "ratio", "common"  # the defaults chosen on the training parts (doc
 TWIN_DECAY = 0.5     # weight of twin j's windows in the conformal quantile: TWIN_DECAY ** j (recent weigh more)
 BLEND_WINDOWS = 96   # windows per twin when the point forecast is a combination (each refits ETS and Theta)
 TWINS = 3            # twins at cuts R, 2R, 3R (multi-origin; bench/_forecast_calib_multi.py, docs/decisions.md)
+NEAR_MODE = "pair"   # the mode where the twins are cut horizons short (near_twins; bench/_forecast_calib_single.py)
 
 
 @dataclass
@@ -260,13 +265,26 @@ def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS
     return int(max(horizon, min(want, int(np.median(lengths)) // 3)))
 
 
+def near_twins(horizon: int, lengths: list[int], twins: int = TWINS) -> bool:
+    """Whether ``default_holdout``'s cut would leave a single twin (the cap of ``multi_origin_windows``:
+    one or a few short series, airline). Such a twin lost a third of the series and errs more than the
+    final model: on single dev series its common factor gave a 20-80 band 0.66-0.68 and 40-60
+    0.28-0.30. There the twins are cut 1, 2, 3 horizons short and each pair gets its own factor
+    (pooled coverage error 0.058 -> 0.018, interval score 0.976x; bench/_forecast_calib_single.py,
+    docs/decisions.md)."""
+    R = default_holdout(horizon, lengths)
+    return twins > 1 and 2 * R > int(np.median(lengths)) // 2 and not panel_carries_twin(lengths, 2 * R)
+
+
 def calibrate(fc: Any, ss: SeriesSet, holdout: Optional[int] = None, static=None,
               log: Optional[TextIO] = None, twins: int = TWINS) -> Optional[Calibration]:
     """Factors for ``fc`` (already trained on ``ss``) from ``twins`` holdout-refit twins at successive
-    cuts (``multi_origin_windows``); None if impossible."""
+    cuts (``multi_origin_windows``, cut unit ``twin_holdout``); None if impossible."""
     log = log or sys.stderr
     H = fc.require_trained().cfg.horizon
-    R = holdout or default_holdout(H, [len(s) for s in ss.series])
+    lengths = [len(s) for s in ss.series]
+    near = near_twins(H, lengths, twins)
+    R = holdout or (H if near else default_holdout(H, lengths))
     got = multi_origin_windows(fc, ss, R, twins, static=static, log=log if fc.config.progress else None)
     if got is None:
         if fc.config.progress:
@@ -274,5 +292,6 @@ def calibrate(fc: Any, ss: SeriesSet, holdout: Optional[int] = None, static=None
         return None
     q, y, m, _, twin = got
     levels = tuple(fc.network.cfg.quantiles)
-    f = fit_factors(q, y, m, levels, mode=MODE, kind=KIND, weights=TWIN_DECAY ** twin.astype(np.float64))
-    return Calibration(levels, f, windows=len(q), holdout=R, kind=KIND, mode=MODE)
+    mode = NEAR_MODE if near else MODE
+    f = fit_factors(q, y, m, levels, mode=mode, kind=KIND, weights=TWIN_DECAY ** twin.astype(np.float64))
+    return Calibration(levels, f, windows=len(q), holdout=R, kind=KIND, mode=mode)

@@ -74,7 +74,8 @@ class ForecastConfig(RunOptions):
     calibrate: str = opt("holdout", "interval calibration: holdout (twin models' out-of-sample errors "
                          "scale the band; each twin costs a training) or none", choices=("holdout", "none"))
     calib_holdout: Optional[int] = opt(None, "points held out per series for calibration (default: "
-                                       "calibration.default_holdout)", min=1, max=100_000)
+                                       "calibration.default_holdout, or the horizon where that would leave "
+                                       "one twin)", min=1, max=100_000)
     calib_twins: int = opt(3, "twin models for calibration, cut 1, 2, 3... holdouts short, each forecasting the "
                            "holdout after its own cut (more windows from more periods; each one costs a training)",
                            min=1, max=20)
