@@ -69,3 +69,21 @@ def test_steps_are_pooled_and_recent_twins_weigh_more():
     equal = fit_factors(q2, y2, m2, LEVELS, mode="common")
     decayed = fit_factors(q2, y2, m2, LEVELS, mode="common", weights=cal.TWIN_DECAY ** twin)
     assert 1.0 < decayed[0, 0] < equal[0, 0]
+
+
+def test_pair_mode_fixes_a_band_of_the_wrong_shape_where_one_factor_cannot():
+    """The model's quantiles are Gaussian but the errors are Laplace (peaked, heavy tails: what a
+    single series' good years and one bad year look like). One common factor leaves the inner pairs
+    over-covering; a factor per pair (NEAR_MODE, used with near twins) restores every pair."""
+    rng = np.random.default_rng(3)
+    H, N = 3, 4000
+    q = np.broadcast_to(Z, (N, H, len(LEVELS))).copy()
+    fit_y, y = rng.laplace(size=(N, H)), rng.laplace(size=(N, H))
+    cover = {}
+    for mode in ("common", cal.NEAR_MODE):
+        c = Calibration(LEVELS, fit_factors(q, fit_y, np.ones((N, H)), LEVELS, mode=mode), N, 3, "ratio", mode)
+        qc = c.apply(q)
+        cover[mode] = [np.mean((y >= qc[..., lo]) & (y <= qc[..., -1 - lo])) - (LEVELS[-1 - lo] - LEVELS[lo])
+                       for lo in range(5)]
+    assert max(abs(e) for e in cover[cal.NEAR_MODE]) < 0.03
+    assert cover["common"][-1] > 0.05  # the 40-60 band far too wide under one factor
