@@ -268,7 +268,7 @@ def default_holdout(horizon: int, lengths: list[int], windows: int = MIN_WINDOWS
 def near_twins(horizon: int, lengths: list[int], twins: int = TWINS) -> bool:
     """Whether ``default_holdout``'s cut would leave a single twin (the cap of ``multi_origin_windows``:
     one or a few short series, airline). Such a twin lost a third of the series and errs more than the
-    final model: on single dev series its common factor gave a 20-80 band 0.66-0.68 and 40-60
+    final model: on single dev series its common factor gave a 20-80 band 0.64-0.68 and 40-60
     0.28-0.30. There the twins are cut 1, 2, 3 horizons short and each pair gets its own factor
     (pooled coverage error 0.058 -> 0.018, interval score 0.976x; bench/_forecast_calib_single.py,
     docs/decisions.md)."""
@@ -279,7 +279,7 @@ def near_twins(horizon: int, lengths: list[int], twins: int = TWINS) -> bool:
 def calibrate(fc: Any, ss: SeriesSet, holdout: Optional[int] = None, static=None,
               log: Optional[TextIO] = None, twins: int = TWINS) -> Optional[Calibration]:
     """Factors for ``fc`` (already trained on ``ss``) from ``twins`` holdout-refit twins at successive
-    cuts (``multi_origin_windows``, cut unit ``twin_holdout``); None if impossible."""
+    cuts (``multi_origin_windows``; horizons short where ``near_twins``); None if impossible."""
     log = log or sys.stderr
     H = fc.require_trained().cfg.horizon
     lengths = [len(s) for s in ss.series]
