@@ -92,20 +92,34 @@ def season_of(freq: Optional[str]) -> int:
     return 1
 
 
-def read_csv(path: Union[str, Path]) -> pd.DataFrame:
-    """Read a CSV with a user-facing error for missing/empty/unparsable files."""
+def read_csv(path: Union[str, Path], text_cols: Sequence[Optional[str]] = ()) -> pd.DataFrame:
+    """Read a CSV with a user-facing error for missing/empty/unparsable files.
+
+    text_cols: columns kept as text (series ids: "007" stays "007", not the number 7).
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"data file not found: {p}")
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, dtype={c: str for c in text_cols if c})
     except UnicodeDecodeError as exc:
         raise UserError(f"cannot read {p} as CSV: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
     except (pd.errors.EmptyDataError, ValueError, OverflowError) as exc:  # ParserError is a ValueError
         raise UserError(f"cannot read {p} as CSV: {exc_summary(exc)}") from None
+    check_separator([str(c) for c in df.columns], p)
     if df.empty:
         raise UserError(f"{p} has no data rows")
     return df
+
+
+def check_separator(columns: Sequence[str], where: object) -> None:
+    """A one-column header holding ';' or a tab is a file with another separator: say so, rather
+    than that the columns are missing (rnnkit reads comma-separated files only)."""
+    if len(columns) == 1:
+        for sep, name in ((";", "semicolon"), ("\t", "tab")):
+            if sep in columns[0]:
+                raise UserError(f"{where} looks {name}-separated (header {columns[0][:60]!r}); rnnkit reads "
+                                f"comma-separated CSV: save it with commas")
 
 
 def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
@@ -170,6 +184,11 @@ def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
             raise UserError(f"time column {name!r} in {where}: integer time {v[i]} at line {i + 2} is out of "
                             f"range (|t| <= 2**53)")
         return v.astype(np.int64)
+    is_num = [isinstance(v, (int, float, np.number)) and pd.notna(v) for v in col] if col.dtype == object else []
+    if any(is_num) and not all(is_num[i] for i in np.flatnonzero(col.notna().to_numpy())):
+        i = int(np.flatnonzero(is_num)[0])  # numbers among dates would parse as nanoseconds after 1970
+        raise UserError(f"time column {name!r} in {where} mixes numbers and text (number {col.iloc[i]!r} at line "
+                        f"{i + 2}); use dates or integers throughout")
     try:
         t = pd.to_datetime(col, errors="raise", format="mixed")
     except (ValueError, TypeError, OverflowError) as exc:
@@ -246,11 +265,14 @@ def load_series(
     (they carry known-future covariates for ``predict``); they go to ``horizon_future``.
     """
     where = str(data) if not isinstance(data, pd.DataFrame) else "the data frame"
-    df = read_csv(data) if not isinstance(data, pd.DataFrame) else data.reset_index(drop=True)
+    df = read_csv(data, [id_col]) if not isinstance(data, pd.DataFrame) else data.reset_index(drop=True)
     if df.empty:
         raise UserError(f"{where} has no rows")
     past_cols, future_cols = list(past_cols), list(future_cols)
     _check_columns(df, [target] + [c for c in (time_col, id_col) if c] + past_cols + future_cols, where)
+    if id_col and df[id_col].isna().any():  # factorize would give the row code -1: another series' id
+        i = int(np.flatnonzero(df[id_col].isna().to_numpy())[0])
+        raise UserError(f"id column {id_col!r} in {where} has a missing id at line {i + 2}")
     if target in past_cols + future_cols or (time_col and time_col == target):
         raise UserError(f"target {target!r} cannot also be the time column or a covariate")
     # One sort groups every series (a loop over ids that scans all rows would be O(series x rows)).
