@@ -134,3 +134,16 @@ def test_messy_files_ids_separators_and_mixed_times(tmp_path):
     mixed.loc[2, "date"] = 5
     with pytest.raises(UserError, match="mixes numbers and text .* line 4"):
         load_series(mixed, "y", "date", "id", quiet=True)
+
+
+def test_dates_off_the_frequency_grid_are_reported(capsys):
+    """Fuzzing: one series written day-first (01/02/2001 = 1 February) in a monthly file parsed as
+    January 1..30 without a word; now a warning names it."""
+    df = _long(n=12)
+    b = df["id"] == "b"
+    df.loc[b, "date"] = pd.to_datetime(df.loc[b, "date"]).dt.strftime("%d/%m/%Y")
+    ss = load_series(df, "y", "date", "id")
+    err = capsys.readouterr().err
+    assert ss.freq == "MS" and "1 series (e.g. 'b')" in err and "off that grid" in err, err
+    load_series(_long(n=12), "y", "date", "id")
+    assert capsys.readouterr().err == ""

@@ -236,7 +236,8 @@ def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
 
 
 def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
-    """Count missing time steps in a series; return the count (caller reports)."""
+    """Missing time steps in a series (caller reports); negative: more points than the frequency's
+    grid holds over its span, i.e. dates off the grid (such as day and month swapped)."""
     if len(s) < 2:
         return 0
     if freq is None:
@@ -244,9 +245,9 @@ def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
     offset = pd.tseries.frequencies.to_offset(freq)
     if isinstance(offset, pd.offsets.Tick):  # fixed duration: count arithmetically (a 1 s frequency
         span = int((s.times[-1] - s.times[0]).astype("timedelta64[ns]").astype(np.int64))  # over years
-        return max(0, span // int(offset.nanos) + 1 - len(s))  # would be a huge date_range)
+        return span // int(offset.nanos) + 1 - len(s)  # would be a huge date_range)
     full = pd.date_range(pd.Timestamp(s.times[0]), pd.Timestamp(s.times[-1]), freq=freq)
-    return max(0, len(full) - len(s))
+    return len(full) - len(s)
 
 
 def load_series(
@@ -321,7 +322,12 @@ def load_series(
     elif times is not None:
         diffs = np.concatenate([np.diff(s.times) for s in out if len(s) > 1]) if any(len(s) > 1 for s in out) else []
         ss.step = int(np.gcd.reduce(diffs.astype(np.int64))) if len(diffs) else 1
-    gaps = {s.id: _report_gaps(s, ss.freq, ss.step) for s in out}
+    counts = {s.id: _report_gaps(s, ss.freq, ss.step) for s in out}
+    off = [k for k, g in counts.items() if g < 0]
+    if off and not quiet:  # e.g. 01/02/2020 read as January 2 in one series of a monthly file
+        print(f"rnnkit: warning: {len(off)} series (e.g. {off[0]!r}) have more points than frequency {ss.freq} "
+              f"allows over their span: their dates are off that grid (day and month swapped?)", file=sys.stderr)
+    gaps = {k: max(0, g) for k, g in counts.items()}
     n_gap = sum(gaps.values())
     if n_gap and not quiet:
         worst = max(gaps, key=gaps.get)
