@@ -134,6 +134,9 @@ def test_messy_files_ids_separators_and_mixed_times(tmp_path):
     mixed.loc[2, "date"] = 5
     with pytest.raises(UserError, match="mixes numbers and text .* line 4"):
         load_series(mixed, "y", "date", "id", quiet=True)
+    mixed.loc[2, "date"] = "hello"  # pandas named no line ("Unknown datetime string format"); now the cell and line
+    with pytest.raises(UserError, match="neither integers nor dates: 'hello' at line 4"):
+        load_series(mixed, "y", "date", "id", quiet=True)
 
 
 def test_dates_off_the_frequency_grid_are_reported(capsys):
