@@ -1,6 +1,8 @@
 """`rnnkit forecast train|predict|backtest`: round trip, and bad input -> exit 2, one line, no output."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,3 +94,26 @@ def test_predict_bad_input(tmp_path, capsys):
         assert not pred.exists()
     assert main(["forecast", "predict", "--model", str(tmp_path / "nomodel"), "--data", data, "--out", str(pred)]) == 2
     assert "model folder not found" in capsys.readouterr().err and not pred.exists()
+
+
+def test_failed_train_leaves_no_folder_and_backtest_checks_out_first(tmp_path, capsys, monkeypatch):
+    """Fuzzing: a training that failed after the Trainer made --out (a static column holding inf made it
+    diverge) left an empty model folder; backtest --out naming a file failed only after all the folds."""
+    from rnnkit.errors import UserError
+    from rnnkit.tasks.forecast import task
+
+    data = _csv(tmp_path, _series(ids=("a",)))
+    out = tmp_path / "m"
+
+    def diverge(self, batches):
+        Path(self.cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        raise UserError("training diverged: loss is nan at step 5 (epoch 1)")
+
+    monkeypatch.setattr(task.Trainer, "fit", diverge)
+    args = ["--data", data, "--target", "y", "--time-col", "date", "--horizon", "2", *SMALL]
+    assert main(["forecast", "train", *args, "--out", str(out)]) == 2
+    assert "diverged" in capsys.readouterr().err and not out.exists()
+    monkeypatch.undo()
+    assert main(["forecast", "backtest", *args, "--folds", "1", "--out", data]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rnnkit: error: --out {data}: exists and is not a folder", err

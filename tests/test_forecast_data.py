@@ -112,3 +112,41 @@ def test_window_scaling_keeps_big_and_trending_values_small():
     assert z.abs().max() < 2.0
     one = window_scale(torch.tensor([[0.0, 0.0, 0.0, 250.0]]), torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
     assert torch.isfinite(one[1]).all() and one[1].item() > 0
+
+
+def test_messy_files_ids_separators_and_mixed_times(tmp_path):
+    """Fuzzing the Nixtla CSV path: a missing id was silently merged into another series (factorize's
+    code -1); ids such as "007" were read as the number 7; a ';'-separated file was reported as
+    lacking its columns; numbers among date strings parsed as nanoseconds after 1970."""
+    df = _long()
+    df.loc[3, "id"] = np.nan
+    with pytest.raises(UserError, match="missing id at line 5"):
+        load_series(df, "y", "date", "id", quiet=True)
+    path = tmp_path / "zeros.csv"
+    pd.DataFrame({"unique_id": ["007"] * 5 + ["7"] * 5, "ds": list(range(5)) * 2, "y": np.arange(10.0)}).to_csv(
+        path, index=False)
+    assert [s.id for s in load_series(path, "y", "ds", "unique_id", quiet=True).series] == ["007", "7"]
+    semi = tmp_path / "semi.csv"
+    semi.write_text("unique_id;ds;y\na;1;2.0\n")
+    with pytest.raises(UserError, match="looks semicolon-separated"):
+        load_series(semi, "y", "ds", "unique_id", quiet=True)
+    mixed = _long(ids=("a",), n=6).astype(object)
+    mixed.loc[2, "date"] = 5
+    with pytest.raises(UserError, match="mixes numbers and text .* line 4"):
+        load_series(mixed, "y", "date", "id", quiet=True)
+    mixed.loc[2, "date"] = "hello"  # pandas named no line ("Unknown datetime string format"); now the cell and line
+    with pytest.raises(UserError, match="neither integers nor dates: 'hello' at line 4"):
+        load_series(mixed, "y", "date", "id", quiet=True)
+
+
+def test_dates_off_the_frequency_grid_are_reported(capsys):
+    """Fuzzing: one series written day-first (01/02/2001 = 1 February) in a monthly file parsed as
+    January 1..30 without a word; now a warning names it."""
+    df = _long(n=12)
+    b = df["id"] == "b"
+    df.loc[b, "date"] = pd.to_datetime(df.loc[b, "date"]).dt.strftime("%d/%m/%Y")
+    ss = load_series(df, "y", "date", "id")
+    err = capsys.readouterr().err
+    assert ss.freq == "MS" and "1 series (e.g. 'b')" in err and "off that grid" in err, err
+    load_series(_long(n=12), "y", "date", "id")
+    assert capsys.readouterr().err == ""

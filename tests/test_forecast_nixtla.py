@@ -213,3 +213,21 @@ def test_cli_backtest_utilsforecast_flag(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "scored by utilsforecast.evaluate" in text and "| coverage80 |" in text
     assert (out / "forecasts.csv").is_file()
+
+
+def test_nixtla_levels_and_quantiles_that_do_not_fit_the_format():
+    """Fuzzing: unpaired quantiles fell back to levels 80/90 silently; level= with rnnkit's format
+    was ignored; quantiles as a string crashed; level 95 was reported as 'quantile 0.025'; a model
+    trained on dates gave integer times 1970 dates."""
+    df = _panel(ids=("a",))
+    m = Forecaster(horizon=2, calibrate="none", **FAST).fit(df)
+    with pytest.raises(UserError, match="quantile 0.3 has no partner 0.7"):
+        m.predict(df, format="nixtla", quantiles=[0.3, 0.5])
+    assert list(m.predict(df, format="nixtla", quantiles=[0.5]).columns) == ["unique_id", "ds", "LSTM"]
+    with pytest.raises(UserError, match="level= goes with format='nixtla'"):
+        m.predict(df, level=[80])
+    assert list(m.predict(df, quantiles="0.1, 0.9").columns)[-2:] == ["q0.1", "q0.9"]
+    with pytest.raises(UserError, match="level 95 needs the quantiles 0.025 and 0.975.*levels up to 90"):
+        m.predict(df, format="nixtla", level=[80, 95])
+    steps = df.assign(ds=np.arange(len(df)))
+    assert m.predict(steps)["time"].tolist() == [48, 49]

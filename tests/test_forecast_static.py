@@ -83,6 +83,10 @@ def test_unknown_series_and_categories_follow_the_documented_rule(capsys):
     (pd.DataFrame({"unique_id": ["s0", "s1"], "group": ["a", None]}), "missing value(s), first at line 3"),
     (pd.DataFrame({"unique_id": ["s0"]}), "no feature columns"),
     (pd.DataFrame({"unique_id": ["s0"], "group": ["a"]}), "has no row for 7 training series"),
+    # a numeric column is standardised: inf / 1e308 made its std inf and training diverge (fuzzing)
+    (pd.DataFrame({"unique_id": [f"s{i}" for i in range(8)], "size": [1.0] * 7 + [np.inf]}), "line 9: non-finite"),
+    (pd.DataFrame({"unique_id": [f"s{i}" for i in range(8)], "size": [1.0] * 7 + [1e308]}),
+     "line 9: value 1e.308 whose magnitude"),
 ])
 def test_bad_static_tables(table, message):
     df, _ = _data()

@@ -169,6 +169,9 @@ def _forecast_bodies(client, df):
     assert one.status_code in (200, 400), one.text
     huge = client.post("/predict", json={"data": [{**r, "y": 1e300} for r in rows]})
     assert huge.status_code == 422 and "float32" in huge.json()["error"]
+    mixed = client.post("/predict", json={"data": [{**r, "t": "2020-01-01"} if k == 3 else r
+                                                   for k, r in enumerate(rows)]})
+    assert mixed.status_code == 400 and "mixes numbers and text" in mixed.json()["error"], mixed.text
 
 
 def test_body_over_the_limit_is_413_without_reading_it(text_dir):
@@ -308,6 +311,21 @@ def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UserError, match="config.json"):
         create_app(str(tmp_path))
+
+
+def test_a_forecaster_with_static_covariates_is_refused_at_start(tmp_path):
+    """A request has no place for the static table: every request was a 400 asking for --static."""
+    import pandas as pd
+
+    from rnnkit import Forecaster
+
+    df = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 20), "ds": np.tile(np.arange(20), 2),
+                       "y": np.tile(np.sin(np.arange(20) / 3), 2)})
+    table = pd.DataFrame({"unique_id": ["a", "b"], "group": ["x", "y"]})
+    Forecaster(horizon=2, hidden_size=8, epochs=1, ensemble=1, progress=False, calibrate="none",
+               combine="none").fit(df, static=table).save(tmp_path / "m")
+    with pytest.raises(UserError, match="static covariates .* cannot be served yet"):
+        create_app(str(tmp_path / "m"))
 
 
 def test_a_blending_forecaster_bounds_the_history_refitted_per_request(tmp_path):

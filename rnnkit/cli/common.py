@@ -12,8 +12,10 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from rnnkit.errors import UserError
 from rnnkit.options import field_type, from_dict
@@ -106,6 +108,20 @@ def check_out_dir(out: str, resume: bool) -> Path:
     if existing is not None and not existing.is_dir():  # checked before any training, not after it
         raise UserError(f"--out {path}: {existing} is not a folder")
     return path
+
+
+@contextmanager
+def removed_on_error(out: Path) -> Iterator[None]:
+    """Remove the folder ``out`` if the block fails with a UserError (training diverged, bad data found
+    late) and the folder did not exist before: a failed run leaves no half-written model folder.
+    Other errors (Ctrl-C) keep it, with its checkpoint, for ``--resume``."""
+    fresh = not out.exists()
+    try:
+        yield
+    except UserError:
+        if fresh and is_rank0():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def is_rank0() -> bool:

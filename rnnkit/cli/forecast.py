@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnkit.cli.common import add_config_flags, add_train_flags, check_out_dir, resolve_config, save_trained
+from rnnkit.cli.common import (add_config_flags, add_train_flags, check_out_dir, removed_on_error, resolve_config,
+                               save_trained)
 from rnnkit.errors import UserError
 from rnnkit.io import atomic_path
 
@@ -104,9 +105,10 @@ def _train(args: argparse.Namespace) -> int:
     ss = _load(args, cfg.progress)          # all validation before anything is written
     check_lengths(ss, cfg.horizon)
     _check_cell(cfg.cell)
-    fc = Forecaster(config=cfg).fit(ss, out_dir=str(out), resume=args.resume, static=args.static)
-    if save_trained(fc, out) is None:
-        return 0
+    with removed_on_error(out):
+        fc = Forecaster(config=cfg).fit(ss, out_dir=str(out), resume=args.resume, static=args.static)
+        if save_trained(fc, out) is None:
+            return 0
     print(f"saved {args.out} ({len(ss.series)} series, horizon {cfg.horizon}, context {fc.network.cfg.context}, "
           f"season {fc.season})")
     return 0
@@ -155,6 +157,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from rnnkit.tasks.forecast.backtest import run_backtest, write_outputs
 
     cfg = _config(args)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # before the folds, not after
+        raise UserError(f"--out {args.out}: exists and is not a folder")
     ss = _load(args, cfg.progress)
     _check_cell(cfg.cell)
     if args.utilsforecast:

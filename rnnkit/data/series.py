@@ -92,20 +92,34 @@ def season_of(freq: Optional[str]) -> int:
     return 1
 
 
-def read_csv(path: Union[str, Path]) -> pd.DataFrame:
-    """Read a CSV with a user-facing error for missing/empty/unparsable files."""
+def read_csv(path: Union[str, Path], text_cols: Sequence[Optional[str]] = ()) -> pd.DataFrame:
+    """Read a CSV with a user-facing error for missing/empty/unparsable files.
+
+    text_cols: columns kept as text (series ids: "007" stays "007", not the number 7).
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"data file not found: {p}")
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, dtype={c: str for c in text_cols if c})
     except UnicodeDecodeError as exc:
         raise UserError(f"cannot read {p} as CSV: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
     except (pd.errors.EmptyDataError, ValueError, OverflowError) as exc:  # ParserError is a ValueError
         raise UserError(f"cannot read {p} as CSV: {exc_summary(exc)}") from None
+    check_separator([str(c) for c in df.columns], p)
     if df.empty:
         raise UserError(f"{p} has no data rows")
     return df
+
+
+def check_separator(columns: Sequence[str], where: object) -> None:
+    """A one-column header holding ';' or a tab is a file with another separator: say so, rather
+    than that the columns are missing (rnnkit reads comma-separated files only)."""
+    if len(columns) == 1:
+        for sep, name in ((";", "semicolon"), ("\t", "tab")):
+            if sep in columns[0]:
+                raise UserError(f"{where} looks {name}-separated (header {columns[0][:60]!r}); rnnkit reads "
+                                f"comma-separated CSV: save it with commas")
 
 
 def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
@@ -154,6 +168,14 @@ def _cell_float(v) -> float:
 
 
 
+def _is_date(v) -> bool:
+    """Whether one cell parses as a date (the error path names the first cell that does not)."""
+    try:
+        return pd.notna(pd.to_datetime(v))
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
     """Integers stay integers; anything else must parse as dates."""
     if pd.api.types.is_integer_dtype(col) or pd.api.types.is_float_dtype(col):
@@ -170,11 +192,17 @@ def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
             raise UserError(f"time column {name!r} in {where}: integer time {v[i]} at line {i + 2} is out of "
                             f"range (|t| <= 2**53)")
         return v.astype(np.int64)
+    is_num = [isinstance(v, (int, float, np.number)) and pd.notna(v) for v in col] if col.dtype == object else []
+    if any(is_num) and not all(is_num[i] for i in np.flatnonzero(col.notna().to_numpy())):
+        i = int(np.flatnonzero(is_num)[0])  # numbers among dates would parse as nanoseconds after 1970
+        raise UserError(f"time column {name!r} in {where} mixes numbers and text (number {col.iloc[i]!r} at line "
+                        f"{i + 2}); use dates or integers throughout")
     try:
         t = pd.to_datetime(col, errors="raise", format="mixed")
     except (ValueError, TypeError, OverflowError) as exc:
+        at = next((f"{v!r} at line {i + 2}" for i, v in enumerate(col) if not (pd.isna(v) or _is_date(v))), None)
         raise UserError(f"time column {name!r} in {where} is neither integers nor dates: "
-                        f"{str(exc).splitlines()[0]}") from None
+                        f"{at or str(exc).splitlines()[0]}") from None
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise UserError(f"time column {name!r} in {where} has a missing time at line {i + 2}")
@@ -217,7 +245,8 @@ def infer_freq(times_list: list[np.ndarray]) -> Optional[str]:
 
 
 def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
-    """Count missing time steps in a series; return the count (caller reports)."""
+    """Missing time steps in a series (caller reports); negative: more points than the frequency's
+    grid holds over its span, i.e. dates off the grid (such as day and month swapped)."""
     if len(s) < 2:
         return 0
     if freq is None:
@@ -225,9 +254,9 @@ def _report_gaps(s: Series, freq: Optional[str], step: int) -> int:
     offset = pd.tseries.frequencies.to_offset(freq)
     if isinstance(offset, pd.offsets.Tick):  # fixed duration: count arithmetically (a 1 s frequency
         span = int((s.times[-1] - s.times[0]).astype("timedelta64[ns]").astype(np.int64))  # over years
-        return max(0, span // int(offset.nanos) + 1 - len(s))  # would be a huge date_range)
+        return span // int(offset.nanos) + 1 - len(s)  # would be a huge date_range)
     full = pd.date_range(pd.Timestamp(s.times[0]), pd.Timestamp(s.times[-1]), freq=freq)
-    return max(0, len(full) - len(s))
+    return len(full) - len(s)
 
 
 def load_series(
@@ -246,11 +275,14 @@ def load_series(
     (they carry known-future covariates for ``predict``); they go to ``horizon_future``.
     """
     where = str(data) if not isinstance(data, pd.DataFrame) else "the data frame"
-    df = read_csv(data) if not isinstance(data, pd.DataFrame) else data.reset_index(drop=True)
+    df = read_csv(data, [id_col]) if not isinstance(data, pd.DataFrame) else data.reset_index(drop=True)
     if df.empty:
         raise UserError(f"{where} has no rows")
     past_cols, future_cols = list(past_cols), list(future_cols)
     _check_columns(df, [target] + [c for c in (time_col, id_col) if c] + past_cols + future_cols, where)
+    if id_col and df[id_col].isna().any():  # factorize would give the row code -1: another series' id
+        i = int(np.flatnonzero(df[id_col].isna().to_numpy())[0])
+        raise UserError(f"id column {id_col!r} in {where} has a missing id at line {i + 2}")
     if target in past_cols + future_cols or (time_col and time_col == target):
         raise UserError(f"target {target!r} cannot also be the time column or a covariate")
     # One sort groups every series (a loop over ids that scans all rows would be O(series x rows)).
@@ -299,7 +331,12 @@ def load_series(
     elif times is not None:
         diffs = np.concatenate([np.diff(s.times) for s in out if len(s) > 1]) if any(len(s) > 1 for s in out) else []
         ss.step = int(np.gcd.reduce(diffs.astype(np.int64))) if len(diffs) else 1
-    gaps = {s.id: _report_gaps(s, ss.freq, ss.step) for s in out}
+    counts = {s.id: _report_gaps(s, ss.freq, ss.step) for s in out}
+    off = [k for k, g in counts.items() if g < 0]
+    if off and not quiet:  # e.g. 01/02/2020 read as January 2 in one series of a monthly file
+        print(f"rnnkit: warning: {len(off)} series (e.g. {off[0]!r}) have more points than frequency {ss.freq} "
+              f"allows over their span: their dates are off that grid (day and month swapped?)", file=sys.stderr)
+    gaps = {k: max(0, g) for k, g in counts.items()}
     n_gap = sum(gaps.values())
     if n_gap and not quiet:
         worst = max(gaps, key=gaps.get)

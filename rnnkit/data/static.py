@@ -25,6 +25,7 @@ from typing import Optional, Sequence, TextIO, Union
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.checks import MAX_MAGNITUDE, describe
 from rnnkit.errors import UserError
 
 StaticLike = Union[str, Path, pd.DataFrame]
@@ -47,7 +48,8 @@ def read_static(data: StaticLike, id_col: Optional[str]) -> tuple[pd.DataFrame, 
     if isinstance(data, pd.DataFrame) and "rnnkit_key" in data.attrs:  # already read and checked
         return data, data.attrs["rnnkit_key"]
     where = "the static table" if isinstance(data, pd.DataFrame) else str(data)
-    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_csv(data)
+    text_cols = (id_col, "unique_id")  # ids as text: "007" must match the data's "007"
+    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_csv(data, text_cols)
     if df.empty:
         raise UserError(f"{where} has no rows")
     key = id_col if id_col and id_col in df.columns else ("unique_id" if "unique_id" in df.columns else None)
@@ -67,6 +69,13 @@ def read_static(data: StaticLike, id_col: Optional[str]) -> tuple[pd.DataFrame, 
         if miss.any():
             raise UserError(f"column {c!r} in {where} has {int(miss.sum())} missing value(s), first at line "
                             f"{int(np.flatnonzero(miss)[0]) + 2}; fill them first (rnnkit does not guess)")
+    for c in df.columns.drop(key):
+        if _is_numeric(df[c]):  # a numeric column is standardised: inf or 1e308 would make its std inf / NaN
+            v = pd.to_numeric(df[c]).to_numpy(dtype=np.float64)
+            bad = ~(np.abs(v) <= MAX_MAGNITUDE)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise UserError(f"column {c!r} in {where}, line {i + 2}: {describe(float(v[i]))}")
     out = df.drop(columns=[key]).set_index(ids.to_numpy())
     out.attrs["where"] = where
     out.attrs["rnnkit_key"] = key

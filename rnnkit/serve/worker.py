@@ -52,6 +52,10 @@ class ModelWorker:
         self.task = task_of(self.model)
         self.limits = limits
         self.schema = None
+        if self.task == "forecast" and getattr(self.model, "static", None) is not None:
+            # a request has no place for the static table: refuse now, not on every request
+            raise UserError(f"{model_dir}: a forecaster trained with static covariates (--static) cannot be served "
+                            f"yet; use `rnnkit forecast predict --static FILE`")
         if self.task == "forecast":  # the columns, and whether predict refits ETS/Theta per series (costly)
             self.schema = {**self.model.schema, "combine": getattr(self.model.config, "combine", None)}
         self.routes = {r.path: r for r in routes_for(self.task, limits, self.schema)}

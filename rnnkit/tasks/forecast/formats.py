@@ -21,6 +21,7 @@ from typing import Optional, Sequence, TextIO, Union
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.series import check_separator
 from rnnkit.errors import UserError
 
 NIXTLA_COLUMNS = {"target": "y", "time_col": "ds", "id_col": "unique_id"}
@@ -36,9 +37,11 @@ def _columns_of(data) -> Optional[list[str]]:
     if not p.is_file():
         raise UserError(f"data file not found: {p}")
     try:
-        return [str(c) for c in pd.read_csv(p, nrows=0).columns]
+        cols = [str(c) for c in pd.read_csv(p, nrows=0).columns]
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
         return None
+    check_separator(cols, p)
+    return cols
 
 
 def resolve_columns(data, target: Optional[str], time_col: Optional[str], id_col: Optional[str],
@@ -69,6 +72,22 @@ def resolve_columns(data, target: Optional[str], time_col: Optional[str], id_col
     return given["target"], given["time_col"], given["id_col"]
 
 
+def parse_quantiles(text: Union[str, Sequence[float], None]) -> Optional[tuple[float, ...]]:
+    """'0.1,0.5,0.9' (or a sequence) -> (0.1, 0.5, 0.9); UserError on anything else."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    try:
+        items = text.split(",") if isinstance(text, str) else list(text)
+        if not items:  # quantiles=(): no extra columns
+            return None
+        qs = tuple(float(v) for v in items if not isinstance(v, str) or v.strip())
+    except (TypeError, ValueError):
+        raise UserError(f"--quantiles must be numbers between 0 and 1 separated by commas, got {text!r}") from None
+    if not qs or any(not 0 < v < 1 for v in qs):
+        raise UserError(f"--quantiles must be numbers strictly between 0 and 1, got {text!r}")
+    return qs
+
+
 def parse_levels(text: Union[str, Sequence[float], None]) -> Optional[tuple[float, ...]]:
     """'80,95' (or a sequence) -> (80.0, 95.0): interval levels in percent, each in (0, 100)."""
     if text is None or (isinstance(text, str) and not text.strip()):
@@ -90,6 +109,29 @@ def levels_from_quantiles(quantiles: Optional[Sequence[float]]) -> Optional[tupl
     qs = [float(q) for q in quantiles]
     levels = sorted({round(100 * (1 - 2 * q), 6) for q in qs if q < 0.5 and any(abs(p - (1 - q)) < 1e-9 for p in qs)})
     return tuple(levels) or None
+
+
+def nixtla_levels(level, quantiles: Optional[Sequence[float]], trained: Sequence[float]) -> tuple[float, ...]:
+    """The interval levels of a nixtla-format prediction: ``level`` (percent), else the symmetric
+    pairs in ``quantiles`` (each quantile but 0.5 needs its partner: the format holds intervals),
+    else ``DEFAULT_LEVELS``. Each level must lie within the ``trained`` quantiles."""
+    if level is not None:
+        levels = parse_levels(level)
+    elif quantiles:
+        alone = [q for q in quantiles if abs(q - 0.5) > 1e-9 and not any(abs(p - (1 - q)) < 1e-9 for p in quantiles)]
+        if alone:
+            raise UserError(f"the nixtla format holds symmetric intervals: quantile {alone[0]:g} has no partner "
+                            f"{1 - alone[0]:g}; pass both, or the levels (--level / level=)")
+        levels = levels_from_quantiles(quantiles) or ()
+    else:
+        levels = DEFAULT_LEVELS
+    lo, hi = min(trained), max(trained)
+    for lv in levels:
+        if (100 - lv) / 200 < lo - 1e-9 or 1 - (100 - lv) / 200 > hi + 1e-9:
+            raise UserError(f"level {level_name(lv)} needs the quantiles {(100 - lv) / 200:g} and "
+                            f"{1 - (100 - lv) / 200:g}, outside the trained range {lo:g}..{hi:g} (levels up to "
+                            f"{level_name(round(100 * (hi - lo), 6))}); train with quantiles covering it")
+    return tuple(levels)
 
 
 def level_name(level: float) -> str:

@@ -31,6 +31,7 @@ from rnnkit.tasks.autoconfig import (FORECAST_DEFAULT_BUDGET_S, ForecastPlan, fo
                                      forecast_stats)
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
+from rnnkit.tasks.forecast.formats import parse_quantiles  # noqa: F401 - also the CLI's
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
 from rnnkit.tasks.forecast.combine import RULES, combine_quantiles
 from rnnkit.train import Trainer, TrainConfig, torch_threads
@@ -117,19 +118,6 @@ def interpolate_quantiles(q: np.ndarray, levels: Sequence[float], wanted: Sequen
         w = (p - levels[j]) / (levels[j + 1] - levels[j])
         out.append((1 - w) * q[..., j] + w * q[..., j + 1])
     return np.stack(out, axis=-1)
-
-
-def parse_quantiles(text: Optional[str]) -> Optional[tuple[float, ...]]:
-    """'0.1,0.5,0.9' -> (0.1, 0.5, 0.9); UserError on anything else."""
-    if not text:
-        return None
-    try:
-        qs = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UserError(f"--quantiles must be numbers between 0 and 1 separated by commas, got {text!r}") from None
-    if not qs or any(not 0 < v < 1 for v in qs):
-        raise UserError(f"--quantiles must be numbers strictly between 0 and 1, got {text!r}")
-    return qs
 
 
 class Forecaster(Task):
@@ -286,8 +274,8 @@ class Forecaster(Task):
         sc = self.schema
         ss = load_series(data, sc["target"], sc["time_col"], sc["id_col"], sc["past_cols"], sc["future_cols"],
                          allow_future_rows=allow_future_rows, quiet=not self.config.progress)
-        if ss.freq is None and sc.get("freq"):
-            ss.freq = sc["freq"]  # too short to infer: use the training frequency
+        if ss.freq is None and sc.get("freq") and all(s.times.dtype.kind == "M" for s in ss.series):
+            ss.freq = sc["freq"]  # dates too short to infer: the training frequency (never for integer steps)
         if ss.freq is None and not sc.get("freq"):
             ss.step = sc.get("step", ss.step) if all(len(s) < 2 for s in ss.series) else ss.step
         return ss
@@ -315,13 +303,15 @@ class Forecaster(Task):
         <CELL>-lo-<L>..., <CELL>-hi-<L>...`` for ``level`` (percent; default: the symmetric pairs in
         ``quantiles``, else 80 and 90). static: the static table when the model was trained with one.
         """
+        quantiles = parse_quantiles(quantiles)
         if format == "nixtla":
-            levels = formats.parse_levels(level) if level is not None else \
-                (formats.levels_from_quantiles(quantiles) or formats.DEFAULT_LEVELS)
+            levels = formats.nixtla_levels(level, quantiles, self.require_trained().cfg.quantiles)
             df = self.predict(data, quantiles=formats.level_quantiles(levels), static=static)
             return formats.to_nixtla(df, formats.model_column(self.config.cell), levels)
         if format != "rnnkit":
             raise UserError(f"unknown output format {format!r}; choose rnnkit or nixtla")
+        if level is not None:
+            raise UserError("level= goes with format='nixtla' (rnnkit's format takes quantiles=)")
         model = self.require_trained()
         ss = data if isinstance(data, SeriesSet) else self.load_data(data)
         q = self.predict_quantiles(ss, static=static)
