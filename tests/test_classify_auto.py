@@ -96,3 +96,18 @@ def test_tune_searches_by_cv_on_training_data_only(capsys):
     assert len(lines) >= 2 and "automatic plan" in lines[0]  # candidate 0 is the plan itself
     assert "folds in" in err and clf.config.hidden_size == 16  # the user's value is never searched away
     assert clf.evaluate(Xt, yt)["accuracy"] >= 0.85
+
+
+def test_epoch_step_time_counts_the_batch_that_holds_a_long_sequence():
+    """A step costs what its longest sequence costs: one 60,000-step recording among 2,000 of 40 makes
+    one batch in 63 that expensive, which a probe at the typical length alone misses."""
+    from rnnkit.tasks.classify.probe import epoch_step_seconds
+
+    cost = lambda T: 0.005 + 1e-6 * T  # noqa: E731  seconds of a step padded to T
+    asked = []
+    same = epoch_step_seconds(np.full(2000, 40), 32, lambda T: asked.append(T) or cost(T))
+    assert same == cost(40) and asked == [40]  # no long tail: one probe, as before
+    skewed = np.append(np.full(2000, 40), 60000)
+    got = epoch_step_seconds(skewed, 32, cost)
+    want = (62 * cost(40) + cost(60000)) / 63  # ceil(2001 / 32) = 63 batches, one holds the long one
+    assert abs(got - want) < 1e-9 and got > 1.15 * cost(40)

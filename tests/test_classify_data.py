@@ -224,3 +224,15 @@ def test_one_long_recording_costs_its_own_steps():
     x = Ragged(torch.from_numpy(d.steps), torch.from_numpy(d.offsets))
     batches = padded_batches(x, torch.from_numpy(d.lengths), None, 64, shuffle=False)(0)
     assert tuple(batches[0][0].shape) == (64, 20, 3) and tuple(batches[-1][0].shape) == (2001 - 64 * 31, 200_000, 3)
+
+
+def test_ordered_batches_put_a_very_long_sequence_in_a_batch_of_its_own():
+    """Inference and validation batch by length with a cap on padded steps (batch x the 90th-percentile
+    length): one 60,000-step sequence among 40-step ones does not pad 255 others to its length."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(40, 1)).astype(np.float32) for _ in range(600)] + [np.zeros((60000, 1), np.float32)]
+    d = from_arrays(arrays, ["a"] * 601)
+    x, L = Ragged(torch.from_numpy(d.steps), torch.from_numpy(d.offsets)), torch.from_numpy(d.lengths)
+    batches = padded_batches(x, L, None, 256, shuffle=False, order=torch.argsort(L, stable=True))(0)
+    assert [len(b[1]) for b in batches] == [256, 256, 88, 1] and batches[-1][0].shape == (1, 60000, 1)
+    assert sum(int(b[0].numel()) for b in batches) == 600 * 40 + 60000  # nothing padded

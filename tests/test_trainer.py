@@ -297,3 +297,13 @@ def test_cuda_fit_resume_and_model_returns_home(tmp_path):
     run(tmp_path / "b", max_steps=7)
     resumed, _ = run(tmp_path / "b", resume=True)
     assert same(full, resumed, atol=1e-6)
+
+
+def test_validation_loss_is_a_mean_per_example_over_batches_of_different_sizes():
+    """Batches of 31 and 1 windows (a long sequence batched alone) weigh as 31 and 1 examples, not 1:1."""
+    model = SineNet()
+    xv, yv = sine_windows(32, offset=3.0)
+    tr = Trainer(model, cfg(), seq_loss)
+    whole = tr.evaluate([(xv, yv)])
+    split = tr.evaluate([(xv[:31], yv[:31]), (xv[31:], yv[31:])])
+    assert math.isclose(whole, split, rel_tol=1e-6)

@@ -168,14 +168,6 @@ def _cell_float(v) -> float:
 
 
 
-def _is_date(v) -> bool:
-    """Whether one cell parses as a date (the error path names the first cell that does not)."""
-    try:
-        return pd.notna(pd.to_datetime(v))
-    except (ValueError, TypeError, OverflowError):
-        return False
-
-
 def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
     """Integers stay integers; anything else must parse as dates."""
     if pd.api.types.is_integer_dtype(col) or pd.api.types.is_float_dtype(col):
@@ -200,7 +192,8 @@ def _parse_times(col: pd.Series, name: str, where: str) -> np.ndarray:
     try:
         t = pd.to_datetime(col, errors="raise", format="mixed")
     except (ValueError, TypeError, OverflowError) as exc:
-        at = next((f"{v!r} at line {i + 2}" for i, v in enumerate(col) if not (pd.isna(v) or _is_date(v))), None)
+        bad = np.flatnonzero((pd.to_datetime(col, errors="coerce", format="mixed").isna() & col.notna()).to_numpy())
+        at = f"{col.iloc[int(bad[0])]!r} at line {int(bad[0]) + 2}" if len(bad) else None
         raise UserError(f"time column {name!r} in {where} is neither integers nor dates: "
                         f"{at or str(exc).splitlines()[0]}") from None
     if t.isna().any():

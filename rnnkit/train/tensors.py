@@ -28,3 +28,10 @@ def to_device(tree: Any, device: torch.device) -> Any:
 def detach(tree: Any) -> Any:
     """Cut the graph behind a (nested) recurrent state: truncated BPTT."""
     return map_tensors(Tensor.detach, tree)
+
+
+def batch_rows(tree: Any) -> int:
+    """Examples in a batch: the first dimension of its first tensor (1 if it holds none)."""
+    rows: list[int] = []
+    map_tensors(lambda t: rows.append(int(t.shape[0]) if t.dim() else 1) or t, tree)
+    return rows[0] if rows else 1

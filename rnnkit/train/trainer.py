@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import UserError
 from rnnkit.train import distributed as D
-from rnnkit.train.tensors import detach, to_device
+from rnnkit.train.tensors import batch_rows, detach, to_device
 from rnnkit.train.callbacks import EarlyStopping, LRSchedule, ProgressBar, make_loggers
 from rnnkit.train.checkpoint import (atomic_write_json, flatten_tree, load_model, load_state_into, load_tensors, make_temp_dir,
                                      read_json, remove_stale_temps, rng_state, save_model, save_tensors, set_rng_state,
@@ -269,7 +269,9 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Data) -> float:
-        """Mean loss over the batches of ``data`` (eval mode, no grad, averaged over DDP ranks)."""
+        """Mean loss per example over the batches of ``data`` (each batch's mean weighted by its rows,
+        so batches of different sizes, e.g. long sequences batched alone, count as their examples;
+        eval mode, no grad, averaged over DDP ranks)."""
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
@@ -279,8 +281,9 @@ class Trainer:
             for batch in self._batches(data, self.epoch, shard=D.shard_all, reseed=False):
                 loss, state = self.loss_fn(self.model, to_device(batch, device), state)
                 state = state if self.cfg.carry_state else None
-                total += loss.detach().double()
-                count += 1
+                rows = batch_rows(batch)
+                total += loss.detach().double() * rows
+                count += rows
         self.model.train(was_training)
         total_all, count_all = D.all_sum([total.item(), float(count)], self.dist, device)
         if count_all == 0:

@@ -152,8 +152,7 @@ def padded_batches(x: Ragged, lengths: Tensor, y: Optional[Tensor], batch_size: 
         else:
             seq = torch.arange(n)
         out = []
-        for start in range(0, n, batch_size):
-            idx = seq[start:start + batch_size]
+        for idx in (_capped(seq, lengths, batch_size) if order is not None else seq.split(batch_size)):
             L = lengths[idx]
             T = int(L.max())
             xb = x.padded(idx, T)
@@ -161,6 +160,21 @@ def padded_batches(x: Ragged, lengths: Tensor, y: Optional[Tensor], batch_size: 
         return out
 
     return epoch_batches
+
+
+def _capped(seq: Tensor, lengths: Tensor, batch_size: int) -> list[Tensor]:
+    """``seq`` (sorted by length) cut into batches of at most ``batch_size`` sequences and at most
+    ``batch_size`` x the 90th-percentile length padded steps: a 60,000-step recording among 40-step
+    ones goes in a batch of its own instead of padding 255 others to its length."""
+    cap = batch_size * max(1, int(torch.quantile(lengths.double(), 0.9)))
+    out, start, longest = [], 0, 0
+    for i, T in enumerate(lengths[seq].tolist()):
+        if i > start and (i - start >= batch_size or (i - start + 1) * max(longest, T) > cap):
+            out.append(seq[start:i])
+            start, longest = i, 0
+        longest = max(longest, T)
+    out.append(seq[start:])
+    return out
 
 
 def class_weights(y: np.ndarray, n_classes: int, mode: Optional[str]) -> Optional[Tensor]:

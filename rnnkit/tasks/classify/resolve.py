@@ -20,7 +20,7 @@ from rnnkit.errors import UserError
 from rnnkit.tasks.autoconfig import DEFAULT_BUDGET_S, classify_plan, classify_stats
 from rnnkit.tasks.classify.data import tokenize
 from rnnkit.tasks.classify.network import ClassifierNetConfig, check_net_config
-from rnnkit.tasks.classify.probe import step_seconds
+from rnnkit.tasks.classify.probe import epoch_step_seconds, step_seconds
 from rnnkit.train.distributed import pick_device
 
 
@@ -99,7 +99,6 @@ def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> A
         if fixed.get("patience") is None:
             fixed["patience"] = 10 if len(val_data) >= 100 else 0
     device = pick_device(req.device)
-    T_probe = int(np.quantile(np.asarray(lengths), 0.9))
     vocab_guess = 64 if data.kind == "tokens" else 0
 
     def probe(arch: dict, batch: int) -> float:
@@ -110,7 +109,7 @@ def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> A
             check_net_config(net_cfg)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        return step_seconds(net_cfg, batch, T_probe, device)
+        return epoch_step_seconds(np.asarray(lengths), batch, lambda T: step_seconds(net_cfg, batch, T, device))
 
     plan = classify_plan(stats, budget, probe, fixed)
     clf.plan = plan

@@ -204,7 +204,8 @@ class SequenceClassifier(Task):
         val_batches = None
         if val_data is not None and len(val_data):
             xv, Lv = self._encode(val_data)
-            val_batches = padded_batches(xv, Lv, self._label_ids(val_data), 256, shuffle=False)(0)
+            val_batches = padded_batches(xv, Lv, self._label_ids(val_data), 256, shuffle=False,
+                                         order=torch.argsort(Lv, stable=True))(0)  # long ones in batches of their own
 
         members = []
         self.histories = []
