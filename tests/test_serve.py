@@ -172,6 +172,17 @@ def _forecast_bodies(client, df):
     mixed = client.post("/predict", json={"data": [{**r, "t": "2020-01-01"} if k == 3 else r
                                                    for k, r in enumerate(rows)]})
     assert mixed.status_code == 400 and "mixes numbers and text" in mixed.json()["error"], mixed.text
+    nf = client.post("/predict", json={"data": rows, "format": "nixtla", "level": [80]})
+    assert nf.status_code == 200, nf.text
+    first = nf.json()["forecast"][0]
+    model = [k for k in first if k not in ("unique_id", "ds") and "-lo-" not in k and "-hi-" not in k][0]
+    assert first["unique_id"] == "a" and sorted(first) == sorted(["unique_id", "ds", model, f"{model}-lo-80",
+                                                                   f"{model}-hi-80"])
+    assert first[f"{model}-lo-80"] <= first[model] <= first[f"{model}-hi-80"]
+    for body, status in (({"data": rows, "level": [80]}, 400), ({"data": rows, "format": "nixtla", "level": [100]}, 422),
+                         ({"data": rows, "format": "csv"}, 422)):
+        r = client.post("/predict", json=body)  # level without nixtla: the model's own one-line 400
+        assert r.status_code == status and r.json()["error"], (body, r.text)
 
 
 def test_body_over_the_limit_is_413_without_reading_it(text_dir):

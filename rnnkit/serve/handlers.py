@@ -30,13 +30,15 @@ def forecast(model, req, deadline: Deadline) -> ForecastResponse:
     for col in [sc["target"], *sc.get("past_cols", []), *sc.get("future_cols", [])]:
         if col in frame and np.nanmax(np.abs(frame[col].to_numpy(dtype=np.float64)), initial=0.0) > _FLOAT32_MAX:
             raise RequestError(422, f"data: column {col!r} has numbers beyond float32 (|x| <= {_FLOAT32_MAX:.3g})")
-    out = model.predict(frame, quantiles=tuple(req.quantiles) if req.quantiles else None)
-    values = out.drop(columns=["id", "time", "step"]).to_numpy(dtype=np.float64)
+    out = model.predict(frame, quantiles=tuple(req.quantiles) if req.quantiles else None, format=req.format,
+                        level=req.level)
+    keys = ["unique_id", "ds"] if req.format == "nixtla" else ["id", "time", "step"]
+    values = out.drop(columns=keys).to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():  # never answer NaN as if it were a forecast
         raise RequestError(422, "the model produced non-finite forecasts for this history "
                                 "(values far outside the training range?)")
-    if out["time"].dtype.kind == "M":
-        out["time"] = [t.isoformat() for t in out["time"]]
+    if out[keys[1]].dtype.kind == "M":
+        out[keys[1]] = [t.isoformat() for t in out[keys[1]]]
     rows = out.astype(object).to_dict(orient="records")
     return ForecastResponse(forecast=[{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
                                       for r in rows])

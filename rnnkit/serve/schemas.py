@@ -8,7 +8,7 @@ All request models are strict: no strings for numbers, no NaN/Infinity, no unkno
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, with_config
 from typing_extensions import NotRequired, TypedDict  # pydantic needs typing_extensions' TypedDict on Python < 3.12
@@ -35,7 +35,8 @@ class ErrorResponse(BaseModel):
 
 class ForecastResponse(BaseModel):
     forecast: list[dict[str, Union[str, int, float, None]]] = Field(
-        description="one row per series and step: id, time, step, forecast (the median), q<level> per quantile")
+        description="one row per series and step: id, time, step, forecast (the median), q<level> per quantile; "
+                    "with format nixtla: unique_id, ds, <MODEL>, <MODEL>-lo-<L>, <MODEL>-hi-<L>")
 
 
 class TextResponse(BaseModel):
@@ -145,6 +146,18 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
                                 description="the history of every series to forecast, one row per time step")
         quantiles: Optional[list[float]] = Field(None, max_length=50,
                                                  description="extra quantile levels in (0, 1), e.g. [0.1, 0.9]")
+        format: Literal["rnnkit", "nixtla"] = Field(
+            "rnnkit", description="rnnkit: id, time, step, forecast, q<level>; nixtla: neuralforecast's "
+                                  "unique_id, ds, <MODEL>, <MODEL>-lo-<L>, <MODEL>-hi-<L>")
+        level: Optional[list[float]] = Field(None, min_length=1, max_length=20,
+                                             description="nixtla format: interval levels in percent, e.g. [80, 90]")
+
+        @field_validator("level")
+        @classmethod
+        def _percent(cls, levels: Optional[list[float]]) -> Optional[list[float]]:
+            if levels and any(not 0 < v < 100 for v in levels):
+                raise ValueError("levels are percentages strictly between 0 and 100")
+            return levels
 
         @field_validator("quantiles")
         @classmethod
