@@ -90,7 +90,7 @@ def horizon(d: dict) -> int:
     return int(d["H"]) if "H" in d else 12
 
 
-def windows(d: dict, holds: list[int], span_r: bool) -> tuple:
+def windows(d: dict, holds: list[int]) -> tuple:
     """Windows of the twins cut ``holds`` short (first H origins each, or R for the R twin), twin index.
     Later twins past half the series are skipped, as ``multi_origin_windows`` does."""
     got = []
@@ -99,7 +99,7 @@ def windows(d: dict, holds: list[int], span_r: bool) -> tuple:
         if j and hold > int(d["L"]) // 2:
             break
         q, yy, m = d[f"q_{hold}"], d[f"y_{hold}"], d[f"m_{hold}"]
-        span = hold if (span_r and hold == int(d["R"])) else H
+        span = hold if hold == int(d["R"]) else H
         keep = np.arange(len(q)) < span
         got.append((q[keep], yy[keep], m[keep], np.full(int(keep.sum()), j)))
     return tuple(np.concatenate([g[i] for g in got]) for i in range(4))
@@ -116,7 +116,7 @@ def candidates() -> dict:
 
 def apply(d: dict, holds: list[int], mode: str) -> np.ndarray:
     levels = tuple(float(v) for v in d["levels"])
-    q, yy, m, twin = windows(d, holds, span_r=True)
+    q, yy, m, twin = windows(d, holds)
     f = cal.fit_factors(q, yy, m, levels, mode=mode, kind="ratio", weights=cal.TWIN_DECAY ** twin.astype(np.float64))
     return cal.Calibration(levels, f, len(q), int(d["R"]), "ratio", mode).apply(d["q_raw"])
 

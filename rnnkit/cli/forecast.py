@@ -124,7 +124,8 @@ def _check_cell(cell: str) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from rnnkit.tasks.forecast.task import Forecaster, parse_quantiles
+    from rnnkit.tasks.forecast.formats import parse_quantiles
+    from rnnkit.tasks.forecast.task import Forecaster
 
     from rnnkit.tasks.forecast.formats import parse_levels
 

@@ -33,12 +33,13 @@ def forecast(model, req, deadline: Deadline) -> ForecastResponse:
     out = model.predict(frame, quantiles=tuple(req.quantiles) if req.quantiles else None, format=req.format,
                         level=req.level)
     keys = ["unique_id", "ds"] if req.format == "nixtla" else ["id", "time", "step"]
+    time_col = keys[1]
     values = out.drop(columns=keys).to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():  # never answer NaN as if it were a forecast
         raise RequestError(422, "the model produced non-finite forecasts for this history "
                                 "(values far outside the training range?)")
-    if out[keys[1]].dtype.kind == "M":
-        out[keys[1]] = [t.isoformat() for t in out[keys[1]]]
+    if out[time_col].dtype.kind == "M":
+        out[time_col] = [t.isoformat() for t in out[time_col]]
     rows = out.astype(object).to_dict(orient="records")
     return ForecastResponse(forecast=[{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
                                       for r in rows])

@@ -144,27 +144,13 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
         model_config = _STRICT
         data: list[Row] = Field(min_length=1, max_length=limits.max_rows,
                                 description="the history of every series to forecast, one row per time step")
-        quantiles: Optional[list[float]] = Field(None, max_length=50,
-                                                 description="extra quantile levels in (0, 1), e.g. [0.1, 0.9]")
+        quantiles: Optional[list[Annotated[float, Field(gt=0, lt=1)]]] = Field(
+            None, max_length=50, description="extra quantile levels in (0, 1), e.g. [0.1, 0.9]")
         format: Literal["rnnkit", "nixtla"] = Field(
             "rnnkit", description="rnnkit: id, time, step, forecast, q<level>; nixtla: neuralforecast's "
                                   "unique_id, ds, <MODEL>, <MODEL>-lo-<L>, <MODEL>-hi-<L>")
-        level: Optional[list[float]] = Field(None, min_length=1, max_length=20,
-                                             description="nixtla format: interval levels in percent, e.g. [80, 90]")
-
-        @field_validator("level")
-        @classmethod
-        def _percent(cls, levels: Optional[list[float]]) -> Optional[list[float]]:
-            if levels and any(not 0 < v < 100 for v in levels):
-                raise ValueError("levels are percentages strictly between 0 and 100")
-            return levels
-
-        @field_validator("quantiles")
-        @classmethod
-        def _levels(cls, qs: Optional[list[float]]) -> Optional[list[float]]:
-            if qs and any(not 0 < q < 1 for q in qs):
-                raise ValueError("quantile levels must lie strictly between 0 and 1")
-            return qs
+        level: Optional[list[Annotated[float, Field(gt=0, lt=100)]]] = Field(
+            None, min_length=1, max_length=20, description="nixtla format: interval levels in percent, e.g. [80, 90]")
 
         @field_validator("data")
         @classmethod

@@ -57,9 +57,9 @@ def epoch_step_seconds(lengths: np.ndarray, batch: int, at: Callable[[int], floa
     """Mean seconds per training step over an epoch, each shuffled batch padded to its own longest
     sequence. ``at(T)``: measured seconds of a step at length T. lengths: (n,).
 
-    Probing at one typical length (the 90th percentile) misses a long tail: 2,000 recordings of 40
-    steps plus one of 60,000 planned 6.6 ms steps and ran 26 ms (a 60 s budget took 167 s). A batch's
-    cost follows its longest member, and the ``ceil(n / batch)`` longest sequences are roughly the
+    Probing at one typical length (the 90th percentile) misses a long tail: with 2,000 recordings of
+    40 steps plus one of 60,000, the probe said 6.4 ms per step, but the batch holding the long one
+    costs 215 ms. A batch's cost follows its longest member, and the ``ceil(n / batch)`` longest sequences are roughly the
     epoch's batch maxima (the rare long ones each land in a different batch), so the step time is the
     mean of ``c(T)`` over them, with ``c`` linear in T through a second probe at up to ``reach`` times
     the typical length. Lengths within ``tail`` x the typical one: the single probe, as before.

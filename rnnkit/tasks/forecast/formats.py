@@ -72,17 +72,23 @@ def resolve_columns(data, target: Optional[str], time_col: Optional[str], id_col
     return given["target"], given["time_col"], given["id_col"]
 
 
-def parse_quantiles(text: Union[str, Sequence[float], None]) -> Optional[tuple[float, ...]]:
-    """'0.1,0.5,0.9' (or a sequence) -> (0.1, 0.5, 0.9); UserError on anything else."""
+def _numbers(text: Union[str, Sequence[float], None], syntax: str) -> Optional[tuple[float, ...]]:
+    """'a,b,c' (or a sequence) -> floats, blank items skipped; None for None or blank text;
+    UserError ``syntax`` for anything that is not a number."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
     try:
-        items = text.split(",") if isinstance(text, str) else list(text)
-        if not items:  # quantiles=(): no extra columns
-            return None
-        qs = tuple(float(v) for v in items if not isinstance(v, str) or v.strip())
+        return tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text)
+                     if not isinstance(v, str) or v.strip())
     except (TypeError, ValueError):
-        raise UserError(f"--quantiles must be numbers between 0 and 1 separated by commas, got {text!r}") from None
+        raise UserError(f"{syntax}, got {text!r}") from None
+
+
+def parse_quantiles(text: Union[str, Sequence[float], None]) -> Optional[tuple[float, ...]]:
+    """'0.1,0.5,0.9' (or a sequence) -> (0.1, 0.5, 0.9); UserError on anything else."""
+    qs = _numbers(text, "--quantiles must be numbers between 0 and 1 separated by commas")
+    if qs is None or (not qs and not isinstance(text, str)):  # quantiles=(): no extra columns
+        return None
     if not qs or any(not 0 < v < 1 for v in qs):
         raise UserError(f"--quantiles must be numbers strictly between 0 and 1, got {text!r}")
     return qs
@@ -90,13 +96,9 @@ def parse_quantiles(text: Union[str, Sequence[float], None]) -> Optional[tuple[f
 
 def parse_levels(text: Union[str, Sequence[float], None]) -> Optional[tuple[float, ...]]:
     """'80,95' (or a sequence) -> (80.0, 95.0): interval levels in percent, each in (0, 100)."""
-    if text is None or (isinstance(text, str) and not text.strip()):
+    vals = _numbers(text, "--level must be percentages separated by commas, e.g. 80,95")
+    if vals is None:
         return None
-    try:
-        vals = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text)
-                     if not isinstance(v, str) or v.strip())
-    except (TypeError, ValueError):
-        raise UserError(f"--level must be percentages separated by commas, e.g. 80,95; got {text!r}") from None
     if not vals or any(not 0 < v < 100 for v in vals):
         raise UserError(f"--level values must be strictly between 0 and 100, got {text!r}")
     return tuple(sorted(set(vals)))

@@ -31,7 +31,7 @@ from rnnkit.tasks.autoconfig import (FORECAST_DEFAULT_BUDGET_S, ForecastPlan, fo
                                      forecast_stats)
 from rnnkit.tasks.base import RunOptions, Task
 from rnnkit.tasks.forecast import formats
-from rnnkit.tasks.forecast.formats import parse_quantiles  # noqa: F401 - also the CLI's
+from rnnkit.tasks.forecast.formats import parse_quantiles
 from rnnkit.tasks.forecast.calibration import Calibration, calibrate
 from rnnkit.tasks.forecast.combine import RULES, combine_quantiles
 from rnnkit.train import Trainer, TrainConfig, torch_threads
