@@ -111,12 +111,36 @@ def candidates() -> dict:
             "shipped-pair": (lambda d: [int(d["R"])], "pair"),
             "near3": (lambda d: [horizon(d) * c for c in (1, 2, 3)], "common"),
             "near3-pair": (lambda d: [horizon(d) * c for c in (1, 2, 3)], "pair"),
-            "near2": (lambda d: [horizon(d) * c for c in (1, 2)], "common")}
+            "near2": (lambda d: [horizon(d) * c for c in (1, 2)], "common"),
+            # fifth pass (2026-12-03 evening): the nearest twin alone, and factors extrapolated to cut 0
+            "near1-pair": (lambda d: [horizon(d)], "pair"),
+            "extrap-pair": (lambda d: [horizon(d) * c for c in (1, 2, 3)], "extrap")}
+
+
+def extrapolated(q: np.ndarray, yy: np.ndarray, m: np.ndarray, twin: np.ndarray, levels: tuple[float, ...],
+                 H: int) -> np.ndarray:
+    """Per-pair factors of each twin alone, a weighted (0.5^j) least-squares line of log factor on the
+    cut (j + 1) H, read at cut 0 (the final model lost nothing), clipped to [min / 2, max] of the twins'."""
+    fs = [(j, cal.fit_factors(q[twin == j], yy[twin == j], m[twin == j], levels, mode="pair", kind="ratio"))
+          for j in np.unique(twin) if (twin == j).sum() >= 2]
+    if len(fs) < 2:
+        return cal.fit_factors(q, yy, m, levels, mode="pair", kind="ratio", weights=cal.TWIN_DECAY ** twin.astype(float))
+    c = np.array([(j + 1) * H for j, _ in fs], float)
+    w = cal.TWIN_DECAY ** np.array([j for j, _ in fs], float)
+    w /= w.sum()
+    F = np.stack([f for _, f in fs])
+    logF = np.log(np.maximum(F, 1e-6))
+    cm, lm = (w * c).sum(), np.tensordot(w, logF, axes=1)
+    b = np.tensordot(w * (c - cm), logF - lm, axes=1) / (w * (c - cm) ** 2).sum()
+    return np.clip(np.exp(lm - b * cm), F.min(axis=0) / 2, F.max(axis=0))
 
 
 def apply(d: dict, holds: list[int], mode: str) -> np.ndarray:
     levels = tuple(float(v) for v in d["levels"])
     q, yy, m, twin = windows(d, holds)
+    if mode == "extrap":
+        f = extrapolated(q, yy, m, twin, levels, horizon(d))
+        return cal.Calibration(levels, f, len(q), int(d["R"]), "ratio", "pair").apply(d["q_raw"])
     f = cal.fit_factors(q, yy, m, levels, mode=mode, kind="ratio", weights=cal.TWIN_DECAY ** twin.astype(np.float64))
     return cal.Calibration(levels, f, len(q), int(d["R"]), "ratio", mode).apply(d["q_raw"])
 
