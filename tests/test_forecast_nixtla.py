@@ -3,6 +3,8 @@ layout read by utilsforecast, utilsforecast's metrics agreeing with rnnkit's, an
 calibration's arithmetic. Small real models (seconds each)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -231,3 +233,44 @@ def test_nixtla_levels_and_quantiles_that_do_not_fit_the_format():
         m.predict(df, format="nixtla", level=[80, 95])
     steps = df.assign(ds=np.arange(len(df)))
     assert m.predict(steps)["time"].tolist() == [48, 49]
+
+
+@pytest.mark.parametrize("error", [AttributeError("module 'pandas' has no attribute 'NA'"),
+                                   ImportError("cannot import name 'x' from 'numpy'"),
+                                   ModuleNotFoundError("No module named 'narwhals'", name="narwhals")])
+def test_a_broken_utilsforecast_is_one_user_error(monkeypatch, tmp_path, capsys, error):
+    """An installed utilsforecast whose import fails (a version clash) gave a traceback: now one
+    line naming the package and its error, before any training; a missing one stays 'install it'."""
+    import builtins
+
+    from rnnkit.tasks.forecast import uf_metrics
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] == "utilsforecast":
+            raise error
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(UserError, match=rf"utilsforecast is installed but cannot be imported \({type(error).__name__}: "):
+        uf_metrics.available()
+    with pytest.raises(UserError, match="utilsforecast is installed"):
+        uf_metrics.utilsforecast_summary(None, None)
+    data = tmp_path / "nf.csv"
+    _panel(n=30, ids=("a", "b")).to_csv(data, index=False)
+    assert main(["forecast", "backtest", "--data", str(data), "--horizon", "3", "--folds", "1", "--utilsforecast",
+                 *SMALL]) != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("rnnkit: error:")]
+    assert len(errors) == 1 and "utilsforecast" in errors[0] and str(error) in errors[0], err
+    assert "Traceback" not in err
+
+
+def test_a_missing_utilsforecast_says_install_it(monkeypatch):
+    from rnnkit.tasks.forecast import uf_metrics
+
+    monkeypatch.setitem(sys.modules, "utilsforecast", None)  # import of utilsforecast halted: not installed
+    assert uf_metrics.available() is False
+    with pytest.raises(UserError, match="needs it installed"):
+        uf_metrics.utilsforecast_summary(None, None)

@@ -324,21 +324,6 @@ def test_a_folder_that_is_not_a_model_fails_at_start(tmp_path):
         create_app(str(tmp_path))
 
 
-def test_a_forecaster_with_static_covariates_is_refused_at_start(tmp_path):
-    """A request has no place for the static table: every request was a 400 asking for --static."""
-    import pandas as pd
-
-    from rnnkit import Forecaster
-
-    df = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 20), "ds": np.tile(np.arange(20), 2),
-                       "y": np.tile(np.sin(np.arange(20) / 3), 2)})
-    table = pd.DataFrame({"unique_id": ["a", "b"], "group": ["x", "y"]})
-    Forecaster(horizon=2, hidden_size=8, epochs=1, ensemble=1, progress=False, calibrate="none",
-               combine="none").fit(df, static=table).save(tmp_path / "m")
-    with pytest.raises(UserError, match="static covariates .* cannot be served yet"):
-        create_app(str(tmp_path / "m"))
-
-
 def test_a_blending_forecaster_bounds_the_history_refitted_per_request(tmp_path):
     """A model that blends per-series ETS/Theta refits them on every series of a request: the
     points refitted, plus a fixed cost per series, are bounded (422 with the flag's name), so a big

@@ -5,6 +5,8 @@ Routes (request and response bodies are pydantic models, shown in ``/openapi.jso
 - ``GET  /health``   -> ``{"task", "rnnkit_version"}`` (never needs the API key)
 - ``POST /predict``  task-specific body:
     forecast: ``{"data": [{"<time>": ..., "<target>": ...}, ...], "quantiles": [0.1, 0.9]}`` -> ``{"forecast": [rows]}``
+              optional: ``"format": "nixtla"``, ``"level": [80]``; ``"static": {"<id>": {"<column>": value}}``
+              for a model trained with ``--static`` (required there, 400 elsewhere; rules as ``--static FILE``)
     text:     ``{"prompt": "...", "length": 200, "temperature": 1.0, "top_k": null, "top_p": null, "seed": null}``
               -> ``{"text"}``
     classify: ``{"sequences": ["text", ...] | [[[f1, f2], ...], ...] | [[x1, x2, ...], ...]}``

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from typing import Optional
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def forecast(model, req, deadline: Deadline) -> ForecastResponse:
         if col in frame and np.nanmax(np.abs(frame[col].to_numpy(dtype=np.float64)), initial=0.0) > _FLOAT32_MAX:
             raise RequestError(422, f"data: column {col!r} has numbers beyond float32 (|x| <= {_FLOAT32_MAX:.3g})")
     out = model.predict(frame, quantiles=tuple(req.quantiles) if req.quantiles else None, format=req.format,
-                        level=req.level)
+                        level=req.level, static=static_table(model, req.static, frame))
     keys = ["unique_id", "ds"] if req.format == "nixtla" else ["id", "time", "step"]
     time_col = keys[1]
     values = out.drop(columns=keys).to_numpy(dtype=np.float64)
@@ -43,6 +44,32 @@ def forecast(model, req, deadline: Deadline) -> ForecastResponse:
     rows = out.astype(object).to_dict(orient="records")
     return ForecastResponse(forecast=[{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
                                       for r in rows])
+
+
+def static_table(model, static: Optional[dict], frame):
+    """The request's ``static`` as the table ``--static FILE`` gives predict (``read_static``, the
+    same checks); None for a model without static covariates. RequestError 400 when the model needs
+    the table and the request has none, or has one the model cannot use."""
+    import pandas as pd
+
+    from rnnkit.data.static import read_static
+
+    enc = getattr(model, "static", None)
+    if enc is None:
+        if static is not None:
+            raise RequestError(400, "static: this model was trained without static covariates; leave it out")
+        return None
+    id_col = model.schema["id_col"]
+    columns = enc.numeric + enc.categorical
+    if static is None:
+        ids = pd.unique(frame[id_col].astype(str)) if id_col in frame else []
+        shown = ", ".join(repr(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise RequestError(400, f"this model was trained with static covariates: send \"static\": {{series id: "
+                                f"{{column: value}}}} with {', '.join(map(repr, columns))} for the {len(ids)} "
+                                f"series in data ({shown})")
+    rows = pd.DataFrame([[sid, *(values[c] for c in columns)] for sid, values in static.items()],
+                        columns=[id_col, *columns])
+    return read_static(rows, id_col)[0]
 
 
 def generate(model, req, deadline: Deadline) -> TextResponse:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, with_config
 from typing_extensions import NotRequired, TypedDict  # pydantic needs typing_extensions' TypedDict on Python < 3.12
 
+from rnnkit.data.checks import MAX_MAGNITUDE
 from rnnkit.serve.limits import ServeLimits
 from rnnkit.tasks.forecast.combine import FIT_COST_POINTS, refit_cost
 
@@ -20,6 +21,7 @@ _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 _SEED_MAX = 2 ** 63 - 1  # torch.Generator seeds are 64-bit
 _MIN_TEMPERATURE = 1e-3  # below this, logits / temperature overflows float32: use 0 (greedy) instead
 _MIN_TOP_P = 1e-6  # sampling compares top_p in float32: a smaller one rounds to 0 and drops every token
+_MAX_STATIC_TEXT = 1000  # characters of a series id or category value in ``static``
 
 
 # ---------------------------------------------------------------------------- responses
@@ -139,6 +141,7 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
     # A TypedDict, not a model: the keys are the training column names (any string), and rows come
     # out as plain dicts for pandas; validating 100,000 rows takes 0.09 s instead of 2.1 s.
     Row = with_config(ConfigDict(strict=True, extra="ignore", allow_inf_nan=False))(TypedDict("ForecastRow", columns))
+    static_row, static_note = _static_row(schema.get("static"))
 
     class ForecastRequest(BaseModel):
         model_config = _STRICT
@@ -151,6 +154,8 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
                                   "unique_id, ds, <MODEL>, <MODEL>-lo-<L>, <MODEL>-hi-<L>")
         level: Optional[list[Annotated[float, Field(gt=0, lt=100)]]] = Field(
             None, min_length=1, max_length=20, description="nixtla format: interval levels in percent, e.g. [80, 90]")
+        static: Optional[dict[Annotated[str, Field(min_length=1, max_length=_MAX_STATIC_TEXT)], static_row]] = Field(
+            None, min_length=1, max_length=limits.max_rows, description=static_note)
 
         @field_validator("data")
         @classmethod
@@ -168,6 +173,25 @@ def forecast_request(limits: ServeLimits, schema: dict) -> type[BaseModel]:
             return rows
 
     return ForecastRequest
+
+
+def _static_row(static: Optional[dict]) -> tuple[Any, str]:
+    """(type, description) of one series' entry in ``static``: the training's static columns, all
+    required, no others (``static``: ``{"numeric": [...], "categorical": [...]}``, None without them).
+    The values then go through ``read_static`` and ``StaticEncoder.encode`` as a ``--static`` CSV
+    does; these bounds only say early, and by field, what those would refuse (missing values,
+    numbers beyond MAX_MAGNITUDE)."""
+    if not static:  # refused with a 400 by handlers.forecast: the model takes no static features
+        return dict[str, Union[float, str]], "this model was trained without static covariates: leave it out"
+    number = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, description="numeric static feature")]
+    text = Annotated[str, Field(min_length=1, max_length=_MAX_STATIC_TEXT,
+                                description="category (a value unseen in training counts as unknown)")]
+    columns = {**{c: number for c in static["numeric"]}, **{c: text for c in static["categorical"]}}
+    row = with_config(ConfigDict(strict=True, extra="forbid", allow_inf_nan=False))(TypedDict("StaticRow", columns))
+    note = ("static covariates, as the --static table of `rnnkit forecast predict`: series id -> {column: value} "
+            "for every column the model was trained with; a series left out gets unknown categories and the "
+            "training mean of each number")
+    return row, note
 
 
 def describe(exc: ValidationError) -> tuple[int, str, list[dict]]:

@@ -9,7 +9,7 @@ model work never delays the event loop, a request past its time limit is ended b
 process (the pool starts a new one), and a crash in model code leaves the server up.
 
 Pipes carry frames (``ipc.py``): the server sends a start head ``{model_dir, limits, threads}``;
-the worker answers ``{task, forecast_schema}`` or ``{error}``. Then per request the server sends
+the worker answers ``{task, forecast_schema}`` (with the static columns, if any) or ``{error}``. Then per request the server sends
 a head ``{route, seconds}`` and the raw body; the worker answers a head ``{status, error?,
 detail?}`` and the response JSON (empty unless status is 200).
 """
@@ -52,12 +52,11 @@ class ModelWorker:
         self.task = task_of(self.model)
         self.limits = limits
         self.schema = None
-        if self.task == "forecast" and getattr(self.model, "static", None) is not None:
-            # a request has no place for the static table: refuse now, not on every request
-            raise UserError(f"{model_dir}: a forecaster trained with static covariates (--static) cannot be served "
-                            f"yet; use `rnnkit forecast predict --static FILE`")
-        if self.task == "forecast":  # the columns, and whether predict refits ETS/Theta per series (costly)
-            self.schema = {**self.model.schema, "combine": getattr(self.model.config, "combine", None)}
+        if self.task == "forecast":  # the columns, whether predict refits ETS/Theta per series (costly), and
+            # the static columns a request's "static" must have (None: the model takes none)
+            enc = getattr(self.model, "static", None)
+            self.schema = {**self.model.schema, "combine": getattr(self.model.config, "combine", None),
+                           "static": {"numeric": enc.numeric, "categorical": enc.categorical} if enc else None}
         self.routes = {r.path: r for r in routes_for(self.task, limits, self.schema)}
 
     def hello(self) -> dict:

@@ -20,11 +20,25 @@ from rnnkit.tasks.forecast.formats import level_name
 
 
 def available() -> bool:
+    """Whether utilsforecast can be used: False when it is not installed; UserError (one line, the
+    package and its error) when it is installed but its import fails, e.g. an AttributeError from a
+    version clash with pandas / numpy or a missing dependency, instead of that traceback."""
     try:
         import utilsforecast.evaluation  # noqa: F401
-    except ImportError:
-        return False
+        import utilsforecast.losses  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name == "utilsforecast":  # not installed; a missing submodule is a broken (too old) install
+            return False
+        raise UserError(_broken(exc)) from None
+    except Exception as exc:  # any failure inside its import: a broken install, not a missing one
+        raise UserError(_broken(exc)) from None
     return True
+
+
+def _broken(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return (f"utilsforecast is installed but cannot be imported ({type(exc).__name__}: {first}); "
+            f"reinstall it, e.g. pip install -U 'rnnkit[nixtla]', or leave out --utilsforecast")
 
 
 def history_frame(ss: SeriesSet) -> pd.DataFrame:
