@@ -111,3 +111,24 @@ def test_epoch_step_time_counts_the_batch_that_holds_a_long_sequence():
     got = epoch_step_seconds(skewed, 32, cost)
     want = (62 * cost(40) + cost(60000)) / 63  # ceil(2001 / 32) = 63 batches, one holds the long one
     assert abs(got - want) < 1e-9 and got > 1.15 * cost(40)
+
+
+def test_one_outlier_length_is_pooled_instead_of_setting_the_stride():
+    """The stride follows the longest series unless a few are far longer than the rest: one
+    60,000-step recording among 40-step ones used to set stride 375 (each typical one became one RNN
+    step); now the typical ones keep their steps and the outlier is averaged down to 160."""
+    from rnnkit.tasks.autoconfig import classify_architecture, classify_stats
+
+    outlier = classify_architecture(classify_stats([40] * 500 + [60000], ["a", "b"] * 250 + ["a"], "numeric", 3))
+    assert outlier["conv_stride"] == 1 and outlier["pool_len"] == 160
+    uniform = classify_architecture(classify_stats(list(range(100, 1001)), ["a", "b"] * 450 + ["a"], "numeric", 1))
+    assert uniform["conv_stride"] == 7 and uniform["pool_len"] == 0  # 1000 / 7 = 143 RNN steps: nothing pooled
+    rng = np.random.default_rng(5)
+    X, y = sine_vs_square(60, 40, rng)  # 4 x 40 = 160: stride 1
+    arrays = [x for x in X] + [np.tile(X[0], (300, 1))]  # a 12,000-step copy of a sine
+    clf = SequenceClassifier(max_time=8, **FAST).fit(arrays, np.append(y, y[0]))
+    assert clf.config.pool_len == 160 and clf.config.conv_stride == 1, clf.plan.reason
+    x, L = clf._encode(clf._data(arrays[-2:]))
+    assert L.tolist() == [40, 160]  # 12,000 steps averaged in windows of 75
+    Xt, yt = sine_vs_square(100, 40, rng)
+    assert clf.evaluate(Xt, yt)["accuracy"] >= 0.9, clf.plan.reason

@@ -236,3 +236,23 @@ def test_ordered_batches_put_a_very_long_sequence_in_a_batch_of_its_own():
     batches = padded_batches(x, L, None, 256, shuffle=False, order=torch.argsort(L, stable=True))(0)
     assert [len(b[1]) for b in batches] == [256, 256, 88, 1] and batches[-1][0].shape == (1, 60000, 1)
     assert sum(int(b[0].numel()) for b in batches) == 600 * 40 + 60000  # nothing padded
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=10), st.integers(1, 12))
+def test_pool_long_averages_windows_of_long_sequences_only(lengths, cap):
+    """Each sequence longer than ``cap`` becomes the means of consecutive windows of ceil(len / cap)
+    steps (the last window what is left), at most ``cap`` steps; shorter ones are untouched."""
+    from rnnkit.data.ragged import offsets_of, pool_long
+    from rnnkit.tasks.classify.resolve import pooled_lengths
+
+    rng = np.random.default_rng(len(lengths) * 100 + cap)
+    arrays = [rng.normal(size=(n, 2)).astype(np.float32) for n in lengths]
+    steps, offsets = pool_long(np.concatenate(arrays), offsets_of(np.array(lengths)), cap)
+    got = np.diff(offsets)
+    assert got.tolist() == pooled_lengths(np.array(lengths), cap).tolist()
+    for a, start, n in zip(arrays, offsets[:-1], got):
+        k = -(-len(a) // cap) if len(a) > cap else 1
+        want = np.stack([a[i:i + k].mean(axis=0) for i in range(0, len(a), k)])
+        assert n <= max(cap, 1) or len(a) <= cap
+        np.testing.assert_allclose(steps[start:start + n], want, rtol=1e-5, atol=1e-6)

@@ -43,3 +43,20 @@ def pad(steps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     out = np.zeros((len(lengths), int(lengths.max()), steps.shape[1]), dtype=np.float32)
     out[np.arange(out.shape[1])[None, :] < lengths[:, None]] = steps
     return out
+
+
+def pool_long(steps: np.ndarray, offsets: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every sequence longer than ``cap`` averaged over windows of ``k = ceil(length / cap)``
+    consecutive steps (the last window averages what is left), so it keeps at most ``cap`` steps;
+    shorter sequences are unchanged. Ragged (steps (total, F), offsets (n + 1,)) -> the same layout."""
+    lengths = np.diff(offsets)
+    if cap < 1 or len(lengths) == 0 or int(lengths.max()) <= cap:
+        return steps, offsets
+    k = np.maximum(1, -(-lengths // cap))
+    out_len = -(-lengths // k)
+    new = offsets_of(out_len)
+    within = np.arange(int(new[-1])) - np.repeat(new[:-1], out_len)
+    starts = np.repeat(offsets[:-1], out_len) + within * np.repeat(k, out_len)
+    ends = np.minimum(starts + np.repeat(k, out_len), np.repeat(offsets[1:], out_len))
+    sums = np.add.reduceat(steps.astype(np.float64), starts, axis=0)
+    return (sums / (ends - starts)[:, None]).astype(steps.dtype), new

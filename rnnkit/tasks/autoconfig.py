@@ -32,6 +32,7 @@ import numpy as np
 DEFAULT_BUDGET_S = 120.0  # planning budget when the user gives no --max-time
 BUDGET_USE = 0.75  # share of the budget planned for optimizer steps (rest: probe, eval, save, load jitter)
 MAX_RNN_STEPS = 160  # longest sequence the RNN sees; longer numeric series are downsampled by a strided conv
+OUTLIER_SPAN = 4  # numeric lengths past 4x the 90th percentile are outliers: pooled, not followed by the stride
 TARGET_EPOCHS = 60  # passes over the training data a plan aims for
 MIN_STEPS = 1500  # ... but at least this many optimizer steps (tiny data sets underfit in 60 passes)
 MAX_STEPS = 20000
@@ -53,6 +54,7 @@ class ClassifyStats:
     len_min: int = 1
     len_median: float = 1.0
     len_max: int = 1
+    len_p90: Optional[float] = None  # None: taken as len_max
 
 
 def classify_stats(lengths: Sequence[int], labels: Sequence[str], kind: str, n_features: int = 0) -> ClassifyStats:
@@ -61,7 +63,8 @@ def classify_stats(lengths: Sequence[int], labels: Sequence[str], kind: str, n_f
     _, counts = np.unique(np.asarray(labels), return_counts=True)
     return ClassifyStats(n=int(len(lengths)), n_classes=int(len(counts)), min_class_count=int(counts.min()),
                          kind=kind, n_features=int(n_features), len_min=int(lengths.min()),
-                         len_median=float(np.median(lengths)), len_max=int(lengths.max()))
+                         len_median=float(np.median(lengths)), len_max=int(lengths.max()),
+                         len_p90=float(np.quantile(lengths, 0.9)))
 
 
 @dataclass
@@ -75,6 +78,7 @@ class ClassifyPlan:
     conv_stride: int  # > 1: the front end downsamples time by this factor
     conv_channels: int  # front-end output channels (0 = as many as inputs)
     conv_layers: int  # front-end depth
+    pool_len: int  # numeric series longer than this are average-pooled to fit (0 = never)
     series_norm: bool  # also feed each series standardised by its own mean/std
     dropout: float
     input_noise: float
@@ -98,15 +102,22 @@ def classify_architecture(stats: ClassifyStats) -> dict:
     """Model choices that depend on the data only (the step time is measured on this architecture)."""
     if stats.kind == "tokens":
         return dict(hidden_size=64 if stats.n < 20000 else 128, bidirectional=True, pooling="mean",
-                    conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, dropout=0.0)
-    stride = max(1, math.ceil(stats.len_max / MAX_RNN_STEPS))
+                    conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, pool_len=0, series_norm=False,
+                    dropout=0.0)
+    # The stride follows the longest series unless a few are far longer than the rest (one 60,000-step
+    # recording among 40-step ones set stride 375: every typical one became a single RNN step); those
+    # few are average-pooled down to what the stride covers instead.
+    p90 = stats.len_max if stats.len_p90 is None else stats.len_p90
+    reach = min(stats.len_max, max(1, math.ceil(OUTLIER_SPAN * p90)))
+    stride = max(1, math.ceil(reach / MAX_RNN_STEPS))
+    pool_len = stride * MAX_RNN_STEPS if stats.len_max > stride * MAX_RNN_STEPS else 0
     # An odd kernel covering two strides, so consecutive windows overlap and no step is skipped.
     kernel = 3 if stride == 1 else 2 * stride + 1
     # Max pooling: each unit's strongest response anywhere in the series (bursts, events); on the
     # dev suite it beat mean pooling on long series (ACSF1) and tied on short ones.
     return dict(hidden_size=64 if stats.n < 5000 else 128, bidirectional=True, pooling="max",
                 conv_kernel=kernel, conv_stride=stride, conv_channels=max(32, 2 * stats.n_features), conv_layers=1,
-                series_norm=True, dropout=0.0)
+                pool_len=pool_len, series_norm=True, dropout=0.0)
 
 
 def classify_batch_size(n: int) -> int:
@@ -190,8 +201,10 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
         front = f" conv{arch['conv_kernel']}" + (f"/stride {arch['conv_stride']}" if arch["conv_stride"] > 1 else "") + ","
     reg = ", ".join(x for x in (f"noise {input_noise:g}" if input_noise else "", "scale/shift aug" if augment else "",
                                 f"label smoothing {label_smoothing:g}" if label_smoothing else "") if x)
-    length = (f"lengths {stats.len_min}-{stats.len_max}" + (f" -> {math.ceil(stats.len_max / arch['conv_stride'])} RNN steps"
-                                                             if arch["conv_stride"] > 1 else ""))
+    longest = min(stats.len_max, arch["pool_len"] or stats.len_max)
+    length = (f"lengths {stats.len_min}-{stats.len_max}"
+              + (f", longer than {arch['pool_len']} average-pooled to fit" if arch["pool_len"] else "")
+              + (f" -> {math.ceil(longest / arch['conv_stride'])} RNN steps" if arch["conv_stride"] > 1 else ""))
     reason = (f"{stats.n} {stats.kind} examples, {stats.n_classes} classes, {length}, budget {budget:.0f} s"
               f"{'' if budget_s is not None else ' (default)'} -> "
               f"{'bi-' if arch['bidirectional'] else ''}GRU {arch['hidden_size']} {arch['pooling']} pooling,{front}{view} "
@@ -206,7 +219,8 @@ def classify_plan(stats: ClassifyStats, budget_s: Optional[float], seconds_per_s
 # (ensemble is left out: with a fixed length the plan gives 1, the old default).
 CLASSIFY_FIXED_DEFAULTS = dict(
     hidden_size=64, bidirectional=False, pooling="last", dropout=0.0, label_smoothing=0.0, input_noise=0.0,
-    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, series_norm=False, val_fraction=0.1,
+    augment=False, conv_kernel=0, conv_stride=1, conv_channels=0, conv_layers=1, pool_len=0, series_norm=False,
+    val_fraction=0.1,
     batch_size=32, epochs=30, lr=3e-3, schedule="constant", patience=5, max_len=512)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.data.ragged import offsets_of
+from rnnkit.data.ragged import offsets_of, pool_long
 from rnnkit.data.sequences import SequenceData
 from rnnkit.data.vocab import PAD, UNK, Vocab, tokenize
 from rnnkit.errors import UserError
@@ -115,8 +115,9 @@ def warn_truncated(source: str, lengths: np.ndarray, max_len: Optional[int]) -> 
 
 
 def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[FeatureScaler],
-                  max_len: Optional[int]) -> tuple[Ragged, Tensor]:
-    """-> x (ragged token ids, or ragged standardised steps (total, F) float32), lengths (n,) int64."""
+                  max_len: Optional[int], pool_len: Optional[int] = None) -> tuple[Ragged, Tensor]:
+    """-> x (ragged token ids, or ragged standardised steps (total, F) float32), lengths (n,) int64.
+    Numeric series longer than ``pool_len`` are averaged down to it (``ragged.pool_long``)."""
     if data.kind == "tokens":
         if vocab is None:
             raise UserError(f"{data.source}: this model was trained on numeric series, but the data is text")
@@ -130,8 +131,9 @@ def encode_inputs(data: SequenceData, vocab: Optional[Vocab], scaler: Optional[F
     if max_len and int(data.lengths.max()) > max_len:
         warn_truncated(data.source, data.lengths, max_len)
         data = data.subset(range(len(data)), max_len=max_len)
-    x = Ragged(torch.from_numpy(scaler.transform(data.steps)), torch.from_numpy(data.offsets))
-    return x, torch.from_numpy(data.lengths.astype(np.int64))
+    steps, offsets = pool_long(scaler.transform(data.steps), data.offsets, pool_len or 0)
+    x = Ragged(torch.from_numpy(steps), torch.from_numpy(offsets))
+    return x, torch.from_numpy(np.diff(offsets).astype(np.int64))
 
 
 def padded_batches(x: Ragged, lengths: Tensor, y: Optional[Tensor], batch_size: int,

@@ -28,7 +28,7 @@ PLAN_FILE = "resolved_config.json"  # in the training out_dir: the plan a --resu
 
 # Fields that None leaves to the automatic configuration (rnnkit.tasks.autoconfig.ClassifyPlan).
 AUTO_FIELDS = ("hidden_size", "bidirectional", "pooling", "dropout", "label_smoothing", "input_noise", "augment",
-               "conv_kernel", "conv_stride", "conv_channels", "conv_layers", "series_norm", "ensemble", "val_fraction", "batch_size",
+               "conv_kernel", "conv_stride", "conv_channels", "conv_layers", "pool_len", "series_norm", "ensemble", "val_fraction", "batch_size",
                "epochs", "max_steps", "lr", "schedule", "patience")
 
 
@@ -39,7 +39,7 @@ def check_given(req: Any) -> None:
         v = getattr(req, name)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise UserError(f"{name} must be an integer >= 1, got {v!r}")
-    for name in ("conv_kernel", "conv_channels"):
+    for name in ("conv_kernel", "conv_channels", "pool_len"):
         v = getattr(req, name)
         if v is not None and (not isinstance(v, int) or v < 0):
             raise UserError(f"{name} must be an integer >= 0, got {v!r}")
@@ -73,6 +73,15 @@ def resolve_or_resume(clf: Any, data: SequenceData, val_data: Optional[SequenceD
         atomic_write_json(saved, asdict(cfg))
     return cfg
 
+
+def pooled_lengths(lengths: np.ndarray, pool_len: int) -> np.ndarray:
+    """Lengths (n,) after ``ragged.pool_long`` with cap ``pool_len`` (0: unchanged)."""
+    if not pool_len:
+        return lengths
+    k = np.maximum(1, -(-lengths // pool_len))
+    return -(-lengths // k)
+
+
 def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> Any:
     """The config actually used: the user's values, the rest from ``classify_plan`` (printed)."""
     req = clf.requested
@@ -102,14 +111,16 @@ def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> A
     vocab_guess = 64 if data.kind == "tokens" else 0
 
     def probe(arch: dict, batch: int) -> float:
+        net = {k: v for k, v in arch.items() if k != "pool_len"}  # a data setting: it only shortens the lengths
         net_cfg = ClassifierNetConfig(n_classes=stats.n_classes, input_kind=data.kind, vocab_size=vocab_guess,
                                       n_features=n_feat, embed_size=req.embed_size, cell=req.cell,
-                                      num_layers=req.num_layers, **arch)
+                                      num_layers=req.num_layers, **net)
         try:
             check_net_config(net_cfg)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        return epoch_step_seconds(np.asarray(lengths), batch, lambda T: step_seconds(net_cfg, batch, T, device))
+        steps = pooled_lengths(np.asarray(lengths), arch.get("pool_len") or 0)
+        return epoch_step_seconds(steps, batch, lambda T: step_seconds(net_cfg, batch, T, device))
 
     plan = classify_plan(stats, budget, probe, fixed)
     clf.plan = plan

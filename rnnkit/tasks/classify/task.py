@@ -83,6 +83,9 @@ class ClassifierConfig(RunOptions):
     conv_channels: Optional[int] = opt(None, "conv front-end output channels (0 = as many as inputs; default: auto)",
                                        min=0, max=8192)
     conv_layers: Optional[int] = opt(None, "conv front-end layers (default: auto)", min=1, max=64)
+    pool_len: Optional[int] = opt(None, "numeric inputs: series longer than this are averaged over windows of "
+                                  "consecutive steps until they fit, here and at prediction (0 = never; default: "
+                                  "auto, only when a few are far longer than the rest)", min=0, max=10_000_000)
     series_norm: Optional[bool] = opt(None, "numeric inputs: also feed each series standardised by its own mean "
                                       "and std (default: auto)")
     # "auto": after training, pick tau in logits - tau * log(prior) by validation macro-F1 and fold it
@@ -137,7 +140,7 @@ class SequenceClassifier(Task):
         return from_arrays(X, y, lengths)
 
     def _encode(self, data: SequenceData):
-        return encode_inputs(data, self.vocab, self.scaler, self.config.max_len)
+        return encode_inputs(data, self.vocab, self.scaler, self.config.max_len, self.config.pool_len)
 
     def _label_ids(self, data: SequenceData) -> torch.Tensor:
         index = {c: i for i, c in enumerate(self.labels)}
