@@ -97,3 +97,29 @@ def test_a_model_without_static_covariates_refuses_static(forecast_dir):  # noqa
         r = client.post("/predict", json={"data": rows, "static": {"a": {"group": "x"}}})
         assert r.status_code == 400 and "without static covariates" in r.json()["error"], r.text
         assert client.post("/predict", json={"data": rows}).status_code == 200
+
+
+def test_fuzzed_static_fields_get_200_or_one_line_4xx(static_model):
+    """Any JSON in ``static`` (ids, columns and values of every type, nested) is a 200 or a one-line
+    4xx: never a 500, a traceback or a hang."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    path, _, df, table = static_model
+    rows = df.to_dict("records")
+    leaf = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+    value = st.recursive(leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                         max_leaves=6)
+    column = st.sampled_from(["group", "size", "other", ""]) | st.text(max_size=5)
+    entry = st.dictionaries(column, value, max_size=4) | value
+    static = st.dictionaries(st.sampled_from(sorted(table.unique_id)) | st.text(max_size=6), entry, max_size=4) | value
+    with served(path) as client:
+        @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(static)
+        def check(s):
+            r = client.post("/predict", json={"data": rows, "static": s})
+            assert r.status_code in (200, 400, 422), (s, r.status_code, r.text)
+            if r.status_code != 200:
+                assert "\n" not in r.json()["error"] and "Traceback" not in r.text, (s, r.text)
+
+        check()

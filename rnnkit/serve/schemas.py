@@ -200,6 +200,8 @@ def describe(exc: ValidationError) -> tuple[int, str, list[dict]]:
     first = errors[0]
     if first["type"] == "json_invalid":
         return 400, f"request body is not valid JSON: {first['msg']}", errors
-    where = ".".join(str(p) for p in first["loc"]) or "body"
+    # a location part is the client's own key (a series id, a column): quoted when it is not printable,
+    # so the message stays one line
+    where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "body"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return 422, f"{where}: {first['msg']}{more}", errors
