@@ -143,6 +143,17 @@ def test_missing_inputs_and_corrupt_archive(tmp_path):
     bad.write_bytes(gzip.compress(b"hello\n" * 100)[:-20])
     with pytest.raises(UserError, match="cannot read"):
         prepare_text(resolve_inputs(bad), TokenSpec(level="char"))
+    garbled = tmp_path / "garbled.txt.gz"  # a gzip header then junk: zlib.error was a traceback
+    garbled.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
+    with pytest.raises(UserError, match="garbled.txt.gz: cannot read"):
+        prepare_text(resolve_inputs(garbled), TokenSpec(level="char"))
+
+
+def test_empty_text_names_the_file(tmp_path):
+    path = tmp_path / "blank.txt"
+    path.write_text("  \n\t\n" * 10)
+    with pytest.raises(UserError, match="blank.txt: empty text"):
+        prepare_text(resolve_inputs(path), TokenSpec(level="word", val_fraction=0.1))
 
 
 def test_stream_batches_match_the_in_memory_layout():

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+from rnnkit.cli.common import add_train_flags, check_out_dir, removed_on_error, resolve_config, save_trained
 from rnnkit.errors import UserError
 
 
@@ -59,11 +59,12 @@ def _train(args: argparse.Namespace) -> int:
     clf = SequenceClassifier(resolve_config(args, ClassifierConfig))
     data = _read(args, args.data, labelled=True)
     val = (_read(args, args.val_data, labelled=True),) if args.val_data else None
-    clf.fit(data, val=val, out_dir=out, resume=args.resume)
-    if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
-        print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
-    if save_trained(clf, out) is None:
-        return 0
+    with removed_on_error(out):  # bad data found late (e.g. --val-data) leaves no half-written folder
+        clf.fit(data, val=val, out_dir=out, resume=args.resume)
+        if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
+            print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
+        if save_trained(clf, out) is None:
+            return 0
     h = clf.history
     print(json.dumps({"model": str(out), "classes": len(clf.labels), "members": len(clf.histories), "epochs": h.epochs,
                       "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason}))

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+from rnnkit.cli.common import add_train_flags, check_out_dir, removed_on_error, resolve_config, save_trained
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,9 +123,10 @@ def _train(args: argparse.Namespace) -> int:
 
     out = check_out_dir(args.out, args.resume)
     asr = SpeechRecognizer(resolve_config(args, SpeechConfig))
-    asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)
-    if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
-        return 0
+    with removed_on_error(out):  # a bad recording found while reading leaves no half-written folder
+        asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)
+        if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
+            return 0
     h = asr.history
     print(json.dumps({"model": str(out), "epochs": h.epochs, "best_val_loss": h.best_val_loss,
                       "stop_reason": h.stop_reason}))

@@ -19,11 +19,12 @@ import glob
 import gzip
 import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 CHUNK = 1 << 22          # bytes read per piece (4 MiB): big enough for numpy/regex speed, small for RAM
 _SNIFF = 1 << 20         # a NUL byte in the first MiB of a file means binary
@@ -83,8 +84,8 @@ def _open(f: InputFile) -> BinaryIO:
 def _read(fh: BinaryIO, n: int, f: InputFile) -> bytes:
     try:
         return fh.read(n)
-    except (OSError, EOFError, lzma.LZMAError) as exc:  # a truncated or corrupt archive
-        raise UserError(f"{f.path}: cannot read ({exc})") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:  # a truncated or corrupt archive
+        raise UserError(f"{f.path}: cannot read ({exc_summary(exc)})") from None
 
 
 def decompressed_size(f: InputFile) -> int:
@@ -136,6 +137,12 @@ class TextStream:
         self.val_fraction = val_fraction
         self.on_bytes = on_bytes
         self._total: Optional[int] = None
+
+    @property
+    def name(self) -> str:
+        """The inputs, for messages: the first file's name (and how many more)."""
+        more = len(self.sources) - 1
+        return self.sources[0].name + (f" (and {more} more file{'s' * (more > 1)})" if more > 0 else "")
 
     @property
     def total_bytes(self) -> int:
