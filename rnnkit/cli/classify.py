@@ -5,10 +5,9 @@ import argparse
 import io
 import json
 import sys
-from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, removed_on_error, resolve_config, save_trained
-from rnnkit.errors import UserError
+from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, check_out_folder, removed_on_error,
+                               resolve_config, save_trained)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +75,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from rnnkit.tasks.classify.task import SequenceClassifier
 
+    out = check_out_file(args.out) if args.out else None  # before the work, not after it
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=False)
     proba = clf.predict_proba(data)
@@ -87,12 +87,9 @@ def _predict(args: argparse.Namespace) -> int:
     df["label"] = [clf.labels[i] for i in proba.argmax(1)]
     for j, name in enumerate(clf.labels):
         df[f"p_{name}"] = proba[:, j].round(6)
-    if args.out:
+    if out is not None:
         from rnnkit.train.checkpoint import atomic_write_text
 
-        out = Path(args.out)
-        if not out.parent.is_dir():
-            raise UserError(f"--out {out}: folder {out.parent} does not exist")
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(out, buf.getvalue())
@@ -111,16 +108,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit.metrics.classify import format_confusion, plot_confusion
     from rnnkit.tasks.classify.task import SequenceClassifier
 
+    out = check_out_folder(args.out) if args.out else None
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=True)
     report = clf.evaluate(data)
     cm = np.array(report["confusion"])
     print(f"n = {report['n']}  accuracy = {report['accuracy']:.4f}  macro-F1 = {report['macro_f1']:.4f}")
     print(format_confusion(cm, report["labels"]))
-    if args.out:
+    if out is not None:
         from rnnkit.train.checkpoint import atomic_write_json
 
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "metrics.json", report)
         plot_confusion(cm, report["labels"], out / "confusion.png")

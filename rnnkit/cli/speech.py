@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, removed_on_error, resolve_config, save_trained
+from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, removed_on_error, resolve_config,
+                               save_trained)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,6 +154,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit.train.checkpoint import atomic_write_json
 
+    if args.json:
+        check_out_file(args.json, "--json")  # before decoding every utterance, not after
     asr = _load(args)
     report = asr.evaluate(args.data, beam=args.beam, use_lm=not args.no_lm)
     for u in report["utterances"]:
