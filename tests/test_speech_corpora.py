@@ -116,6 +116,27 @@ def test_kaldi_layout_with_segments_and_pipes_refused(tmp_path):
     (d / "wav.scp").write_text("utt1 sox rec1.flac -t wav - |\n")
     with pytest.raises(UserError, match="only plain audio paths"):
         read_corpus(d)
+    (d / "wav.scp").write_text(f"rec1 {tmp_path / 'wav' / 'rec1.wav'}\n")
+    (d / "segments").write_text("utt1 rec1 0.9 0.1\n")  # end before start: was "audio too short (8 frames)"
+    with pytest.raises(UserError, match=r"segments:1: start 0.9 and end 0.1"):
+        read_corpus(d)
+
+
+def test_common_voice_tsv_not_utf8(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "train.tsv").write_bytes(b"client_id\tpath\tsentence\nc0\ta.wav\tcaf\xe9\n")
+    with pytest.raises(UserError, match=r"train.tsv:2: not valid UTF-8"):  # was a UnicodeDecodeError traceback
+        read_corpus(tmp_path)
+
+
+def test_pairs_without_transcripts_are_named(tmp_path, capsys):
+    for k, text in enumerate(TEXTS):
+        _write(tmp_path / f"u{k}.wav", _tone(k))
+        if k != 2:
+            (tmp_path / f"u{k}.txt").write_text(text)
+    assert len(read_corpus(tmp_path)) == 3  # trained on 3 of 4 files without a word before
+    err = capsys.readouterr().err
+    assert "warning: 1 of 4 audio files" in err and "u2.wav" in err
 
 
 def test_detection_errors(tmp_path):
