@@ -129,6 +129,14 @@ def test_cli_transcribe_evaluate_and_errors(tiny_model, word_corpus, tmp_path, c
     assert main(["speech", "transcribe", "--model", str(model), str(junk)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit: error:") and "junk.wav" in err
+    # a bad file among good ones fails before any transcript (was: the good ones printed, then the error)
+    assert main(["speech", "transcribe", "--model", str(model), str(test[0].audio), str(junk)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "junk.wav" in out.err
+    assert main(["speech", "evaluate", "--model", str(model), "--data", str(root / "test.jsonl"),
+                 "--json", str(tmp_path)]) == 2  # checked before decoding every utterance
+    out = capsys.readouterr()
+    assert out.out == "" and "--json" in out.err and "is a folder" in out.err
 
 
 def test_cli_train_small_and_malformed_input(word_corpus, tmp_path, capsys):

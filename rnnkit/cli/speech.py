@@ -135,8 +135,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from rnnkit.data.audio import SAMPLE_RATE, load_audio
+    from rnnkit.data.audio import SAMPLE_RATE, load_audio, probe_audio
 
+    for f in args.files:  # a missing or unreadable file fails before any transcript, not after some
+        probe_audio(f)
     asr = _load(args)
     audio_s = compute_s = 0.0
     for f in args.files:

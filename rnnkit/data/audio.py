@@ -56,22 +56,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     """
     limits = limits or AudioLimits()
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"audio file not found: {p}")
-    size = p.stat().st_size
-    if size == 0:
-        raise UserError(f"audio file is empty (0 bytes): {p}")
-    if size > limits.max_bytes:
-        raise UserError(f"audio file too large ({size / 1e6:.0f} MB > {limits.max_bytes / 1e6:.0f} MB): {p}")
+    probe_audio(p, limits)
     if p.suffix.lower() in (".raw", ".pcm"):
         wave, sr = np.fromfile(p, dtype="<i2").astype(np.float32) / 32768.0, SAMPLE_RATE
     else:
         sf = _need("soundfile")
-        try:
-            info = sf.info(str(p))
-        except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
-            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
-        _check_header(p, info.samplerate, info.channels, info.frames, limits)
         try:
             data, sr = sf.read(str(p), dtype="float32", always_2d=True)
         except MemoryError:
@@ -90,6 +79,30 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     if out.size == 0:  # a few samples at a high rate resample to nothing
         raise UserError(f"audio file too short ({wave.size} samples at {sr} Hz): {p}")
     return out
+
+
+def probe_audio(path: str | os.PathLike, limits: AudioLimits | None = None) -> None:
+    """The checks that need no decoding (exists, size, a readable header with sane rate, channels,
+    duration and at least one sample): a batch of files can be checked before any is processed."""
+    limits = limits or AudioLimits()
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"audio file not found: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise UserError(f"audio file is empty (0 bytes): {p}")
+    if size > limits.max_bytes:
+        raise UserError(f"audio file too large ({size / 1e6:.0f} MB > {limits.max_bytes / 1e6:.0f} MB): {p}")
+    if p.suffix.lower() in (".raw", ".pcm"):
+        return
+    sf = _need("soundfile")
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
+        raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
+    _check_header(p, info.samplerate, info.channels, info.frames, limits)
+    if info.frames == 0:
+        raise UserError(f"audio file has no samples: {p}")
 
 
 def _check_header(p: Path, rate: int, channels: int, frames: int, limits: AudioLimits) -> None:
