@@ -31,6 +31,24 @@ def test_csv_numeric_rows_become_series(tmp_path):
     assert d.padded()[1, :, 0].tolist() == [4, 5, 0] and d.steps.shape == (5, 1)
 
 
+def test_csv_numeric_column_with_one_odd_value(tmp_path):
+    """A typo or 'NA' in one row of numeric series is an error naming it (the whole column was read
+    as characters and a text model trained); text that holds some numbers stays text."""
+    p = tmp_path / "d.csv"
+    p.write_text("sequence,label\n1 2 3,a\n4 5 6,b\n7 NA 9,a\n1 1 1,b\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"row 4 in column 'sequence': 'NA' is not a number, while 3 of 4 rows"):
+        read_sequences(p)
+    p.write_text("text,label\nroom 101,a\n12 34,b\nhello there,a\nbye,b\n", encoding="utf-8")
+    assert read_sequences(p).kind == "tokens"
+
+
+def test_csv_with_another_separator_says_so(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text;label\nab;x\ncd;y\n", encoding="utf-8")
+    with pytest.raises(UserError, match="looks semicolon-separated"):  # was "no sequence column"
+        read_sequences(p)
+
+
 def test_csv_unknown_label_column(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label\nab,x\n", encoding="utf-8")

@@ -193,6 +193,9 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
         raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
     cols = list(df.columns)
+    from rnnkit.data.series import check_separator
+
+    check_separator([str(c) for c in cols], path)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
     labels = None
@@ -208,7 +211,7 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     empty = [i for i, s in enumerate(texts) if not s.strip()]
     if empty:
         raise UserError(f"{path}: row {empty[0] + 2} has an empty sequence in column {text_col!r}")
-    numbers = _as_numbers(texts)
+    numbers = _as_numbers(texts, path, text_col)
     if numbers is not None:
         for i, a in enumerate(numbers):  # say the CSV line, not the example index
             bad = first_bad(a)
@@ -231,16 +234,35 @@ def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: S
     raise UserError(f"{path}: no {what} column (looked for {', '.join(defaults)}); name it with {flag}; columns are {have}")
 
 
-def _as_numbers(texts: list[str]) -> Optional[list[np.ndarray]]:
-    """Rows like '0.1 0.5 -2' -> univariate series (T, 1); None if any row is not all numbers."""
-    out = []
-    for s in texts:
+def _as_numbers(texts: list[str], path: Path, col: str) -> Optional[list[np.ndarray]]:
+    """Rows like '0.1 0.5 -2' -> univariate series (T, 1); None (text) if any row is not all numbers,
+    unless most rows are series of numbers: then the odd row is a typo or a missing-value mark ('NA',
+    '?'), and reading the whole column as characters would train on garbage, so it is an error."""
+    out, bad, series = [], None, 0
+    for i, s in enumerate(texts):
         parts = s.replace(",", " ").split()
         try:
             out.append(np.array([float(p) for p in parts], dtype=np.float64)[:, None])
         except ValueError:
-            return None
-    return out
+            if bad is None:
+                bad = (i, next(p for p in parts if not _is_number(p)))
+            continue
+        series += len(parts) >= 2
+    if bad is None:
+        return out
+    if series > len(texts) / 2:
+        raise UserError(f"{path}: row {bad[0] + 2} in column {col!r}: {bad[1][:40]!r} is not a number, while "
+                        f"{series} of {len(texts)} rows are numeric series; fix that value (missing values "
+                        f"are not supported)")
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_class_folder(path: Path) -> SequenceData:
