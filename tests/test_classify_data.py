@@ -49,6 +49,17 @@ def test_csv_with_another_separator_says_so(tmp_path):
         read_sequences(p)
 
 
+def test_csv_and_class_file_in_utf16_are_named(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes("text,label\nab,x\ncd,y\n".encode("utf-16"))
+    with pytest.raises(UserError, match="d.csv: is UTF-16 or UTF-32 text"):
+        read_sequences(p)
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.txt").write_bytes("ab\ncd\n".encode("utf-16"))
+    with pytest.raises(UserError, match="a.txt: is UTF-16 or UTF-32 text"):
+        read_sequences(tmp_path / "f")
+
+
 def test_csv_unknown_label_column(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label\nab,x\n", encoding="utf-8")

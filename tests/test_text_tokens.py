@@ -122,6 +122,7 @@ def test_folder_glob_and_gzip_inputs_read_the_same_text(tmp_path):
     (b"", "empty"),
     (b"  \n\n ", "empty"),
     (b"abc\x00\x01def", "binary"),
+    ("Notepad's Unicode\n".encode("utf-16"), "is UTF-16 or UTF-32 text"),  # was "looks binary"
     (b"good line\n" * 5 + b"caf\xe9\n", r"not valid UTF-8 \(line 6\)"),
 ])
 def test_bad_inputs_are_one_line_errors(tmp_path, content, message):

@@ -23,6 +23,7 @@ import numpy as np
 from rnnkit.data.checks import bad_mask, describe, first_bad
 from rnnkit.data.ragged import offsets_of, pad, ragged_from_padded, take_ragged
 from rnnkit.data.text import decode_text
+from rnnkit.data.text_sources import not_utf8_kind
 from rnnkit.errors import UserError, exc_summary
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
@@ -189,7 +190,10 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     try:
         df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); save the CSV as UTF-8") from None
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        what = not_utf8_kind(head) if head.startswith((b"\xff\xfe", b"\xfe\xff")) else f"not valid UTF-8 (byte {exc.start})"
+        raise UserError(f"{path}: {what}; save the CSV as UTF-8") from None
     except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
         raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
     cols = list(df.columns)

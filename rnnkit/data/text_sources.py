@@ -81,6 +81,14 @@ def _open(f: InputFile) -> BinaryIO:
         raise UserError(f"{f.path}: cannot open ({exc.strerror or exc})") from None
 
 
+def not_utf8_kind(head: bytes) -> str:
+    """What a file that is not UTF-8 text looks like, from its first bytes: UTF-16/32 (Windows'
+    "Unicode" text, named so the user knows to re-save it as UTF-8) or binary."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "is UTF-16 or UTF-32 text (it starts with a byte-order mark), not UTF-8"
+    return "looks binary (contains NUL bytes)"
+
+
 def _read(fh: BinaryIO, n: int, f: InputFile) -> bytes:
     try:
         return fh.read(n)
@@ -198,7 +206,8 @@ class TextStream:
         seen, head = 0, b""
         for block in self._blocks(src):
             if seen < _SNIFF and b"\x00" in block[:_SNIFF - seen]:
-                raise UserError(f"{src.name}: looks binary (contains NUL bytes); expected UTF-8 plain text")
+                kind = not_utf8_kind(block if seen == 0 else b"")
+                raise UserError(f"{src.name}: {kind}; expected UTF-8 plain text")
             seen += len(block)
             if head is not None:
                 head += block
