@@ -79,6 +79,8 @@ def test_folder_of_class_files(tmp_path):
     (tmp_path / "Irish.txt").write_text("O'Brien\n", encoding="utf-8")
     d = read_sequences(tmp_path)
     assert d.labels == ["Greek", "Greek", "Irish"] and d.texts[2] == "O'Brien"
+    (tmp_path / "Scottish.TXT").write_text("MacLeod\n", encoding="utf-8")  # an upper-case suffix was skipped
+    assert read_sequences(tmp_path).labels[-1] == "Scottish"
 
 
 def test_folder_empty_class_is_an_error(tmp_path):
@@ -166,6 +168,9 @@ def test_ts_reader_errors(tmp_path):
     p2 = tmp_path / "miss.ts"
     p2.write_text("@classLabel true a b\n@data\n1,?,3:a\n")
     with pytest.raises(UserError, match="missing value"):
+        read_ts(p2)
+    p2.write_text("@timestamps true\n@classLabel true a b\n@data\n(2007-01-01 00:00:00,1),(2007-01-02 00:00:00,2):a\n")
+    with pytest.raises(UserError, match="@timestamps true is not supported"):  # was "non-numeric value"
         read_ts(p2)
 
 

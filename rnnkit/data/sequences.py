@@ -271,7 +271,7 @@ def _is_number(text: str) -> bool:
 
 def read_class_folder(path: Path) -> SequenceData:
     """Folder of ``<class>.txt`` files, one example per non-empty line."""
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".txt")  # Windows: B.TXT
     if not files:
         raise UserError(f"{path}: no <class>.txt files in the folder")
     texts, labels = [], []
