@@ -2,6 +2,7 @@
 files made here: detection, transcripts, audio segments, features, and `speech train --data` on each."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,15 @@ def test_disk_feature_cache_equals_in_memory_and_is_reused(tmp_path):
     (tmp_path / "u0.wav").unlink()
     _write(tmp_path / "u0.wav", _tone(5, seconds=0.6))  # changed audio: features computed again
     assert not DiskFeatureSet(utts, CharVocab(), FbankConfig()).reused
+
+
+def test_letters_outside_the_alphabet_are_counted_on_stderr(capsys):
+    """A German corpus trained with 'schön' read as 'sch n' and no word said."""
+    from rnnkit.tasks.speech.task import _warn_dropped_letters
+
+    utts = [Utterance(Path("a.wav"), "Schön, grüß dich!"), Utterance(Path("b.wav"), "Yes. It's 42")]
+    _warn_dropped_letters(utts, CharVocab())
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: warning: 3 transcript letters") and "'ö' (1)" in err and "'ß' (1)" in err
+    _warn_dropped_letters(utts[1:], CharVocab())  # punctuation and digits are normalisation, not a warning
+    assert capsys.readouterr().err == ""

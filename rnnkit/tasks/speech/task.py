@@ -10,6 +10,7 @@ training transcripts. Long files are cut into chunks at quiet points and decoded
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +63,16 @@ def _utterances(data: Data) -> list[Utterance]:
     return [u if isinstance(u, Utterance) else Utterance(Path(u[0]), u[1]) for u in data]
 
 
+def _warn_dropped_letters(utts: list[Utterance], vocab: CharVocab) -> None:
+    """The alphabet is fixed (English letters, apostrophe, space): a corpus in another language would
+    otherwise train, silently, on transcripts with its other letters blanked out."""
+    dropped = vocab.dropped_letters([u.text for u in utts])
+    if dropped:
+        top = ", ".join(f"{ch!r} ({n})" for ch, n in dropped.most_common(5))
+        print(f"rnnkit: warning: {sum(dropped.values())} transcript letters are outside the speech alphabet "
+              f"{vocab.chars.strip()!r} and are dropped: {top}", file=sys.stderr)
+
+
 class SpeechRecognizer(Task):
     """Character CTC speech recogniser on rnnkit's recurrent layers."""
 
@@ -91,7 +102,9 @@ class SpeechRecognizer(Task):
 
         c = self.config
         seed_everything(c.seed)
-        train = DiskFeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+        utts = _utterances(data)
+        _warn_dropped_letters(utts, self.vocab)
+        train = DiskFeatureSet(utts, self.vocab, self.fbank, progress=c.progress, workers=c.workers)
         val = (DiskFeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
                if val_data else None)
         self.word_counts, self.bigram_counts = WordLM.count(train.texts)
