@@ -54,7 +54,7 @@ def _read(args: argparse.Namespace, path: str, labelled: bool):
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.classify.task import ClassifierConfig, SequenceClassifier
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "classify")
     clf = SequenceClassifier(resolve_config(args, ClassifierConfig))
     data = _read(args, args.data, labelled=True)
     val = (_read(args, args.val_data, labelled=True),) if args.val_data else None

@@ -97,11 +97,21 @@ def resolve_config(args: argparse.Namespace, cls: type, **fixed: Any) -> Any:
     return from_dict(cls, values, "settings", label=flag_name)
 
 
-def check_out_dir(out: str, resume: bool) -> Path:
-    """Refuse to overwrite a model folder unless resuming; refuse a file."""
+def check_out_dir(out: str, resume: bool, task: Optional[str] = None) -> Path:
+    """Refuse to overwrite a model folder unless resuming; refuse a file; with ``task``, refuse to
+    resume (and so write into) another task's folder."""
     path = check_out_folder(out)  # checked before any training, not after it
     if path.is_dir() and (path / "config.json").exists() and not resume:
         raise UserError(f"--out {path}: already holds a model; choose another folder or pass --resume")
+    if resume and task is not None:
+        for cfg in (path / "checkpoint" / "config.json", path / "config.json"):
+            try:
+                found = json.loads(cfg.read_text(encoding="utf-8")).get("task", task)
+            except (OSError, ValueError, AttributeError):  # absent or damaged: the trainer's checks report it
+                continue
+            if found != task:
+                raise UserError(f"--out {path}: holds a {found!r} model, not a {task!r} model; --resume continues "
+                                f"a run of the same task")
     return path
 
 

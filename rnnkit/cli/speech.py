@@ -122,7 +122,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.speech.task import SpeechConfig, SpeechRecognizer
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "speech")
     asr = SpeechRecognizer(resolve_config(args, SpeechConfig))
     with removed_on_error(out):  # a bad recording found while reading leaves no half-written folder
         asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)

@@ -65,7 +65,7 @@ def _warnings_to_stderr() -> Iterator[None]:
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.text.task import TextConfig, TextModel
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "text")
     model = TextModel(config=resolve_config(args, TextConfig))
     val = Path(args.val_data) if args.val_data else None
     with removed_on_error(out):  # a corpus found bad while reading leaves no half-written folder
