@@ -60,6 +60,17 @@ def test_csv_and_class_file_in_utf16_are_named(tmp_path):
         read_sequences(tmp_path / "f")
 
 
+@pytest.mark.parametrize("X, y, match", [
+    (["ab", np.zeros(3), "cd", "ef"], ["a", "b"] * 2, "got a list of ndarray, str"),  # numpy's message before
+    (np.zeros((4, 3)), np.zeros((4, 2)), r"y must have shape \(n,\)"),  # was 'need at least 2 classes'
+    (np.zeros((4, 3)), np.array([0.0, 1.0, np.nan, 1.0]), "NaN or infinite labels"),  # was a class 'nan'
+    (np.zeros((2, 3)), [[1, 2], [3]], "nested lists"),
+])
+def test_in_memory_inputs_of_the_wrong_form(X, y, match):
+    with pytest.raises(UserError, match=match):
+        from_arrays(X, y)
+
+
 def test_csv_unknown_label_column(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label\nab,x\n", encoding="utf-8")

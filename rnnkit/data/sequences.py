@@ -82,17 +82,37 @@ class SequenceData:
 # ----------------------------------------------------------------------------- building
 def from_arrays(X, y=None, lengths=None, source: str = "<memory>") -> SequenceData:
     """In-memory input: a list of strings, an array (n, T, F) / (n, T), or a list of (T_i, F) arrays."""
-    labels = None if y is None else [str(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)]
     if isinstance(X, SequenceData):
         return X
+    labels = None if y is None else _memory_labels(y, source)
     if isinstance(X, (list, tuple)) and X and all(isinstance(s, str) for s in X):
         data = SequenceData(kind="tokens", texts=list(X), labels=labels, source=source)
     elif isinstance(X, (list, tuple)) and X and all(isinstance(s, np.ndarray) for s in X):
         data = _from_ragged(list(X), labels, source)
     else:
-        data = _from_padded(np.asarray(X), labels, lengths, source)
+        try:
+            X = np.asarray(X)
+        except ValueError:  # numpy's "inhomogeneous shape": e.g. strings mixed with arrays
+            kinds = sorted({type(s).__name__ for s in X}) if isinstance(X, (list, tuple)) else [type(X).__name__]
+            raise UserError(f"{source}: X must be a list of strings, a list of (time, features) arrays or one "
+                            f"array (n, time[, features]); got a list of {', '.join(kinds)}") from None
+        data = _from_padded(X, labels, lengths, source)
     _check_sizes(data)
     return data
+
+
+def _memory_labels(y, source: str) -> list[str]:
+    """In-memory labels -> strings, with the .npz rules: one label per example (shape (n,)), and
+    float labels only when finite (NaN would become a class 'nan')."""
+    try:
+        a = np.asarray(y) if not isinstance(y, np.ndarray) else y
+    except ValueError:  # ragged nested lists
+        raise UserError(f"{source}: y must have shape (n,) (one label per example), got nested lists") from None
+    if a.ndim != 1:
+        raise UserError(f"{source}: y must have shape (n,) (one label per example), got {a.shape}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise UserError(f"{source}: y holds NaN or infinite labels")
+    return [str(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)]
 
 
 def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
