@@ -130,6 +130,26 @@ def _check_samples(p: Path, data: np.ndarray, limits: AudioLimits) -> None:
 
 
 
+def check_wave(wave, limits: AudioLimits | None = None, where: str = "wave") -> np.ndarray:
+    """An in-memory waveform for inference: mono ``(samples,)`` float samples in about [-1, 1],
+    finite. Returns it as float32; UserError otherwise (int16 samples, a stereo (samples, 2) array or
+    NaN would be transcribed as garbage or nothing)."""
+    limits = limits or AudioLimits()
+    a = np.asarray(wave)
+    if a.ndim != 1:
+        raise UserError(f"{where}: expected mono samples of shape (samples,), got {a.shape}; for "
+                        f"(samples, channels) average the channels first")
+    if a.dtype.kind != "f":
+        raise UserError(f"{where}: expected float samples in [-1, 1], got dtype {a.dtype} (int16 PCM: divide by 32768)")
+    if not np.all(np.isfinite(a)):
+        raise UserError(f"{where}: contains NaN or infinite samples")
+    peak = float(np.abs(a).max()) if a.size else 0.0
+    if peak > limits.max_amplitude:
+        raise UserError(f"{where}: samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; audio is "
+                        f"expected in [-1, 1])")
+    return a.astype(np.float32, copy=False)
+
+
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM WAV (FLAC for ``.flac``, Opus ~20 kbit/s for ``.ogg``: a compact corpus to move
     between machines) atomically: temp file in the same folder, then rename."""

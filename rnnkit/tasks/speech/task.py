@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.audio import SAMPLE_RATE, load_audio
+from rnnkit.data.audio import SAMPLE_RATE, check_wave, load_audio
 from rnnkit.data.features import FbankConfig, SpecAugmentConfig, features, spec_augment
 from rnnkit.errors import UserError
 from rnnkit.options import from_dict, opt, shared_fields
@@ -173,6 +173,7 @@ class SpeechRecognizer(Task):
 
     def transcribe_wave(self, wave: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         """Transcript of a 16 kHz waveform; long audio is split at quiet points into chunks."""
+        wave = check_wave(wave)
         pieces = [self.decode(self.log_probs(chunk), beam, use_lm)
                   for chunk in split_long(wave, self.config.chunk_seconds)]
         return " ".join(p for p in pieces if p)
