@@ -213,6 +213,21 @@ def test_metrics_match_sklearn(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_confusion_of_hundreds_of_classes_stays_small(tmp_path):
+    """500 classes: the table was 500 columns of zeros on stdout and the PNG a 25,000-pixel square
+    that took GBs (killed); now the top confusions and a capped figure."""
+    import matplotlib.image
+
+    n = 500
+    cm = np.eye(n, dtype=np.int64) * 2
+    cm[3, 7] = 5
+    labels = [f"class{i}" for i in range(n)]
+    table = format_confusion(cm, labels)
+    assert len(table.splitlines()) == 4 and "| class3 | class7 | 5 |" in table
+    png = plot_confusion(cm, labels, tmp_path / "cm.png")
+    assert max(matplotlib.image.imread(png).shape[:2]) <= 24 * 110
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=20), st.data())
 def test_ragged_tokens_pad_like_a_padded_matrix(seqs, data):
