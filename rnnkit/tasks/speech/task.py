@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -55,6 +55,9 @@ class SpeechConfig(RunOptions):
     word_bonus: float = opt(3.0, "reward per completed word in beam search", min=-100.0, max=100.0)
     chunk_seconds: float = opt(20.0, "long files are decoded in chunks of about this length", min=1.0, max=3600.0)
     workers: int = opt(1, "threads for feature extraction", min=1, max=256)
+
+
+_BEAM_BOUNDS = next((int(f.metadata["min"]), int(f.metadata["max"])) for f in fields(SpeechConfig) if f.name == "beam")
 
 
 def _utterances(data: Data) -> list[Utterance]:
@@ -165,6 +168,9 @@ class SpeechRecognizer(Task):
 
     def decode(self, log_probs: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         beam = self.config.beam if beam is None else beam
+        lo, hi = _BEAM_BOUNDS  # SpeechConfig.beam's: -3 was greedy, 100,000 ran for minutes
+        if not lo <= beam <= hi:
+            raise UserError(f"--beam must lie in {lo}..{hi} (0 or 1 = greedy), got {beam}")
         if beam <= 1:
             return greedy_decode(log_probs, self.vocab)
         lm = self.lm if use_lm else None
