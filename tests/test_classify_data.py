@@ -76,6 +76,8 @@ def test_csv_unknown_label_column(tmp_path):
     p.write_text("sequence,label\nab,x\n", encoding="utf-8")
     with pytest.raises(UserError, match="no label column 'cls'"):
         read_sequences(p, label_col="cls")
+    with pytest.raises(UserError, match="'label' is both the sequence and the label column"):
+        read_sequences(p, text_col="label")  # trained on the labels themselves before
 
 
 def test_csv_empty_label(tmp_path):

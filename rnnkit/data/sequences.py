@@ -225,6 +225,9 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     labels = None
     if labelled or label_present:
         label_col = _pick_column(path, cols, label_col, LABEL_COLUMNS, "label", "--label-col")
+        if label_col == text_col:  # the labels as inputs: a perfect score that means nothing
+            raise UserError(f"{path}: column {text_col!r} is both the sequence and the label column; "
+                            f"name the other one with --text-col / --label-col")
         labels = [s.strip() for s in df[label_col].tolist()]
         empty = [i for i, s in enumerate(labels) if not s]
         if empty:
