@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, removed_on_error, resolve_config,
-                               save_trained)
+from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, check_out_folder, removed_on_error,
+                               resolve_config, save_trained)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,6 +95,16 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError("--flite + --festival must not exceed 1")
     if args.copies < 1:
         raise UserError("--copies must be at least 1")
+    counts = ("digits", "numbers", "words", "sentences", "book", "test")
+    for name in counts:  # a negative count made an empty corpus with exit 0
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if not args.render_only and not args.text and not any(getattr(args, name) for name in counts[:-1]):
+        raise UserError("nothing to synthesise: every one of --digits --numbers --words --sentences --book is 0 "
+                        "and there is no --text")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    check_out_folder(args.out)  # an existing file failed later as "OUT/wav: Not a directory"
     cfg = SynthConfig(n_digits=args.digits, n_numbers=args.numbers, n_words=args.words,
                       n_sentences=args.sentences, n_book=args.book, n_test=args.test, seed=args.seed,
                       p_flite=args.flite, p_festival=args.festival, copies=args.copies, cache_dir=args.cache)
