@@ -42,6 +42,20 @@ def test_csv_numeric_column_with_one_odd_value(tmp_path):
     assert read_sequences(p).kind == "tokens"
 
 
+def test_one_value_per_column_is_named_not_sent_to_text_col(tmp_path):
+    """UCR-archive rows (no header: label, then values) and wide tables were 'no sequence column;
+    name it with --text-col', which no column name fixes."""
+    ucr = tmp_path / "X_TRAIN.tsv"
+    ucr.write_text("".join(f"{1 + i % 2}\t" + "\t".join(f"{(i * j) % 7 / 7:.3f}" for j in range(8)) + "\n"
+                           for i in range(6)))
+    with pytest.raises(UserError, match="has no header row .*UCR archive layout"):
+        read_sequences(ucr)
+    wide = tmp_path / "w.csv"
+    wide.write_text("t0,t1,t2,t3,label\n" + "".join(f"{i},{i + 1},{i + 2},{i},{'ab'[i % 2]}\n" for i in range(6)))
+    with pytest.raises(UserError, match="one value per column"):
+        read_sequences(wide)
+
+
 def test_csv_with_another_separator_says_so(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("text;label\nab;x\ncd;y\n", encoding="utf-8")

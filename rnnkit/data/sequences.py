@@ -220,6 +220,8 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     from rnnkit.data.series import check_separator
 
     check_separator([str(c) for c in cols], path)
+    if text_col is None and not any(c in cols for c in TEXT_COLUMNS):
+        _refuse_wide(path, df)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
     labels = None
@@ -247,6 +249,22 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
                                 f"{describe(float(a[bad]))}")
         return _from_ragged(numbers, labels, str(path))
     return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
+
+
+def _refuse_wide(path: Path, df) -> None:
+    """One value per column (the UCR archive's label-then-values rows, or t0, t1, ... headers) is not a
+    layout --text-col can fix: say what it is and what to write instead."""
+    if len(df.columns) < 4 or len(df) == 0:
+        return
+    values = [c for c in df.columns if all(_is_number(v) for v in df[c].head(50))]
+    if len(values) < len(df.columns) - 1:  # all columns but (at most) the label hold single numbers
+        return
+    if sum(_is_number(str(c).rsplit(".", 1)[0]) for c in df.columns) >= len(df.columns) - 1:  # pandas: 0.5.1
+        what = "has no header row (labels, then one value per column: the UCR archive layout)"
+    else:
+        what = "holds one value per column (a wide table)"
+    raise UserError(f"{path}: {what}; rnnkit reads each series as one column of space-separated numbers, "
+                    f"e.g. 'label,sequence' with '0.1 0.5 -2' cells, or .npz / .ts files")
 
 
 def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: Sequence[str], what: str, flag: str) -> str:
