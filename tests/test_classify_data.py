@@ -110,6 +110,13 @@ def test_folder_of_class_files(tmp_path):
     assert read_sequences(tmp_path).labels[-1] == "Scottish"
 
 
+def test_folder_of_class_folders_is_named(tmp_path):
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "pos" / "1.txt").write_text("great\n")
+    with pytest.raises(UserError, match="it holds folders pos: one example per line of <class>.txt"):
+        read_sequences(tmp_path)
+
+
 def test_folder_empty_class_is_an_error(tmp_path):
     (tmp_path / "a.txt").write_text("x\ny\n", encoding="utf-8")
     (tmp_path / "b.txt").write_text("\n", encoding="utf-8")

@@ -256,9 +256,8 @@ def _refuse_wide(path: Path, df) -> None:
     layout --text-col can fix: say what it is and what to write instead."""
     if len(df.columns) < 4 or len(df) == 0:
         return
-    values = [c for c in df.columns if all(_is_number(v) for v in df[c].head(50))]
-    if len(values) < len(df.columns) - 1:  # all columns but (at most) the label hold single numbers
-        return
+    if sum(all(_is_number(v) for v in df[c].head(50)) for c in df.columns) < len(df.columns) - 1:
+        return  # not all columns but (at most) the label hold single numbers
     if sum(_is_number(str(c).rsplit(".", 1)[0]) for c in df.columns) >= len(df.columns) - 1:  # pandas: 0.5.1
         what = "has no header row (labels, then one value per column: the UCR archive layout)"
     else:
@@ -314,7 +313,9 @@ def read_class_folder(path: Path) -> SequenceData:
     """Folder of ``<class>.txt`` files, one example per non-empty line."""
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".txt")  # Windows: B.TXT
     if not files:
-        raise UserError(f"{path}: no <class>.txt files in the folder")
+        subs = sorted(p.name for p in path.iterdir() if p.is_dir())[:3]  # aclImdb style: pos/, neg/
+        hint = f" (it holds folders {', '.join(subs)}: one example per line of <class>.txt is read)" if subs else ""
+        raise UserError(f"{path}: no <class>.txt files in the folder{hint}")
     texts, labels = [], []
     for f in files:
         raw = f.read_bytes()
