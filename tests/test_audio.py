@@ -5,7 +5,7 @@ import pytest
 sf = pytest.importorskip("soundfile")
 
 from rnnkit.cli import main  # noqa: E402
-from rnnkit.data.audio import AudioLimits, load_audio, save_audio  # noqa: E402
+from rnnkit.data.audio import AudioLimits, check_wave, load_audio, save_audio  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
 
 
@@ -67,3 +67,15 @@ def test_cli_transcribe_bad_audio_exit_2(tmp_path, capsys):
     code = main(["speech", "transcribe", "--model", str(tmp_path / "nomodel"), str(tmp_path / "junk.wav")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("rnnkit: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("wave, match", [
+    (np.full(100, np.nan, np.float32), "NaN or infinite"),             # transcribed as '' before
+    (np.zeros((100, 2), np.float32), r"mono samples of shape \(samples,\)"),
+    ((np.arange(100) * 30).astype(np.int16), "divide by 32768"),       # unscaled PCM gave garbage
+    (np.full(100, 1e30, np.float32), "amplitude 1e\\+30"),
+])
+def test_in_memory_wave_for_transcription_is_checked(wave, match):
+    with pytest.raises(UserError, match=match):
+        check_wave(wave)
+    assert check_wave(np.zeros(5)).dtype == np.float32

@@ -103,6 +103,14 @@ def test_predict_bad_model_and_refuses_to_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert main(["classify", "train", "--data", str(data), "--out", str(model), *QUICK]) == 2
     assert "already holds a model" in capsys.readouterr().err
+    # output paths are checked before predicting: a folder as the CSV (the error named a temp file),
+    # a file as evaluate's folder (it printed the metrics, then failed)
+    assert main(["classify", "predict", "--model", str(model), "--data", str(data), "--out", str(tmp_path)]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp*"))
+    assert main(["classify", "evaluate", "--model", str(model), "--data", str(data), "--out", str(data)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "exists and is not a folder" in err
 
 
 def test_resume_continues_training(tmp_path, capsys):

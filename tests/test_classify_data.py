@@ -31,11 +31,67 @@ def test_csv_numeric_rows_become_series(tmp_path):
     assert d.padded()[1, :, 0].tolist() == [4, 5, 0] and d.steps.shape == (5, 1)
 
 
+def test_csv_numeric_column_with_one_odd_value(tmp_path):
+    """A typo or 'NA' in one row of numeric series is an error naming it (the whole column was read
+    as characters and a text model trained); text that holds some numbers stays text."""
+    p = tmp_path / "d.csv"
+    p.write_text("sequence,label\n1 2 3,a\n4 5 6,b\n7 NA 9,a\n1 1 1,b\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"row 4 in column 'sequence': 'NA' is not a number, while 3 of 4 rows"):
+        read_sequences(p)
+    p.write_text("text,label\nroom 101,a\n12 34,b\nhello there,a\nbye,b\n", encoding="utf-8")
+    assert read_sequences(p).kind == "tokens"
+
+
+def test_one_value_per_column_is_named_not_sent_to_text_col(tmp_path):
+    """UCR-archive rows (no header: label, then values) and wide tables were 'no sequence column;
+    name it with --text-col', which no column name fixes."""
+    ucr = tmp_path / "X_TRAIN.tsv"
+    ucr.write_text("".join(f"{1 + i % 2}\t" + "\t".join(f"{(i * j) % 7 / 7:.3f}" for j in range(8)) + "\n"
+                           for i in range(6)))
+    with pytest.raises(UserError, match="has no header row .*UCR archive layout"):
+        read_sequences(ucr)
+    wide = tmp_path / "w.csv"
+    wide.write_text("t0,t1,t2,t3,label\n" + "".join(f"{i},{i + 1},{i + 2},{i},{'ab'[i % 2]}\n" for i in range(6)))
+    with pytest.raises(UserError, match="one value per column"):
+        read_sequences(wide)
+
+
+def test_csv_with_another_separator_says_so(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text;label\nab;x\ncd;y\n", encoding="utf-8")
+    with pytest.raises(UserError, match="looks semicolon-separated"):  # was "no sequence column"
+        read_sequences(p)
+
+
+def test_csv_and_class_file_in_utf16_are_named(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes("text,label\nab,x\ncd,y\n".encode("utf-16"))
+    with pytest.raises(UserError, match="d.csv: is UTF-16 or UTF-32 text"):
+        read_sequences(p)
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.txt").write_bytes("ab\ncd\n".encode("utf-16"))
+    with pytest.raises(UserError, match="a.txt: is UTF-16 or UTF-32 text"):
+        read_sequences(tmp_path / "f")
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (["ab", np.zeros(3), "cd", "ef"], ["a", "b"] * 2, "got a list of ndarray, str"),  # numpy's message before
+    (np.zeros((4, 3)), np.zeros((4, 2)), r"y must have shape \(n,\)"),  # was 'need at least 2 classes'
+    (np.zeros((4, 3)), np.array([0.0, 1.0, np.nan, 1.0]), "NaN or infinite labels"),  # was a class 'nan'
+    (np.zeros((2, 3)), [[1, 2], [3]], "nested lists"),
+])
+def test_in_memory_inputs_of_the_wrong_form(X, y, match):
+    with pytest.raises(UserError, match=match):
+        from_arrays(X, y)
+
+
 def test_csv_unknown_label_column(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label\nab,x\n", encoding="utf-8")
     with pytest.raises(UserError, match="no label column 'cls'"):
         read_sequences(p, label_col="cls")
+    with pytest.raises(UserError, match="'label' is both the sequence and the label column"):
+        read_sequences(p, text_col="label")  # trained on the labels themselves before
 
 
 def test_csv_empty_label(tmp_path):
@@ -50,6 +106,15 @@ def test_folder_of_class_files(tmp_path):
     (tmp_path / "Irish.txt").write_text("O'Brien\n", encoding="utf-8")
     d = read_sequences(tmp_path)
     assert d.labels == ["Greek", "Greek", "Irish"] and d.texts[2] == "O'Brien"
+    (tmp_path / "Scottish.TXT").write_text("MacLeod\n", encoding="utf-8")  # an upper-case suffix was skipped
+    assert read_sequences(tmp_path).labels[-1] == "Scottish"
+
+
+def test_folder_of_class_folders_is_named(tmp_path):
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "pos" / "1.txt").write_text("great\n")
+    with pytest.raises(UserError, match="it holds folders pos: one example per line of <class>.txt"):
+        read_sequences(tmp_path)
 
 
 def test_folder_empty_class_is_an_error(tmp_path):
@@ -138,6 +203,9 @@ def test_ts_reader_errors(tmp_path):
     p2.write_text("@classLabel true a b\n@data\n1,?,3:a\n")
     with pytest.raises(UserError, match="missing value"):
         read_ts(p2)
+    p2.write_text("@timestamps true\n@classLabel true a b\n@data\n(2007-01-01 00:00:00,1),(2007-01-02 00:00:00,2):a\n")
+    with pytest.raises(UserError, match="@timestamps true is not supported"):  # was "non-numeric value"
+        read_ts(p2)
 
 
 def test_vocab_and_scaler():
@@ -166,6 +234,21 @@ def test_metrics_match_sklearn(tmp_path):
     assert table.splitlines()[0].startswith("| true \\ pred | a |") and len(table.splitlines()) == 7
     png = plot_confusion(confusion_matrix(t, p, 5), list("abcde"), tmp_path / "cm.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_of_hundreds_of_classes_stays_small(tmp_path):
+    """500 classes: the table was 500 columns of zeros on stdout and the PNG a 25,000-pixel square
+    that took GBs (killed); now the top confusions and a capped figure."""
+    import matplotlib.image
+
+    n = 500
+    cm = np.eye(n, dtype=np.int64) * 2
+    cm[3, 7] = 5
+    labels = [f"class{i}" for i in range(n)]
+    table = format_confusion(cm, labels)
+    assert len(table.splitlines()) == 4 and "| class3 | class7 | 5 |" in table
+    png = plot_confusion(cm, labels, tmp_path / "cm.png")
+    assert max(matplotlib.image.imread(png).shape[:2]) <= 24 * 110
 
 
 @settings(max_examples=200, deadline=None)

@@ -94,3 +94,34 @@ def test_message_quoting_a_line_break_stays_one_line(tmp_path, capsys):
     p.write_text('"my\ntext",label\nabc,a\n')
     assert_one_line_error(capsys, ["classify", "train", "--data", str(p), "--out", str(tmp_path / "m")],
                           "columns are my\\ntext, label")
+
+
+def test_failed_train_leaves_no_model_folder(tmp_path, capsys):
+    """Bad data found after --out was created (an unseen class in --val-data, a corrupt .gz corpus)
+    removes the folder again, for classify and text as for forecast."""
+    train, val = tmp_path / "t.csv", tmp_path / "v.csv"
+    train.write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(10)))
+    val.write_text("text,label\nw1,a\nw2,zzz\n")
+    assert_one_line_error(capsys, ["classify", "train", "--data", str(train), "--val-data", str(val), "--epochs", "1", "--quiet",
+                                   "--out", str(tmp_path / "m")], "'zzz'")
+    assert not (tmp_path / "m").exists()
+    corpus = tmp_path / "c.txt.gz"
+    corpus.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
+    assert_one_line_error(capsys, ["text", "train", "--data", str(corpus), "--quiet", "--out", str(tmp_path / "t")], "cannot read")
+    assert not (tmp_path / "t").exists()
+
+
+def test_resume_into_another_tasks_folder_is_refused_untouched(tmp_path, capsys):
+    """classify --resume on a text model folder wrote resolved_config.json into it, then failed on shapes."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat\n" * 200)
+    model = tmp_path / "m"
+    assert main(["text", "train", "--data", str(corpus), "--out", str(model), "--epochs", "1", "--bptt", "16",
+                 "--batch-size", "4", "--hidden-size", "8", "--quiet"]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in model.iterdir())
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(10)))
+    assert_one_line_error(capsys, ["classify", "train", "--data", str(data), "--resume", "--quiet",
+                                   "--out", str(model)], "holds a 'text' model, not a 'classify' model")
+    assert sorted(p.name for p in model.iterdir()) == before

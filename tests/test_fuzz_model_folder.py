@@ -129,6 +129,7 @@ FILE_CASES = {
     "no labels.json": remove("labels.json"),
     "labels.json a number": write("labels.json", b"5"),
     "labels.json three labels": write("labels.json", b'["a", "b", "c"]'),
+    "labels.json a class twice": write("labels.json", b'["a", "a"]'),
     "no scaler.json": remove("scaler.json"),
     "scaler.json a list": write("scaler.json", b"[1, 2]"),
     "scaler.json NaN mean": edit_json("scaler.json", lambda s: {**s, "mean": [float("nan")] * len(s["mean"])}),

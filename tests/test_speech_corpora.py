@@ -2,6 +2,7 @@
 files made here: detection, transcripts, audio segments, features, and `speech train --data` on each."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,6 +117,27 @@ def test_kaldi_layout_with_segments_and_pipes_refused(tmp_path):
     (d / "wav.scp").write_text("utt1 sox rec1.flac -t wav - |\n")
     with pytest.raises(UserError, match="only plain audio paths"):
         read_corpus(d)
+    (d / "wav.scp").write_text(f"rec1 {tmp_path / 'wav' / 'rec1.wav'}\n")
+    (d / "segments").write_text("utt1 rec1 0.9 0.1\n")  # end before start: was "audio too short (8 frames)"
+    with pytest.raises(UserError, match=r"segments:1: start 0.9 and end 0.1"):
+        read_corpus(d)
+
+
+def test_common_voice_tsv_not_utf8(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "train.tsv").write_bytes(b"client_id\tpath\tsentence\nc0\ta.wav\tcaf\xe9\n")
+    with pytest.raises(UserError, match=r"train.tsv:2: not valid UTF-8"):  # was a UnicodeDecodeError traceback
+        read_corpus(tmp_path)
+
+
+def test_pairs_without_transcripts_are_named(tmp_path, capsys):
+    for k, text in enumerate(TEXTS):
+        _write(tmp_path / f"u{k}.wav", _tone(k))
+        if k != 2:
+            (tmp_path / f"u{k}.txt").write_text(text)
+    assert len(read_corpus(tmp_path)) == 3  # trained on 3 of 4 files without a word before
+    err = capsys.readouterr().err
+    assert "warning: 1 of 4 audio files" in err and "u2.wav" in err
 
 
 def test_detection_errors(tmp_path):
@@ -190,3 +212,15 @@ def test_disk_feature_cache_equals_in_memory_and_is_reused(tmp_path):
     (tmp_path / "u0.wav").unlink()
     _write(tmp_path / "u0.wav", _tone(5, seconds=0.6))  # changed audio: features computed again
     assert not DiskFeatureSet(utts, CharVocab(), FbankConfig()).reused
+
+
+def test_letters_outside_the_alphabet_are_counted_on_stderr(capsys):
+    """A German corpus trained with 'schön' read as 'sch n' and no word said."""
+    from rnnkit.tasks.speech.task import _warn_dropped_letters
+
+    utts = [Utterance(Path("a.wav"), "Schön, grüß dich!"), Utterance(Path("b.wav"), "Yes. It's 42")]
+    _warn_dropped_letters(utts, CharVocab())
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: warning: 3 transcript letters") and "'ö' (1)" in err and "'ß' (1)" in err
+    _warn_dropped_letters(utts[1:], CharVocab())  # punctuation and digits are normalisation, not a warning
+    assert capsys.readouterr().err == ""

@@ -129,6 +129,17 @@ def test_cli_transcribe_evaluate_and_errors(tiny_model, word_corpus, tmp_path, c
     assert main(["speech", "transcribe", "--model", str(model), str(junk)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit: error:") and "junk.wav" in err
+    # a bad file among good ones fails before any transcript (was: the good ones printed, then the error)
+    assert main(["speech", "transcribe", "--model", str(model), str(test[0].audio), str(junk)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "junk.wav" in out.err
+    for beam in ("-3", "100000"):  # -3 decoded greedily without a word; 100,000 ran for minutes
+        assert main(["speech", "transcribe", "--model", str(model), "--beam", beam, str(test[0].audio)]) == 2
+        assert "--beam must lie in 0..1024" in capsys.readouterr().err
+    assert main(["speech", "evaluate", "--model", str(model), "--data", str(root / "test.jsonl"),
+                 "--json", str(tmp_path)]) == 2  # checked before decoding every utterance
+    out = capsys.readouterr()
+    assert out.out == "" and "--json" in out.err and "is a folder" in out.err
 
 
 def test_cli_train_small_and_malformed_input(word_corpus, tmp_path, capsys):

@@ -119,11 +119,15 @@ def test_synth_cli_rejects_bad_shares(tmp_path, capsys):
     _need("espeak-ng", "espeak-ng")
     from rnnkit.cli import main
 
+    zero = ["--digits", "0", "--numbers", "0", "--words", "0", "--sentences", "0"]
     for flags in (["--festival", "1.5"], ["--flite", "0.6", "--festival", "0.6"], ["--copies", "0"],
-                  ["--render-only", "festival"]):
-        assert main(["speech", "synth", "--out", str(tmp_path / "c"), *flags]) == 2
+                  ["--render-only", "festival"], ["--digits", "-5"], zero, ["--workers", "0"]):
+        assert main(["speech", "synth", "--out", str(tmp_path / "c"), *flags]) == 2  # -5 and zero: empty corpora
         assert "rnnkit: error:" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+    (tmp_path / "f").write_text("x")
+    assert main(["speech", "synth", "--out", str(tmp_path / "f")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err  # was "f/wav: Not a directory"
 
 
 def test_keep_takes_a_subset_without_changing_the_rest(tmp_path):

@@ -48,6 +48,8 @@ def test_next_word_and_evaluate(trained, capsys):
     assert ranked[0]["word"] == "mat" and len(ranked) == 3
     assert main(["text", "next-word", "--model", str(out), "--prompt", "the cat sat on the"]) == 0
     assert capsys.readouterr().out.splitlines()[0].split("\t")[1] == "mat"
+    assert main(["text", "next-word", "--model", str(out), "--prompt", "the", "--k", "1000000000"]) == 2
+    assert "--k must lie in 1..1000" in capsys.readouterr().err  # a character model's beam search never ended
     held = folder / "held.txt"
     held.write_text("the dog ate the bone.\n" * 5, encoding="utf-8")
     assert main(["text", "evaluate", "--model", str(out), "--data", str(held)]) == 0

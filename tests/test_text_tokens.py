@@ -122,6 +122,7 @@ def test_folder_glob_and_gzip_inputs_read_the_same_text(tmp_path):
     (b"", "empty"),
     (b"  \n\n ", "empty"),
     (b"abc\x00\x01def", "binary"),
+    ("Notepad's Unicode\n".encode("utf-16"), "is UTF-16 or UTF-32 text"),  # was "looks binary"
     (b"good line\n" * 5 + b"caf\xe9\n", r"not valid UTF-8 \(line 6\)"),
 ])
 def test_bad_inputs_are_one_line_errors(tmp_path, content, message):
@@ -143,6 +144,17 @@ def test_missing_inputs_and_corrupt_archive(tmp_path):
     bad.write_bytes(gzip.compress(b"hello\n" * 100)[:-20])
     with pytest.raises(UserError, match="cannot read"):
         prepare_text(resolve_inputs(bad), TokenSpec(level="char"))
+    garbled = tmp_path / "garbled.txt.gz"  # a gzip header then junk: zlib.error was a traceback
+    garbled.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
+    with pytest.raises(UserError, match="garbled.txt.gz: cannot read"):
+        prepare_text(resolve_inputs(garbled), TokenSpec(level="char"))
+
+
+def test_empty_text_names_the_file(tmp_path):
+    path = tmp_path / "blank.txt"
+    path.write_text("  \n\t\n" * 10)
+    with pytest.raises(UserError, match="blank.txt: empty text"):
+        prepare_text(resolve_inputs(path), TokenSpec(level="word", val_fraction=0.1))
 
 
 def test_stream_batches_match_the_in_memory_layout():

@@ -5,10 +5,9 @@ import argparse
 import io
 import json
 import sys
-from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
-from rnnkit.errors import UserError
+from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, check_out_folder, removed_on_error,
+                               resolve_config, save_trained)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,15 +54,16 @@ def _read(args: argparse.Namespace, path: str, labelled: bool):
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.classify.task import ClassifierConfig, SequenceClassifier
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "classify")
     clf = SequenceClassifier(resolve_config(args, ClassifierConfig))
     data = _read(args, args.data, labelled=True)
     val = (_read(args, args.val_data, labelled=True),) if args.val_data else None
-    clf.fit(data, val=val, out_dir=out, resume=args.resume)
-    if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
-        print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
-    if save_trained(clf, out) is None:
-        return 0
+    with removed_on_error(out):  # bad data found late (e.g. --val-data) leaves no half-written folder
+        clf.fit(data, val=val, out_dir=out, resume=args.resume)
+        if args.quiet and clf.plan is not None:  # the one line of what was chosen and why, even when quiet
+            print(f"rnnkit: auto config: {clf.plan.reason}", file=sys.stderr)
+        if save_trained(clf, out) is None:
+            return 0
     h = clf.history
     print(json.dumps({"model": str(out), "classes": len(clf.labels), "members": len(clf.histories), "epochs": h.epochs,
                       "best_val_loss": h.best_val_loss, "stop_reason": h.stop_reason}))
@@ -75,6 +75,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from rnnkit.tasks.classify.task import SequenceClassifier
 
+    out = check_out_file(args.out) if args.out else None  # before the work, not after it
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=False)
     proba = clf.predict_proba(data)
@@ -86,12 +87,9 @@ def _predict(args: argparse.Namespace) -> int:
     df["label"] = [clf.labels[i] for i in proba.argmax(1)]
     for j, name in enumerate(clf.labels):
         df[f"p_{name}"] = proba[:, j].round(6)
-    if args.out:
+    if out is not None:
         from rnnkit.train.checkpoint import atomic_write_text
 
-        out = Path(args.out)
-        if not out.parent.is_dir():
-            raise UserError(f"--out {out}: folder {out.parent} does not exist")
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         atomic_write_text(out, buf.getvalue())
@@ -110,16 +108,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit.metrics.classify import format_confusion, plot_confusion
     from rnnkit.tasks.classify.task import SequenceClassifier
 
+    out = check_out_folder(args.out) if args.out else None
     clf = SequenceClassifier.load(args.model)
     data = _read(args, args.data, labelled=True)
     report = clf.evaluate(data)
     cm = np.array(report["confusion"])
     print(f"n = {report['n']}  accuracy = {report['accuracy']:.4f}  macro-F1 = {report['macro_f1']:.4f}")
     print(format_confusion(cm, report["labels"]))
-    if args.out:
+    if out is not None:
         from rnnkit.train.checkpoint import atomic_write_json
 
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "metrics.json", report)
         plot_confusion(cm, report["labels"], out / "confusion.png")

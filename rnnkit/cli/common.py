@@ -97,16 +97,43 @@ def resolve_config(args: argparse.Namespace, cls: type, **fixed: Any) -> Any:
     return from_dict(cls, values, "settings", label=flag_name)
 
 
-def check_out_dir(out: str, resume: bool) -> Path:
-    """Refuse to overwrite a model folder unless resuming; refuse a file."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path}: exists and is not a folder")
+def check_out_dir(out: str, resume: bool, task: Optional[str] = None) -> Path:
+    """Refuse to overwrite a model folder unless resuming; refuse a file; with ``task``, refuse to
+    resume (and so write into) another task's folder."""
+    path = check_out_folder(out)  # checked before any training, not after it
     if path.is_dir() and (path / "config.json").exists() and not resume:
         raise UserError(f"--out {path}: already holds a model; choose another folder or pass --resume")
+    if resume and task is not None:
+        for cfg in (path / "checkpoint" / "config.json", path / "config.json"):
+            try:
+                found = json.loads(cfg.read_text(encoding="utf-8")).get("task", task)
+            except (OSError, ValueError, AttributeError):  # absent or damaged: the trainer's checks report it
+                continue
+            if found != task:
+                raise UserError(f"--out {path}: holds a {found!r} model, not a {task!r} model; --resume continues "
+                                f"a run of the same task")
+    return path
+
+
+def check_out_file(out: str, flag: str = "--out") -> Path:
+    """An output file's path, checked before any work: not a folder, and its folder exists (a
+    mistyped folder is named rather than created)."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def check_out_folder(out: str, flag: str = "--out") -> Path:
+    """An output folder's path, checked before any work: not an existing file (created later)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is not a folder")
     existing = next((p for p in path.absolute().parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():  # checked before any training, not after it
-        raise UserError(f"--out {path}: {existing} is not a folder")
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is not a folder")
     return path
 
 

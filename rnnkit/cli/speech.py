@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+from rnnkit.cli.common import (add_train_flags, check_out_dir, check_out_file, check_out_folder, removed_on_error,
+                               resolve_config, save_trained)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,6 +95,16 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError("--flite + --festival must not exceed 1")
     if args.copies < 1:
         raise UserError("--copies must be at least 1")
+    counts = ("digits", "numbers", "words", "sentences", "book", "test")
+    for name in counts:  # a negative count made an empty corpus with exit 0
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if not args.render_only and not args.text and not any(getattr(args, name) for name in counts[:-1]):
+        raise UserError("nothing to synthesise: every one of --digits --numbers --words --sentences --book is 0 "
+                        "and there is no --text")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    check_out_folder(args.out)  # an existing file failed later as "OUT/wav: Not a directory"
     cfg = SynthConfig(n_digits=args.digits, n_numbers=args.numbers, n_words=args.words,
                       n_sentences=args.sentences, n_book=args.book, n_test=args.test, seed=args.seed,
                       p_flite=args.flite, p_festival=args.festival, copies=args.copies, cache_dir=args.cache)
@@ -121,11 +132,12 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.speech.task import SpeechConfig, SpeechRecognizer
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "speech")
     asr = SpeechRecognizer(resolve_config(args, SpeechConfig))
-    asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)
-    if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
-        return 0
+    with removed_on_error(out):  # a bad recording found while reading leaves no half-written folder
+        asr.fit(args.data, val_data=args.val_data, out_dir=str(out), resume=args.resume)
+        if save_trained(asr, out) is None:  # under torchrun only rank 0 writes the model folder
+            return 0
     h = asr.history
     print(json.dumps({"model": str(out), "epochs": h.epochs, "best_val_loss": h.best_val_loss,
                       "stop_reason": h.stop_reason}))
@@ -133,8 +145,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from rnnkit.data.audio import SAMPLE_RATE, load_audio
+    from rnnkit.data.audio import SAMPLE_RATE, load_audio, probe_audio
 
+    for f in args.files:  # a missing or unreadable file fails before any transcript, not after some
+        probe_audio(f)
     asr = _load(args)
     audio_s = compute_s = 0.0
     for f in args.files:
@@ -152,6 +166,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from rnnkit.train.checkpoint import atomic_write_json
 
+    if args.json:
+        check_out_file(args.json, "--json")  # before decoding every utterance, not after
     asr = _load(args)
     report = asr.evaluate(args.data, beam=args.beam, use_lm=not args.no_lm)
     for u in report["utterances"]:

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from rnnkit.cli.common import add_train_flags, check_out_dir, resolve_config, save_trained
+from rnnkit.cli.common import add_train_flags, check_out_dir, removed_on_error, resolve_config, save_trained
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,12 +65,14 @@ def _warnings_to_stderr() -> Iterator[None]:
 def _train(args: argparse.Namespace) -> int:
     from rnnkit.tasks.text.task import TextConfig, TextModel
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "text")
     model = TextModel(config=resolve_config(args, TextConfig))
     val = Path(args.val_data) if args.val_data else None
-    model.fit(Path(args.data), val, out_dir=str(out), resume=args.resume)
-    if save_trained(model, out) is not None:
-        print(json.dumps({"model": str(out), **model.metrics}, indent=2))
+    with removed_on_error(out):  # a corpus found bad while reading leaves no half-written folder
+        model.fit(Path(args.data), val, out_dir=str(out), resume=args.resume)
+        if save_trained(model, out) is None:
+            return 0
+    print(json.dumps({"model": str(out), **model.metrics}, indent=2))
     return 0
 
 

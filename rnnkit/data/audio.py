@@ -56,22 +56,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     """
     limits = limits or AudioLimits()
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"audio file not found: {p}")
-    size = p.stat().st_size
-    if size == 0:
-        raise UserError(f"audio file is empty (0 bytes): {p}")
-    if size > limits.max_bytes:
-        raise UserError(f"audio file too large ({size / 1e6:.0f} MB > {limits.max_bytes / 1e6:.0f} MB): {p}")
+    probe_audio(p, limits)
     if p.suffix.lower() in (".raw", ".pcm"):
         wave, sr = np.fromfile(p, dtype="<i2").astype(np.float32) / 32768.0, SAMPLE_RATE
     else:
         sf = _need("soundfile")
-        try:
-            info = sf.info(str(p))
-        except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
-            raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
-        _check_header(p, info.samplerate, info.channels, info.frames, limits)
         try:
             data, sr = sf.read(str(p), dtype="float32", always_2d=True)
         except MemoryError:
@@ -90,6 +79,30 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     if out.size == 0:  # a few samples at a high rate resample to nothing
         raise UserError(f"audio file too short ({wave.size} samples at {sr} Hz): {p}")
     return out
+
+
+def probe_audio(path: str | os.PathLike, limits: AudioLimits | None = None) -> None:
+    """The checks that need no decoding (exists, size, a readable header with sane rate, channels,
+    duration and at least one sample): a batch of files can be checked before any is processed."""
+    limits = limits or AudioLimits()
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"audio file not found: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise UserError(f"audio file is empty (0 bytes): {p}")
+    if size > limits.max_bytes:
+        raise UserError(f"audio file too large ({size / 1e6:.0f} MB > {limits.max_bytes / 1e6:.0f} MB): {p}")
+    if p.suffix.lower() in (".raw", ".pcm"):
+        return
+    sf = _need("soundfile")
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile raises its own error types; all mean "cannot decode"
+        raise UserError(f"cannot read audio file {p}: {exc_summary(exc)}") from None
+    _check_header(p, info.samplerate, info.channels, info.frames, limits)
+    if info.frames == 0:
+        raise UserError(f"audio file has no samples: {p}")
 
 
 def _check_header(p: Path, rate: int, channels: int, frames: int, limits: AudioLimits) -> None:
@@ -115,6 +128,26 @@ def _check_samples(p: Path, data: np.ndarray, limits: AudioLimits) -> None:
         raise UserError(f"audio file has samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; "
                         f"audio is expected in [-1, 1]): {p}")
 
+
+
+def check_wave(wave, limits: AudioLimits | None = None, where: str = "wave") -> np.ndarray:
+    """An in-memory waveform for inference: mono ``(samples,)`` float samples in about [-1, 1],
+    finite. Returns it as float32; UserError otherwise (int16 samples, a stereo (samples, 2) array or
+    NaN would be transcribed as garbage or nothing)."""
+    limits = limits or AudioLimits()
+    a = np.asarray(wave)
+    if a.ndim != 1:
+        raise UserError(f"{where}: expected mono samples of shape (samples,), got {a.shape}; for "
+                        f"(samples, channels) average the channels first")
+    if a.dtype.kind != "f":
+        raise UserError(f"{where}: expected float samples in [-1, 1], got dtype {a.dtype} (int16 PCM: divide by 32768)")
+    if not np.all(np.isfinite(a)):
+        raise UserError(f"{where}: contains NaN or infinite samples")
+    peak = float(np.abs(a).max()) if a.size else 0.0
+    if peak > limits.max_amplitude:
+        raise UserError(f"{where}: samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; audio is "
+                        f"expected in [-1, 1])")
+    return a.astype(np.float32, copy=False)
 
 
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

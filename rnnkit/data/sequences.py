@@ -23,6 +23,7 @@ import numpy as np
 from rnnkit.data.checks import bad_mask, describe, first_bad
 from rnnkit.data.ragged import offsets_of, pad, ragged_from_padded, take_ragged
 from rnnkit.data.text import decode_text
+from rnnkit.data.text_sources import not_utf8_kind
 from rnnkit.errors import UserError, exc_summary
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
@@ -81,17 +82,37 @@ class SequenceData:
 # ----------------------------------------------------------------------------- building
 def from_arrays(X, y=None, lengths=None, source: str = "<memory>") -> SequenceData:
     """In-memory input: a list of strings, an array (n, T, F) / (n, T), or a list of (T_i, F) arrays."""
-    labels = None if y is None else [str(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)]
     if isinstance(X, SequenceData):
         return X
+    labels = None if y is None else _memory_labels(y, source)
     if isinstance(X, (list, tuple)) and X and all(isinstance(s, str) for s in X):
         data = SequenceData(kind="tokens", texts=list(X), labels=labels, source=source)
     elif isinstance(X, (list, tuple)) and X and all(isinstance(s, np.ndarray) for s in X):
         data = _from_ragged(list(X), labels, source)
     else:
-        data = _from_padded(np.asarray(X), labels, lengths, source)
+        try:
+            X = np.asarray(X)
+        except ValueError:  # numpy's "inhomogeneous shape": e.g. strings mixed with arrays
+            kinds = sorted({type(s).__name__ for s in X}) if isinstance(X, (list, tuple)) else [type(X).__name__]
+            raise UserError(f"{source}: X must be a list of strings, a list of (time, features) arrays or one "
+                            f"array (n, time[, features]); got a list of {', '.join(kinds)}") from None
+        data = _from_padded(X, labels, lengths, source)
     _check_sizes(data)
     return data
+
+
+def _memory_labels(y, source: str) -> list[str]:
+    """In-memory labels -> strings, with the .npz rules: one label per example (shape (n,)), and
+    float labels only when finite (NaN would become a class 'nan')."""
+    try:
+        a = np.asarray(y) if not isinstance(y, np.ndarray) else y
+    except ValueError:  # ragged nested lists
+        raise UserError(f"{source}: y must have shape (n,) (one label per example), got nested lists") from None
+    if a.ndim != 1:
+        raise UserError(f"{source}: y must have shape (n,) (one label per example), got {a.shape}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise UserError(f"{source}: y holds NaN or infinite labels")
+    return [str(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)]
 
 
 def _from_ragged(arrays: list[np.ndarray], labels, source: str) -> SequenceData:
@@ -189,15 +210,26 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     try:
         df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); save the CSV as UTF-8") from None
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        what = not_utf8_kind(head) if head.startswith((b"\xff\xfe", b"\xfe\xff")) else f"not valid UTF-8 (byte {exc.start})"
+        raise UserError(f"{path}: {what}; save the CSV as UTF-8") from None
     except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
         raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
     cols = list(df.columns)
+    from rnnkit.data.series import check_separator
+
+    check_separator([str(c) for c in cols], path)
+    if text_col is None and not any(c in cols for c in TEXT_COLUMNS):
+        _refuse_wide(path, df)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
     labels = None
     if labelled or label_present:
         label_col = _pick_column(path, cols, label_col, LABEL_COLUMNS, "label", "--label-col")
+        if label_col == text_col:  # the labels as inputs: a perfect score that means nothing
+            raise UserError(f"{path}: column {text_col!r} is both the sequence and the label column; "
+                            f"name the other one with --text-col / --label-col")
         labels = [s.strip() for s in df[label_col].tolist()]
         empty = [i for i, s in enumerate(labels) if not s]
         if empty:
@@ -208,7 +240,7 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     empty = [i for i, s in enumerate(texts) if not s.strip()]
     if empty:
         raise UserError(f"{path}: row {empty[0] + 2} has an empty sequence in column {text_col!r}")
-    numbers = _as_numbers(texts)
+    numbers = _as_numbers(texts, path, text_col)
     if numbers is not None:
         for i, a in enumerate(numbers):  # say the CSV line, not the example index
             bad = first_bad(a)
@@ -217,6 +249,21 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
                                 f"{describe(float(a[bad]))}")
         return _from_ragged(numbers, labels, str(path))
     return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
+
+
+def _refuse_wide(path: Path, df) -> None:
+    """One value per column (the UCR archive's label-then-values rows, or t0, t1, ... headers) is not a
+    layout --text-col can fix: say what it is and what to write instead."""
+    if len(df.columns) < 4 or len(df) == 0:
+        return
+    if sum(all(_is_number(v) for v in df[c].head(50)) for c in df.columns) < len(df.columns) - 1:
+        return  # not all columns but (at most) the label hold single numbers
+    if sum(_is_number(str(c).rsplit(".", 1)[0]) for c in df.columns) >= len(df.columns) - 1:  # pandas: 0.5.1
+        what = "has no header row (labels, then one value per column: the UCR archive layout)"
+    else:
+        what = "holds one value per column (a wide table)"
+    raise UserError(f"{path}: {what}; rnnkit reads each series as one column of space-separated numbers, "
+                    f"e.g. 'label,sequence' with '0.1 0.5 -2' cells, or .npz / .ts files")
 
 
 def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: Sequence[str], what: str, flag: str) -> str:
@@ -231,23 +278,44 @@ def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: S
     raise UserError(f"{path}: no {what} column (looked for {', '.join(defaults)}); name it with {flag}; columns are {have}")
 
 
-def _as_numbers(texts: list[str]) -> Optional[list[np.ndarray]]:
-    """Rows like '0.1 0.5 -2' -> univariate series (T, 1); None if any row is not all numbers."""
-    out = []
-    for s in texts:
+def _as_numbers(texts: list[str], path: Path, col: str) -> Optional[list[np.ndarray]]:
+    """Rows like '0.1 0.5 -2' -> univariate series (T, 1); None (text) if any row is not all numbers,
+    unless most rows are series of numbers: then the odd row is a typo or a missing-value mark ('NA',
+    '?'), and reading the whole column as characters would train on garbage, so it is an error."""
+    out, bad, series = [], None, 0
+    for i, s in enumerate(texts):
         parts = s.replace(",", " ").split()
         try:
             out.append(np.array([float(p) for p in parts], dtype=np.float64)[:, None])
         except ValueError:
-            return None
-    return out
+            if bad is None:
+                bad = (i, next(p for p in parts if not _is_number(p)))
+            continue
+        series += len(parts) >= 2
+    if bad is None:
+        return out
+    if series > len(texts) / 2:
+        raise UserError(f"{path}: row {bad[0] + 2} in column {col!r}: {bad[1][:40]!r} is not a number, while "
+                        f"{series} of {len(texts)} rows are numeric series; fix that value (missing values "
+                        f"are not supported)")
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_class_folder(path: Path) -> SequenceData:
     """Folder of ``<class>.txt`` files, one example per non-empty line."""
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".txt")  # Windows: B.TXT
     if not files:
-        raise UserError(f"{path}: no <class>.txt files in the folder")
+        subs = sorted(p.name for p in path.iterdir() if p.is_dir())[:3]  # aclImdb style: pos/, neg/
+        hint = f" (it holds folders {', '.join(subs)}: one example per line of <class>.txt is read)" if subs else ""
+        raise UserError(f"{path}: no <class>.txt files in the folder{hint}")
     texts, labels = [], []
     for f in files:
         raw = f.read_bytes()

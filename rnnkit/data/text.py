@@ -16,6 +16,7 @@ from typing import Iterator
 
 from torch import Tensor
 
+from rnnkit.data.text_sources import not_utf8_kind
 from rnnkit.errors import UserError
 
 SHAKESPEARE = Path(__file__).parent / "datasets" / "shakespeare" / "shakespeare.txt"
@@ -40,7 +41,7 @@ def decode_text(raw: bytes, where: str = "<input>", allow_empty: bool = False) -
             return ""
         raise UserError(f"{where}: empty text (no characters to learn from)")
     if b"\x00" in raw[:1 << 20]:
-        raise UserError(f"{where}: looks binary (contains NUL bytes); expected UTF-8 plain text")
+        raise UserError(f"{where}: {not_utf8_kind(raw)}; expected UTF-8 plain text")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -19,11 +19,12 @@ import glob
 import gzip
 import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
-from rnnkit.errors import UserError
+from rnnkit.errors import UserError, exc_summary
 
 CHUNK = 1 << 22          # bytes read per piece (4 MiB): big enough for numpy/regex speed, small for RAM
 _SNIFF = 1 << 20         # a NUL byte in the first MiB of a file means binary
@@ -80,11 +81,19 @@ def _open(f: InputFile) -> BinaryIO:
         raise UserError(f"{f.path}: cannot open ({exc.strerror or exc})") from None
 
 
+def not_utf8_kind(head: bytes) -> str:
+    """What a file that is not UTF-8 text looks like, from its first bytes: UTF-16/32 (Windows'
+    "Unicode" text, named so the user knows to re-save it as UTF-8) or binary."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "is UTF-16 or UTF-32 text (it starts with a byte-order mark), not UTF-8"
+    return "looks binary (contains NUL bytes)"
+
+
 def _read(fh: BinaryIO, n: int, f: InputFile) -> bytes:
     try:
         return fh.read(n)
-    except (OSError, EOFError, lzma.LZMAError) as exc:  # a truncated or corrupt archive
-        raise UserError(f"{f.path}: cannot read ({exc})") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:  # a truncated or corrupt archive
+        raise UserError(f"{f.path}: cannot read ({exc_summary(exc)})") from None
 
 
 def decompressed_size(f: InputFile) -> int:
@@ -136,6 +145,12 @@ class TextStream:
         self.val_fraction = val_fraction
         self.on_bytes = on_bytes
         self._total: Optional[int] = None
+
+    @property
+    def name(self) -> str:
+        """The inputs, for messages: the first file's name (and how many more)."""
+        more = len(self.sources) - 1
+        return self.sources[0].name + (f" (and {more} more file{'s' * (more > 1)})" if more > 0 else "")
 
     @property
     def total_bytes(self) -> int:
@@ -191,7 +206,8 @@ class TextStream:
         seen, head = 0, b""
         for block in self._blocks(src):
             if seen < _SNIFF and b"\x00" in block[:_SNIFF - seen]:
-                raise UserError(f"{src.name}: looks binary (contains NUL bytes); expected UTF-8 plain text")
+                kind = not_utf8_kind(block if seen == 0 else b"")
+                raise UserError(f"{src.name}: {kind}; expected UTF-8 plain text")
             seen += len(block)
             if head is not None:
                 head += block

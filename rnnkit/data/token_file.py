@@ -268,8 +268,8 @@ def _build(source: Union[str, Sequence[InputFile]], spec: TokenSpec, vocab: Opti
     return PreparedText(vocab, arrays[0], arrays[1], manifest, folder=folder)
 
 
-def _empty() -> UserError:
-    return UserError("empty text (no characters to learn from)")
+def _empty(stream: TextStream) -> UserError:
+    return UserError(f"{stream.name}: empty text (no characters to learn from)")
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -300,7 +300,7 @@ def _build_chars(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fo
                 counts[:len(c)] += c
             content = content or bool(text.strip())
         if not content:
-            raise _empty()
+            raise _empty(stream)
         seen = np.flatnonzero(counts)
         vocab = Vocab.from_counts({chr(cp): int(counts[cp]) for cp in seen}, "char", None, spec.min_freq,
                                   spec.lowercase)
@@ -315,7 +315,7 @@ def _build_chars(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fo
         chars[part] += len(cps)
         sinks[part].write(lut[cps])
     if sum(chars) == 0:
-        raise _empty()
+        raise _empty(stream)
     return vocab, _finish(sinks), {"characters": {"train": chars[0], "val": chars[1]}}
 
 
@@ -348,11 +348,11 @@ def _build_words(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fo
     itos = [EOS if t == "\n" else t for t in ids_of]
     if vocab is None:
         if len(counts) < 2 or counts[1:].sum() == 0:
-            raise _empty()
+            raise _empty(stream)
         vocab = Vocab.from_counts({itos[i]: int(c) for i, c in enumerate(counts) if c}, "word",
                                   spec.max_vocab, spec.min_freq, spec.lowercase)
     elif n_prov == 0:
-        raise _empty()
+        raise _empty(stream)
     lut = np.fromiter((vocab.stoi.get(t, 0) for t in itos), dtype=dtype_for(len(vocab)), count=len(itos))
     sinks = _sinks(folder, lut.dtype, split)
     for src, dst in zip(prov, sinks):
@@ -380,7 +380,7 @@ def _build_bpe(stream: TextStream, spec: TokenSpec, vocab: Optional[Vocab], fold
         for ids in vocab.encode_ids(text):
             sinks[part].write(np.asarray(ids, dtype=dtype))
     if not content:
-        raise _empty()
+        raise _empty(stream)
     return vocab, _finish(sinks), {"characters": {"train": chars[0], "val": chars[1]}}
 
 

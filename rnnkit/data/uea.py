@@ -90,6 +90,9 @@ def read_ts(path: Union[str, Path]) -> TSData:
             key, _, value = line[1:].partition(" ")
             key = key.lower()
             if key == "data":
+                if header.get("timestamps", "").lower() == "true":  # '(time,value)' pairs, not values
+                    raise UserError(f"{path}: @timestamps true is not supported; write the values without "
+                                    f"time stamps (one comma-separated series per dimension)")
                 in_data = True
             else:
                 header[key] = value.strip()

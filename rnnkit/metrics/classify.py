@@ -57,8 +57,17 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
     }
 
 
-def format_confusion(cm: np.ndarray, labels: Sequence[str], max_label: int = 12) -> str:
-    """Markdown table: rows = true class, columns = predicted class."""
+def format_confusion(cm: np.ndarray, labels: Sequence[str], max_label: int = 12, max_classes: int = 30) -> str:
+    """Markdown table: rows = true class, columns = predicted class. Over ``max_classes`` classes (a
+    500 x 500 table is a megabyte of zeros) the most frequent confusions instead, one row each."""
+    if len(labels) > max_classes:
+        off = cm.astype(np.int64).copy()
+        np.fill_diagonal(off, 0)
+        top = [k for k in np.argsort(-off, axis=None, kind="stable")[:15] if off.flat[k]]
+        rows = [f"| {str(labels[k // len(labels)])[:40]} | {str(labels[k % len(labels)])[:40]} | {int(off.flat[k])} |"
+                for k in top]
+        head = f"{len(labels)} classes: the most frequent confusions (the full matrix: metrics.json of evaluate --out)"
+        return "\n".join([head, "| true | predicted | count |", "|---|---|---:|", *rows])
     names = [str(l)[:max_label] for l in labels]
     head = "| true \\ pred | " + " | ".join(names) + " |"
     sep = "|---|" + "---:|" * len(names)
@@ -76,11 +85,12 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Union[str, Path]
     path = Path(path)
     n = len(labels)
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    size = max(4.0, 0.45 * n + 2.0)
+    size = min(max(4.0, 0.45 * n + 2.0), 24.0)  # uncapped, 500 classes drew a 25,000-pixel square (GBs)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(n), [str(l) for l in labels], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [str(l) for l in labels], fontsize=8)
+    if n <= 60:  # beyond that the names overlap: the axes count classes in label order
+        ax.set_xticks(range(n), [str(l) for l in labels], rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(n), [str(l) for l in labels], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

@@ -362,8 +362,8 @@ class SequenceClassifier(Task):
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
         labels = extras.get("labels")
-        if not isinstance(labels, list) or len(labels) != net_cfg.n_classes:
-            raise UserError(f"{where}: labels.json must list the model's {net_cfg.n_classes} classes")
+        if not isinstance(labels, list) or len(labels) != net_cfg.n_classes or len(set(map(str, labels))) != len(labels):
+            raise UserError(f"{where}: labels.json must list the model's {net_cfg.n_classes} distinct classes")
         self.labels = [str(label) for label in labels]
         if net_cfg.input_kind == "tokens":
             if "vocab" not in extras:

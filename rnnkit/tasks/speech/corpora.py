@@ -25,6 +25,7 @@ layout              what ``--data`` points at
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def read_kaldi(p: Path) -> list[Utterance]:
                 start_s, end_s = float(start), float(end)
             except ValueError:
                 raise UserError(f"{folder / 'segments'}:{i}: expected 'utt-id recording-id start end'") from None
+            if not 0 <= start_s < float("inf") or (end_s > 0 and not start_s < end_s < float("inf")):
+                raise UserError(f"{folder / 'segments'}:{i}: start {start} and end {end} must be seconds with "
+                                "0 <= start < end (end <= 0: to the end of the recording)")
             if rec not in wavs:
                 raise UserError(f"{folder / 'segments'}:{i}: recording {rec!r} is not in wav.scp")
             if utt in texts:
@@ -175,13 +179,13 @@ def read_commonvoice(p: Path) -> list[Utterance]:
         tsv = p
     clips = tsv.parent / "clips"
     out = []
-    with open(tsv, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if not reader.fieldnames or not {"path", "sentence"} <= set(reader.fieldnames):
-            raise UserError(f"{tsv}: expected Common Voice columns 'path' and 'sentence', found {reader.fieldnames}")
-        for row in reader:
-            if row["path"] and row["sentence"]:
-                out.append(Utterance(clips / row["path"], row["sentence"]))
+    text = _utf8(tsv.read_bytes(), tsv)  # a UnicodeDecodeError from the csv reader was a traceback
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    if not reader.fieldnames or not {"path", "sentence"} <= set(reader.fieldnames):
+        raise UserError(f"{tsv}: expected Common Voice columns 'path' and 'sentence', found {reader.fieldnames}")
+    for row in reader:
+        if row["path"] and row["sentence"]:
+            out.append(Utterance(clips / row["path"], row["sentence"]))
     return out
 
 
@@ -212,6 +216,10 @@ def read_pairs(p: Path) -> list[Utterance]:
         raise UserError(f"{p}: no speech corpus found: expected a manifest (.jsonl), a LibriSpeech, Common Voice "
                         "or Kaldi folder, or audio files with a same-name .txt transcript (no audio files with "
                         "a same-name .txt transcript found)")
+    if len(out) < len(audio):  # never silently train on part of the folder
+        first = next(f for f in audio if not f.with_suffix(".txt").is_file())
+        print(f"rnnkit: warning: {len(audio) - len(out)} of {len(audio)} audio files in {p} have no same-name .txt "
+              f"transcript and are skipped (first: {first})", file=sys.stderr)
     return out
 
 

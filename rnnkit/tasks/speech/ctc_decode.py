@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +30,12 @@ class CharVocab:
         allowed = set(self.chars)
         text = "".join(c if c in allowed else " " for c in text.lower())
         return re.sub(r" +", " ", text).strip()
+
+    def dropped_letters(self, texts: list[str]) -> Counter:
+        """Letters of ``texts`` outside the alphabet (e.g. 'ö', 'é', CJK), which ``normalize`` turns into
+        spaces; punctuation and digits are not counted (dropping those is the normalisation)."""
+        allowed = set(self.chars)
+        return Counter(c for text in texts for c in text.lower() if c.isalpha() and c not in allowed)
 
     def encode(self, text: str) -> list[int]:
         index = {c: i + 1 for i, c in enumerate(self.chars)}

@@ -10,8 +10,9 @@ training transcripts. Long files are cut into chunks at quiet points and decoded
 """
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.audio import SAMPLE_RATE, load_audio
+from rnnkit.data.audio import SAMPLE_RATE, check_wave, load_audio
 from rnnkit.data.features import FbankConfig, SpecAugmentConfig, features, spec_augment
 from rnnkit.errors import UserError
 from rnnkit.options import from_dict, opt, shared_fields
@@ -56,10 +57,23 @@ class SpeechConfig(RunOptions):
     workers: int = opt(1, "threads for feature extraction", min=1, max=256)
 
 
+_BEAM_BOUNDS = next((int(f.metadata["min"]), int(f.metadata["max"])) for f in fields(SpeechConfig) if f.name == "beam")
+
+
 def _utterances(data: Data) -> list[Utterance]:
     if isinstance(data, (str, Path)):
         return read_dataset(data)
     return [u if isinstance(u, Utterance) else Utterance(Path(u[0]), u[1]) for u in data]
+
+
+def _warn_dropped_letters(utts: list[Utterance], vocab: CharVocab) -> None:
+    """The alphabet is fixed (English letters, apostrophe, space): a corpus in another language would
+    otherwise train, silently, on transcripts with its other letters blanked out."""
+    dropped = vocab.dropped_letters([u.text for u in utts])
+    if dropped:
+        top = ", ".join(f"{ch!r} ({n})" for ch, n in dropped.most_common(5))
+        print(f"rnnkit: warning: {sum(dropped.values())} transcript letters are outside the speech alphabet "
+              f"{vocab.chars.strip()!r} and are dropped: {top}", file=sys.stderr)
 
 
 class SpeechRecognizer(Task):
@@ -91,7 +105,9 @@ class SpeechRecognizer(Task):
 
         c = self.config
         seed_everything(c.seed)
-        train = DiskFeatureSet(_utterances(data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
+        utts = _utterances(data)
+        _warn_dropped_letters(utts, self.vocab)
+        train = DiskFeatureSet(utts, self.vocab, self.fbank, progress=c.progress, workers=c.workers)
         val = (DiskFeatureSet(_utterances(val_data), self.vocab, self.fbank, progress=c.progress, workers=c.workers)
                if val_data else None)
         self.word_counts, self.bigram_counts = WordLM.count(train.texts)
@@ -152,6 +168,9 @@ class SpeechRecognizer(Task):
 
     def decode(self, log_probs: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         beam = self.config.beam if beam is None else beam
+        lo, hi = _BEAM_BOUNDS  # SpeechConfig.beam's: -3 was greedy, 100,000 ran for minutes
+        if not lo <= beam <= hi:
+            raise UserError(f"--beam must lie in {lo}..{hi} (0 or 1 = greedy), got {beam}")
         if beam <= 1:
             return greedy_decode(log_probs, self.vocab)
         lm = self.lm if use_lm else None
@@ -160,6 +179,7 @@ class SpeechRecognizer(Task):
 
     def transcribe_wave(self, wave: np.ndarray, beam: Optional[int] = None, use_lm: bool = True) -> str:
         """Transcript of a 16 kHz waveform; long audio is split at quiet points into chunks."""
+        wave = check_wave(wave)
         pieces = [self.decode(self.log_probs(chunk), beam, use_lm)
                   for chunk in split_long(wave, self.config.chunk_seconds)]
         return " ".join(p for p in pieces if p)

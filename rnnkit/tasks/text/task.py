@@ -53,6 +53,7 @@ _DEFAULTS = {
     "bpe": dict(embed_size=256, hidden_size=256, num_layers=1, dropout=0.3, tie_weights=True,
                 adaptive_softmax=True, bptt=64, batch_size=32, lr=3e-3, schedule="cosine"),
 }
+MAX_NEXT_WORDS = 1000  # next_words' k: the beam of a character model is 4k wide
 VAL_TOKENS = 1 << 17  # validation (each epoch and the final metrics) reads at most this many tokens
 
 
@@ -347,8 +348,8 @@ class TextModel(Task):
         ``words_only`` also punctuation and ``<eos>``). Character level: a beam search over
         characters to the end of the word (completing a word the prompt ends inside).
         """
-        if k < 1:
-            raise UserError(f"--k must be >= 1, got {k}")
+        if not 1 <= k <= MAX_NEXT_WORDS:  # a character model's beam is 4k wide: k = 1e9 never finished
+            raise UserError(f"--k must lie in 1..{MAX_NEXT_WORDS}, got {k}")
         logits, state = self._prime(prompt)
         if self.config.level == "char":
             return rank_words(self.network.step, logits, state, self.vocab.tokens, _is_word_char, k=k)
