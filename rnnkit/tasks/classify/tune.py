@@ -72,7 +72,9 @@ def tune(clf: Any, data: SequenceData, stats: ClassifyStats, budget_s: float) ->
     auto_first = {name: None for name in TUNED}
     results: list[tuple[float, int, dict]] = []
     i = 0
-    while time.monotonic() - t0 + k * fit_s <= search_s * 1.05 or i == 0:
+    # At least the plan and one alternative, even when the plan's folds overran their share (a loaded
+    # machine): a search that tried only the plan would pass for one and could never change anything.
+    while time.monotonic() - t0 + k * fit_s <= search_s * 1.05 or i < 2:
         cand = auto_first if i == 0 else sample_candidate(stats, rng)
         cand = {name: (base[name] if base[name] is not None else v) for name, v in cand.items()}
         scores = []
