@@ -125,3 +125,8 @@ def test_resume_into_another_tasks_folder_is_refused_untouched(tmp_path, capsys)
     assert_one_line_error(capsys, ["classify", "train", "--data", str(data), "--resume", "--quiet",
                                    "--out", str(model)], "holds a 'text' model, not a 'classify' model")
     assert sorted(p.name for p in model.iterdir()) == before
+    series = tmp_path / "s.csv"
+    series.write_text("unique_id,ds,y\n" + "".join(f"a,{i},{i % 5}\n" for i in range(40)))
+    assert_one_line_error(capsys, ["forecast", "train", "--data", str(series), "--horizon", "3", "--resume",
+                                   "--out", str(model)], "holds a 'text' model, not a 'forecast' model")
+    assert sorted(p.name for p in model.iterdir()) == before

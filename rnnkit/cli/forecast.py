@@ -100,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
     from rnnkit.data.series import check_lengths
     from rnnkit.tasks.forecast.task import Forecaster
 
-    out = check_out_dir(args.out, args.resume)
+    out = check_out_dir(args.out, args.resume, "forecast")
     cfg = _config(args)
     ss = _load(args, cfg.progress)          # all validation before anything is written
     check_lengths(ss, cfg.horizon)
