@@ -130,3 +130,12 @@ def test_resume_into_another_tasks_folder_is_refused_untouched(tmp_path, capsys)
     assert_one_line_error(capsys, ["forecast", "train", "--data", str(series), "--horizon", "3", "--resume",
                                    "--out", str(model)], "holds a 'text' model, not a 'forecast' model")
     assert sorted(p.name for p in model.iterdir()) == before
+
+
+def test_config_file_of_another_task_is_named(tmp_path, capsys):
+    """A --config file with another task's settings names the file, not only 'settings'."""
+    cfg, data = tmp_path / "c.toml", tmp_path / "d.csv"
+    cfg.write_text("bptt = 5\n")
+    data.write_text("text,label\na,x\nb,y\n")
+    assert_one_line_error(capsys, ["classify", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                                   "--config", str(cfg)], f"--config {cfg} and flags): unknown setting(s) bptt")

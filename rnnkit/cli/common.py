@@ -94,7 +94,8 @@ def resolve_config(args: argparse.Namespace, cls: type, **fixed: Any) -> Any:
     values.update(fixed)
     if getattr(args, "quiet", False):
         values["progress"] = False
-    return from_dict(cls, values, "settings", label=flag_name)
+    where = f"settings (--config {args.config} and flags)" if getattr(args, "config", None) else "settings"
+    return from_dict(cls, values, where, label=flag_name)
 
 
 def check_out_dir(out: str, resume: bool, task: Optional[str] = None) -> Path:
