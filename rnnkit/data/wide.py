@@ -18,6 +18,7 @@ peak memory is about ``rows x widest row x 8`` bytes, twice over while the ragge
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -134,8 +135,10 @@ def wide_label(path: Path, header: list[str], label_col: Optional[str], label_na
     label = label_col if label_col is not None else next((c for c in label_names if c in header), None)
     pos = header.index(label) if label in header else None
     width = max(len(header), _widest(path, HEAD_ROWS + 1))  # a longer row: an error in read_rows
-    head = read_table(path, header=None, skiprows=1, names=list(range(width)), nrows=HEAD_ROWS,
-                      dtype=str, keep_default_na=False, index_col=False)
+    with warnings.catch_warnings():  # a quote spanning lines: an error in read_rows
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        head = read_table(path, header=None, skiprows=1, names=list(range(width)), nrows=HEAD_ROWS,
+                          dtype=str, keep_default_na=False, index_col=False)
     text = []
     for c in (i for i in range(len(header)) if i != pos):
         cells = head[c].fillna("").astype(str).str.strip()
@@ -157,12 +160,19 @@ def read_rows(path: Path, label_pos: Optional[int], header: Optional[list[str]]
     dtype = {i: np.float64 for i in value_cols}
     if label_pos is not None:
         dtype[label_pos] = str
+    import pandas as pd
+
     try:
-        df = read_table(path, dtype=dtype, **kwargs)
+        with warnings.catch_warnings():  # pandas cuts a row longer than ``names`` with only a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = read_table(path, dtype=dtype, **kwargs)
     except UserError as exc:
         if "could not convert" in str(exc):  # a cell that is not a number: find where, then say so
             _first_non_number(path, kwargs, value_cols, header)
         raise
+    except pd.errors.ParserWarning:  # a quoted cell spanning lines joined two of them
+        raise UserError(f"{path}: a row has more than the {ncols} cells of the widest line (a quote that "
+                        f"spans lines?)") from None
     values = df[value_cols].to_numpy(dtype=np.float64)  # (n, m)
     line = np.arange(len(df)) + (2 if header is not None else 1)  # the file line of each row
     if header is not None and ncols > len(header):
@@ -214,7 +224,9 @@ def _where(path: Path, header: Optional[list[str]], value_cols: list[int]):
     """Value column j (0-based among the values) -> 'column C' (1-based file column, named when a header)."""
     def where(j: int) -> str:
         c = value_cols[j]
-        return f"column {c + 1}" + (f" ({header[c]!r})" if header is not None else "")
+        if header is None:
+            return f"column {c + 1}"
+        return f"column {c + 1} " + (f"({header[c]!r})" if c < len(header) else f"(past the header's {len(header)})")
     return where
 
 
