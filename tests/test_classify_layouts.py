@@ -43,6 +43,8 @@ def test_ucr_variable_length_nan_padding(tmp_path):
     assert d.steps[:, 0].tolist() == np.float32([0.41, 0.39, 0.12, 1.2, -0.5, 3, 4, 5.5, 0.7]).tolist()
     p.write_text("1\t0.5\n2\t1\t2\t3\n1\t4\t5\n")  # rows not padded at all (the first one the shortest)
     assert read_sequences(p).lengths.tolist() == [1, 3, 2]
+    p.write_text("1\t0.5\t0.6\n\n2\t1\t2\n\n")  # blank lines are skipped, as by the CSV reader
+    assert read_sequences(p).labels == ["1", "2"]
     p = tmp_path / "x.csv"  # the 2015 archive was comma-separated: same layout
     p.write_text(UCR_VARIABLE.replace("\t", ","))
     assert read_sequences(p).lengths.tolist() == [3, 5, 1]
@@ -98,6 +100,7 @@ def test_wide_tables(tmp_path):
     ("a.tsv", "1\t0.5\tNaN\t0.7\n2\t1\t2\t3\n", r"line 1, column 3: missing value .* before the series ends"),
     ("a.tsv", "1\t0.5\t0.6\n2\t1\tabc\n", r"line 2, column 3: 'abc' is not a number"),
     ("a.tsv", "1\t0.5\t0.6\n2\t1,5\t2\n", r"line 2, column 2: '1,5' is not a number"),
+    ("a.tsv", "1\t0.5\t0.6\n\n2\tNA\t2\n", r"line 3, column 2: 'NA' is not a number"),  # blank line counted
     ("a.tsv", "1\t0.5\t0.6\n2\tNaN\tNaN\n", r"line 2 has no values"),
     ("a.tsv", "1\t0.5\t0.6\n2\t1e400\t2\n", r"line 2, column 2: non-finite value"),
     ("a.tsv", "1\t0.5\t0.6\n2\t1e20\t2\n", r"line 2, column 2: value 1e\+20 whose magnitude"),

@@ -184,7 +184,8 @@ def _check_sizes(data: SequenceData) -> None:
 # ----------------------------------------------------------------------------- files
 def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label_col: Optional[str] = None,
                    labelled: bool = True) -> SequenceData:
-    """Read CSV, a class folder, ``.npz`` or a UEA ``.ts(.gz)`` file. ``labelled=False``: labels optional."""
+    """Read CSV/TSV (long, wide or UCR rows), a class folder, ``.npz`` or a UEA ``.ts(.gz)`` file.
+    ``labelled=False``: labels optional (a UCR file's first column is its label all the same)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
@@ -201,7 +202,7 @@ def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label
                             source=str(path))
     if name.endswith(".csv") or name.endswith(".tsv"):
         return read_csv(path, text_col, label_col, labelled)
-    raise UserError(f"{path}: unknown format; give a .csv, .npz, .ts file or a folder of <class>.txt files")
+    raise UserError(f"{path}: unknown format; give a .csv, .tsv, .npz, .ts file or a folder of <class>.txt files")
 
 
 def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labelled: bool = True) -> SequenceData:
