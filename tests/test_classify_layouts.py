@@ -189,7 +189,7 @@ def test_fit_and_evaluate_in_each_layout(tmp_path, layout):
     train, test = tmp_path / f"train{suffix}", tmp_path / f"test{suffix}"
     _write(train, layout, _sine_square(120, 0))
     _write(test, layout, _sine_square(60, 1))
-    clf = SequenceClassifier(hidden_size=16, max_time=8, progress=False, device="cpu", seed=0).fit(train)
+    clf = SequenceClassifier(hidden_size=16, max_time=5, progress=False, device="cpu", seed=0).fit(train)
     report = clf.evaluate(test)
     assert report["n"] == 60 and report["accuracy"] >= 0.9, report["accuracy"]
 
