@@ -42,18 +42,18 @@ def test_csv_numeric_column_with_one_odd_value(tmp_path):
     assert read_sequences(p).kind == "tokens"
 
 
-def test_one_value_per_column_is_named_not_sent_to_text_col(tmp_path):
-    """UCR-archive rows (no header: label, then values) and wide tables were 'no sequence column;
-    name it with --text-col', which no column name fixes."""
+def test_one_value_per_column_is_read(tmp_path):
+    """UCR-archive rows (no header: label, then values) and wide tables were refused; they read now
+    (tests/test_classify_layouts.py has the rest)."""
     ucr = tmp_path / "X_TRAIN.tsv"
     ucr.write_text("".join(f"{1 + i % 2}\t" + "\t".join(f"{(i * j) % 7 / 7:.3f}" for j in range(8)) + "\n"
                            for i in range(6)))
-    with pytest.raises(UserError, match="has no header row .*UCR archive layout"):
-        read_sequences(ucr)
+    d = read_sequences(ucr)
+    assert d.labels == ["1", "2"] * 3 and d.lengths.tolist() == [8] * 6
     wide = tmp_path / "w.csv"
     wide.write_text("t0,t1,t2,t3,label\n" + "".join(f"{i},{i + 1},{i + 2},{i},{'ab'[i % 2]}\n" for i in range(6)))
-    with pytest.raises(UserError, match="one value per column"):
-        read_sequences(wide)
+    d = read_sequences(wide)
+    assert d.labels == ["a", "b"] * 3 and d.padded()[2, :, 0].tolist() == [2, 3, 4, 2]
 
 
 def test_csv_with_another_separator_says_so(tmp_path):

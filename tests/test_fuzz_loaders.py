@@ -95,6 +95,20 @@ def test_sequence_csv(tmp_path_factory, data):
     valid_or_user_error(lambda: read_sequences(p), check_sequences)
 
 
+UCR_TSV = b"1\t-0.64788544\t-0.6419\t0.5\tNaN\n-1\t0.77\t1e-3\tNaN\tNaN\n2\t1\t2\t3\t4\n"
+WIDE_CSV = b"t0,t1,label,t2\n1,2,a,3\n4,5,b,\n6,-1.5e2,a,7\n"
+
+
+@FUZZ
+@given(data=st.one_of(edits(UCR_TSV), edits(WIDE_CSV)), suffix=st.sampled_from([".tsv", ".csv"]),
+       labelled=st.booleans())
+def test_sequence_ucr_and_wide(tmp_path_factory, data, suffix, labelled):
+    """One series per row (rnnkit/data/wide.py): UCR archive rows and wide tables, either separator."""
+    p = tmp_path_factory.mktemp("wide") / f"d{suffix}"
+    p.write_bytes(data.replace(b"\t", b",") if suffix == ".csv" else data.replace(b",", b"\t"))
+    valid_or_user_error(lambda: read_sequences(p, labelled=labelled), check_sequences)
+
+
 _X_DTYPES = st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.uint8, np.bool_, np.complex64,
                              np.dtype("U2"), np.dtype("datetime64[s]")])
 

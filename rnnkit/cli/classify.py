@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = p.add_subparsers(dest="classify_command", metavar="{train,predict,evaluate}", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
-    data_help = "CSV (sequence + label columns), .npz (X, y[, lengths]), UEA .ts(.gz), or a folder of <class>.txt files"
+    data_help = ("CSV/TSV (sequence + label columns, or one value per column: a wide table with a label column, "
+                 "or UCR archive .tsv rows: label then values, no header), .npz (X, y[, lengths]), UEA .ts(.gz), "
+                 "or a folder of <class>.txt files (docs/data.md)")
     t = group.add_parser("train", help="train a classifier; writes a model folder")
     t.add_argument("--data", required=True, help=data_help)
     t.add_argument("--val-data", help="validation data (default: a stratified split of --data)")

@@ -1,8 +1,9 @@
 """Labelled sequences for classification: reading, validation, stratified splits.
 
 Three on-disk formats (DESIGN §3):
-- CSV with a sequence column and a label column (text, or numbers separated by spaces
-  for a univariate numeric series);
+- CSV/TSV with a sequence column and a label column (text, or numbers separated by spaces
+  for a univariate numeric series); or one series per row, one value per column: UCR-archive
+  ``.tsv`` rows (label first, no header) and wide tables (``rnnkit.data.wide``);
 - a folder of one UTF-8 text file per class (``<class>.txt``), one example per line;
 - ``.npz`` with ``X (n, time, features)`` (or ``(n, time)``), ``y (n,)`` and optional
   ``lengths (n,)``; also a UEA ``.ts`` / ``.ts.gz`` file.
@@ -20,10 +21,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from rnnkit.data import wide
 from rnnkit.data.checks import bad_mask, describe, first_bad
 from rnnkit.data.ragged import offsets_of, pad, ragged_from_padded, take_ragged
 from rnnkit.data.text import decode_text
-from rnnkit.data.text_sources import not_utf8_kind
 from rnnkit.errors import UserError, exc_summary
 
 TEXT_COLUMNS = ("sequence", "text", "name", "x")
@@ -183,7 +184,8 @@ def _check_sizes(data: SequenceData) -> None:
 # ----------------------------------------------------------------------------- files
 def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label_col: Optional[str] = None,
                    labelled: bool = True) -> SequenceData:
-    """Read CSV, a class folder, ``.npz`` or a UEA ``.ts(.gz)`` file. ``labelled=False``: labels optional."""
+    """Read CSV/TSV (long, wide or UCR rows), a class folder, ``.npz`` or a UEA ``.ts(.gz)`` file.
+    ``labelled=False``: labels optional (a UCR file's first column is its label all the same)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
@@ -200,28 +202,19 @@ def read_sequences(path: Union[str, Path], text_col: Optional[str] = None, label
                             source=str(path))
     if name.endswith(".csv") or name.endswith(".tsv"):
         return read_csv(path, text_col, label_col, labelled)
-    raise UserError(f"{path}: unknown format; give a .csv, .npz, .ts file or a folder of <class>.txt files")
+    raise UserError(f"{path}: unknown format; give a .csv, .tsv, .npz, .ts file or a folder of <class>.txt files")
 
 
 def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labelled: bool = True) -> SequenceData:
-    """CSV: one example per row. Columns default to the first of sequence/text/name/x and label/class/y/target."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
-    except UnicodeDecodeError as exc:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        what = not_utf8_kind(head) if head.startswith((b"\xff\xfe", b"\xfe\xff")) else f"not valid UTF-8 (byte {exc.start})"
-        raise UserError(f"{path}: {what}; save the CSV as UTF-8") from None
-    except (ValueError, pd.errors.EmptyDataError) as exc:  # ParserError is a ValueError
-        raise UserError(f"{path}: cannot parse as CSV ({exc_summary(exc)})") from None
-    cols = list(df.columns)
+    """CSV/TSV: one example per row. Columns default to the first of sequence/text/name/x and label/class/y/target;
+    without a sequence column (and no ``text_col``), a UCR-archive file or a wide table (``rnnkit.data.wide``)."""
     from rnnkit.data.series import check_separator
 
+    if text_col is None and (rows := _read_wide(path, label_col, labelled)) is not None:
+        return rows
+    df = wide.read_table(path, dtype=str, keep_default_na=False)
+    cols = list(df.columns)
     check_separator([str(c) for c in cols], path)
-    if text_col is None and not any(c in cols for c in TEXT_COLUMNS):
-        _refuse_wide(path, df)
     text_col = _pick_column(path, cols, text_col, TEXT_COLUMNS, "sequence", "--text-col")
     label_present = label_col in cols if label_col else any(c in cols for c in LABEL_COLUMNS)
     labels = None
@@ -251,19 +244,13 @@ def read_csv(path: Path, text_col: Optional[str], label_col: Optional[str], labe
     return SequenceData(kind="tokens", texts=texts, labels=labels, source=str(path))
 
 
-def _refuse_wide(path: Path, df) -> None:
-    """One value per column (the UCR archive's label-then-values rows, or t0, t1, ... headers) is not a
-    layout --text-col can fix: say what it is and what to write instead."""
-    if len(df.columns) < 4 or len(df) == 0:
-        return
-    if sum(all(_is_number(v) for v in df[c].head(50)) for c in df.columns) < len(df.columns) - 1:
-        return  # not all columns but (at most) the label hold single numbers
-    if sum(_is_number(str(c).rsplit(".", 1)[0]) for c in df.columns) >= len(df.columns) - 1:  # pandas: 0.5.1
-        what = "has no header row (labels, then one value per column: the UCR archive layout)"
-    else:
-        what = "holds one value per column (a wide table)"
-    raise UserError(f"{path}: {what}; rnnkit reads each series as one column of space-separated numbers, "
-                    f"e.g. 'label,sequence' with '0.1 0.5 -2' cells, or .npz / .ts files")
+def _read_wide(path: Path, label_col: Optional[str], labelled: bool) -> Optional[SequenceData]:
+    """One series per row, one value per column (UCR archive rows, or a wide table with a header);
+    None when the file is in neither layout (the rule: rnnkit.data.wide)."""
+    rows = wide.read_wide(path, label_col, labelled, TEXT_COLUMNS, LABEL_COLUMNS)
+    if rows is None:
+        return None
+    return SequenceData(kind="numeric", steps=rows[1], offsets=rows[2], labels=rows[0], source=str(path))
 
 
 def _pick_column(path: Path, cols: list[str], wanted: Optional[str], defaults: Sequence[str], what: str, flag: str) -> str:
@@ -289,7 +276,7 @@ def _as_numbers(texts: list[str], path: Path, col: str) -> Optional[list[np.ndar
             out.append(np.array([float(p) for p in parts], dtype=np.float64)[:, None])
         except ValueError:
             if bad is None:
-                bad = (i, next(p for p in parts if not _is_number(p)))
+                bad = (i, next(p for p in parts if not wide.is_number(p)))
             continue
         series += len(parts) >= 2
     if bad is None:
@@ -299,14 +286,6 @@ def _as_numbers(texts: list[str], path: Path, col: str) -> Optional[list[np.ndar
                         f"{series} of {len(texts)} rows are numeric series; fix that value (missing values "
                         f"are not supported)")
     return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_class_folder(path: Path) -> SequenceData:
@@ -365,7 +344,6 @@ def _label(v, path: Path) -> str:
         except UnicodeDecodeError:
             raise UserError(f"{path}: y holds a label that is not UTF-8 text: {v!r}") from None
     return str(v)
-
 
 
 # ----------------------------------------------------------------------------- labels
