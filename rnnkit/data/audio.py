@@ -121,12 +121,19 @@ def _check_header(p: Path, rate: int, channels: int, frames: int, limits: AudioL
 def _check_samples(p: Path, data: np.ndarray, limits: AudioLimits) -> None:
     """Decoded samples (frames, channels): finite and of a sane amplitude (checked per channel,
     before averaging, so +1e30 and -1e30 do not cancel out)."""
-    if not np.all(np.isfinite(data)):
-        raise UserError(f"audio file contains NaN or infinite samples: {p}")
-    peak = float(np.abs(data).max()) if data.size else 0.0
+    problem = _sample_problem(data, limits)
+    if problem:
+        raise UserError(f"audio file {problem}: {p}")
+
+
+def _sample_problem(a: np.ndarray, limits: AudioLimits) -> str:
+    """What is wrong with samples ``a`` (any shape): non-finite values or an amplitude past the limit; ''."""
+    if not np.all(np.isfinite(a)):
+        return "contains NaN or infinite samples"
+    peak = float(np.abs(a).max()) if a.size else 0.0
     if peak > limits.max_amplitude:
-        raise UserError(f"audio file has samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; "
-                        f"audio is expected in [-1, 1]): {p}")
+        return f"has samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; audio is expected in [-1, 1])"
+    return ""
 
 
 
@@ -141,12 +148,9 @@ def check_wave(wave, limits: AudioLimits | None = None, where: str = "wave") -> 
                         f"(samples, channels) average the channels first")
     if a.dtype.kind != "f":
         raise UserError(f"{where}: expected float samples in [-1, 1], got dtype {a.dtype} (int16 PCM: divide by 32768)")
-    if not np.all(np.isfinite(a)):
-        raise UserError(f"{where}: contains NaN or infinite samples")
-    peak = float(np.abs(a).max()) if a.size else 0.0
-    if peak > limits.max_amplitude:
-        raise UserError(f"{where}: samples of amplitude {peak:.3g} (more than {limits.max_amplitude:g}; audio is "
-                        f"expected in [-1, 1])")
+    problem = _sample_problem(a, limits)
+    if problem:
+        raise UserError(f"{where}: {problem}")
     return a.astype(np.float32, copy=False)
 
 
