@@ -326,8 +326,7 @@ def test_ordered_batches_put_a_very_long_sequence_in_a_batch_of_its_own():
 def test_pool_long_averages_windows_of_long_sequences_only(lengths, cap):
     """Each sequence longer than ``cap`` becomes the means of consecutive windows of ceil(len / cap)
     steps (the last window what is left), at most ``cap`` steps; shorter ones are untouched."""
-    from rnnkit.data.ragged import offsets_of, pool_long
-    from rnnkit.tasks.classify.resolve import pooled_lengths
+    from rnnkit.data.ragged import offsets_of, pool_long, pooled_lengths
 
     rng = np.random.default_rng(len(lengths) * 100 + cap)
     arrays = [rng.normal(size=(n, 2)).astype(np.float32) for n in lengths]

@@ -53,10 +53,18 @@ def pool_long(steps: np.ndarray, offsets: np.ndarray, cap: int) -> tuple[np.ndar
     if cap < 1 or len(lengths) == 0 or int(lengths.max()) <= cap:
         return steps, offsets
     k = np.maximum(1, -(-lengths // cap))
-    out_len = -(-lengths // k)
+    out_len = pooled_lengths(lengths, cap)
     new = offsets_of(out_len)
     within = np.arange(int(new[-1])) - np.repeat(new[:-1], out_len)
     starts = np.repeat(offsets[:-1], out_len) + within * np.repeat(k, out_len)
     ends = np.minimum(starts + np.repeat(k, out_len), np.repeat(offsets[1:], out_len))
     sums = np.add.reduceat(steps.astype(np.float64), starts, axis=0)
     return (sums / (ends - starts)[:, None]).astype(steps.dtype), new
+
+
+def pooled_lengths(lengths: np.ndarray, cap: int) -> np.ndarray:
+    """Lengths (n,) after ``pool_long`` with this ``cap`` (0: unchanged): ceil(length / k) for windows
+    of k = ceil(length / cap) steps."""
+    if cap < 1:
+        return lengths
+    return -(-lengths // np.maximum(1, -(-lengths // cap)))

@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from rnnkit.data.ragged import pooled_lengths
 from rnnkit.data.sequences import SequenceData
 from rnnkit.errors import UserError
 from rnnkit.tasks.autoconfig import DEFAULT_BUDGET_S, classify_plan, classify_stats
@@ -72,14 +73,6 @@ def resolve_or_resume(clf: Any, data: SequenceData, val_data: Optional[SequenceD
         saved.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(saved, asdict(cfg))
     return cfg
-
-
-def pooled_lengths(lengths: np.ndarray, pool_len: int) -> np.ndarray:
-    """Lengths (n,) after ``ragged.pool_long`` with cap ``pool_len`` (0: unchanged)."""
-    if not pool_len:
-        return lengths
-    k = np.maximum(1, -(-lengths // pool_len))
-    return -(-lengths // k)
 
 
 def resolve(clf: Any, data: SequenceData, val_data: Optional[SequenceData]) -> Any:

@@ -15,6 +15,7 @@ initial level, initial trend; ``trend``: "N" | "A" | "Ad"; ``season0`` (k,) init
 from __future__ import annotations
 
 import ctypes
+from typing import Optional
 
 import numpy as np
 
@@ -69,7 +70,15 @@ double ets_sse_grad(const double *p, const double *y, int64_t n, const double *s
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
-_lib = lazy_library("ets", SOURCE, [], {"ets_sse_grad": [_P, _P, _I, _P, _I, _I, _P, _P, _P]})
+_build = lazy_library("ets", SOURCE, [], {"ets_sse_grad": [_P, _P, _I, _P, _I, _I, _P, _P, _P]})
+
+
+def _lib() -> Optional[ctypes.CDLL]:
+    """The compiled kernel (None without a compiler), its return type set once."""
+    lib = _build()
+    if lib is not None and lib.ets_sse_grad.restype is not ctypes.c_double:
+        lib.ets_sse_grad.restype = ctypes.c_double
+    return lib
 
 
 def sse_and_grad(p: np.ndarray, y: np.ndarray, season0: np.ndarray, trend: str) -> tuple[float, np.ndarray]:
@@ -82,7 +91,6 @@ def sse_and_grad(p: np.ndarray, y: np.ndarray, season0: np.ndarray, trend: str) 
     s0 = np.ascontiguousarray(season0, dtype=np.float64)
     K = max(len(s0), 1)
     grad, s, ds = np.empty(6), np.empty(K), np.empty(6 * K)
-    lib.ets_sse_grad.restype = ctypes.c_double
     sse = lib.ets_sse_grad(p.ctypes.data, y.ctypes.data, len(y), s0.ctypes.data, len(s0), TRENDS[trend],
                            grad.ctypes.data, s.ctypes.data, ds.ctypes.data)
     return float(sse), grad
