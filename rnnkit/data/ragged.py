@@ -48,18 +48,22 @@ def pad(steps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def pool_long(steps: np.ndarray, offsets: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """Every sequence longer than ``cap`` averaged over windows of ``k = ceil(length / cap)``
     consecutive steps (the last window averages what is left), so it keeps at most ``cap`` steps;
-    shorter sequences are unchanged. Ragged (steps (total, F), offsets (n + 1,)) -> the same layout."""
+    shorter sequences are unchanged. Ragged (steps (total, F), offsets (n + 1,)) -> the same layout.
+    The short sequences between two long ones are copied as one block (the long ones are few: one
+    Python step each, no per-step index arrays)."""
     lengths = np.diff(offsets)
     if cap < 1 or len(lengths) == 0 or int(lengths.max()) <= cap:
         return steps, offsets
-    k = np.maximum(1, -(-lengths // cap))
-    out_len = pooled_lengths(lengths, cap)
-    new = offsets_of(out_len)
-    within = np.arange(int(new[-1])) - np.repeat(new[:-1], out_len)
-    starts = np.repeat(offsets[:-1], out_len) + within * np.repeat(k, out_len)
-    ends = np.minimum(starts + np.repeat(k, out_len), np.repeat(offsets[1:], out_len))
-    sums = np.add.reduceat(steps.astype(np.float64), starts, axis=0)
-    return (sums / (ends - starts)[:, None]).astype(steps.dtype), new
+    parts, start = [], 0
+    for i in np.flatnonzero(lengths > cap):
+        parts.append(steps[offsets[start]:offsets[i]])
+        seq = steps[offsets[i]:offsets[i + 1]]
+        windows = np.arange(0, len(seq), -(-len(seq) // cap))
+        sums = np.add.reduceat(seq.astype(np.float64), windows, axis=0)
+        parts.append((sums / np.diff(np.r_[windows, len(seq)])[:, None]).astype(steps.dtype))
+        start = i + 1
+    parts.append(steps[offsets[start]:])
+    return np.concatenate(parts), offsets_of(pooled_lengths(lengths, cap))
 
 
 def pooled_lengths(lengths: np.ndarray, cap: int) -> np.ndarray:
